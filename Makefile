@@ -1,0 +1,115 @@
+# chat-api: plain GNU make. Objects under build/, -MMD -MP dependencies.
+# Targets: all deps test run asan tsan fuzz lint format bench clean.
+
+CC      ?= gcc
+BUILD   ?= build
+CK_FORK ?= yes
+WERROR  ?= 1
+
+PKGS      := libhiredis-dev libssl-dev libcjson-dev check redis-server pkg-config \
+             python3 python3-websockets python3-pytest python3-redis
+FUZZ_PKGS := clang libclang-rt-14-dev
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wformat=2 -Wvla -Wundef
+ifeq ($(WERROR),1)
+WARN += -Werror
+endif
+# The protocol code takes bytes from peers: it also builds with -Wconversion.
+PROTO_WARN := -Wconversion -Wsign-conversion
+
+PKG_CFLAGS := $(shell pkg-config --cflags libcjson hiredis openssl 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libcjson hiredis openssl 2>/dev/null)
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+# CFLAGS and LDFLAGS are the caller's (the sanitizer targets set them);
+# ALL_CFLAGS adds what every build needs.
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS = $(CFLAGS) -std=c17 -D_GNU_SOURCE $(WARN) -Isrc $(PKG_CFLAGS) -pthread -MMD -MP
+LDLIBS  += $(PKG_LIBS) -pthread
+
+# Pure protocol modules: bytes in, results out. Unit-tested and fuzzed alone.
+PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
+             src/ws/auth.c src/json.c src/room/envelope.c src/redis/url.c
+CORE_SRC  := $(PROTO_SRC) src/config.c src/fbuf.c
+MAIN_SRC  := src/main.c
+
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
+TEST_SRC := $(wildcard tests/unit/*.c)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+
+.PHONY: all deps fuzz-deps test unit e2e run asan tsan fuzz lint format bench clean
+
+all: $(BUILD)/chat-api
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(if $(filter $(PROTO_SRC),$<),$(PROTO_WARN)) -c $< -o $@
+
+$(BUILD)/chat-api: $(CORE_OBJ) $(MAIN_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/unit-tests: $(CORE_OBJ) $(TEST_OBJ)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CHECK_LIBS)
+
+# Installs the Debian packages that are missing, through sudo when not root.
+deps:
+	@./scripts/deps.sh $(PKGS)
+
+fuzz-deps:
+	@./scripts/deps.sh $(FUZZ_PKGS)
+
+# `make test` installs what is missing, then builds and runs every test.
+test: deps
+	@$(MAKE) --no-print-directory unit e2e
+
+unit: $(BUILD)/unit-tests
+	CK_FORK=$(CK_FORK) $(BUILD)/unit-tests
+
+e2e: $(BUILD)/chat-api
+	@if ls tests/e2e/test_*.py >/dev/null 2>&1; then \
+	  CHAT_API_BIN=$(abspath $(BUILD)/chat-api) /usr/bin/python3 -m pytest -q tests/e2e; \
+	else echo "e2e: no end-to-end tests yet"; fi
+
+# After deps, a fresh make: pkg-config's flags are read once the packages exist.
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/chat-api
+	exec $(BUILD)/chat-api
+
+# Sanitizer builds: the whole test suite, in their own build trees.
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" unit e2e CK_FORK=no
+tsan: deps
+	@$(MAKE) --no-print-directory BUILD=build/tsan \
+	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" unit e2e CK_FORK=no
+
+# libFuzzer targets, each run FUZZ_SECONDS (default 60).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := http frame json envelope
+FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -O1 -g -Isrc $(PKG_CFLAGS) \
+                -fsanitize=fuzzer,address,undefined
+fuzz: fuzz-deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(BUILD)/fuzz/corpus-$$t; \
+	  echo "fuzz-$$t: $(FUZZ_SECONDS)s"; \
+	  $(BUILD)/fuzz/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    $(BUILD)/fuzz/corpus-$$t fuzz/seeds/$$t || exit 1; \
+	done
+$(BUILD)/fuzz/fuzz-%: fuzz/fuzz_%.c $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $< $(CORE_SRC) -o $@ $(PKG_LIBS)
+
+lint:
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+	  --inline-suppr --std=c11 -Isrc -D_GNU_SOURCE src tests/unit
+
+format:
+	clang-format -i $(shell find src tests/unit fuzz bench -name '*.[ch]')
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(CORE_OBJ:.o=.d) $(MAIN_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
