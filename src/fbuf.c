@@ -1,0 +1,43 @@
+/* fbuf.c: refcounted frame buffers shared by every recipient of a broadcast. */
+#include "fbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ws/frame.h"
+
+struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len)
+{
+    size_t h = ws_frame_header_len(len);
+    if (len > UINT32_MAX - h)
+        return NULL;
+    struct fbuf *b = malloc(sizeof(*b) + h + len);
+    if (!b)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    ws_frame_write_header(b->data, opcode, 1, len);
+    if (len)
+        memcpy(b->data + h, payload, len);
+    b->len = (uint32_t)(h + len);
+    return b;
+}
+
+void fbuf_ref(struct fbuf *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+void fbuf_unref(struct fbuf *b)
+{
+    /* Release on every drop, acquire on the last, so the freeing thread sees
+     * every other thread's use of the buffer as finished. */
+    unsigned prev = atomic_fetch_sub_explicit(&b->refs, 1, memory_order_release);
+    if (prev == 1) {
+        atomic_thread_fence(memory_order_acquire);
+        free(b);
+    } else if (prev == 0) {
+        fprintf(stderr, "fbuf: reference count below zero\n");
+        abort();
+    }
+}

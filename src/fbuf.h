@@ -1,0 +1,31 @@
+/* fbuf.h: a refcounted, immutable, already-framed WebSocket frame.
+ *
+ * A broadcast is serialized and framed once into one fbuf; every inbox slot
+ * and send-ring slot that stores the pointer owns one reference. Take the
+ * reference before publishing the pointer; drop it when the slot is written
+ * out or discarded. The last fbuf_unref frees it. Any thread. */
+#ifndef CHAT_FBUF_H
+#define CHAT_FBUF_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fbuf {
+    atomic_uint refs; /* one per stored pointer */
+    uint32_t len;     /* bytes of data: header and payload */
+    uint8_t data[];
+};
+
+/* Frames payload as one unmasked frame of the given opcode. Returns a buffer
+ * holding one reference (the caller's), or NULL when out of memory. */
+struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len);
+
+/* Takes one more reference. */
+void fbuf_ref(struct fbuf *b);
+
+/* Drops one reference; frees the buffer when it was the last. Aborts when the
+ * count would go below zero: that is a broken invariant, not bad input. */
+void fbuf_unref(struct fbuf *b);
+
+#endif
