@@ -1,0 +1,163 @@
+/* auth.c: HS256 JWT checking with OpenSSL's HMAC and our JSON scanner. */
+#include "ws/auth.h"
+
+#include <math.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+
+/* Tokens arrive in a request head of at most 8 KiB. */
+#define PART_MAX 8192
+
+static int b64url_value(char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+long ws_auth_b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
+{
+    /* RFC 7515 2: base64url without padding; a length of 1 mod 4 is impossible. */
+    if (len % 4 == 1)
+        return -1;
+    size_t n = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64url_value(s[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    /* The leftover bits must be zero, so each token has one encoding. */
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -1;
+    return (long)n;
+}
+
+/* Finds the top-level member key in the object js[0..n). */
+static bool find_member(const char *js, size_t n, const char *key, struct json_span *out)
+{
+    size_t pos = 0;
+    struct json_member m;
+    bool found = false;
+    int rc;
+    while ((rc = json_object_next(js, n, &pos, &m)) == 1) {
+        if (json_string_eq(m.key, key)) {
+            *out = m.value;
+            found = true;
+        }
+    }
+    return rc == 0 && found;
+}
+
+/* Reads a NumericDate (RFC 7519 2) member; returns false when it is absent
+ * and -1 in *bad when it is present but not a number. */
+static bool numeric_date(const char *js, size_t n, const char *key, double *out, int *bad)
+{
+    struct json_span v;
+    if (!find_member(js, n, key, &v))
+        return false;
+    char buf[64];
+    if (v.type != JSON_NUMBER || v.len >= sizeof(buf)) {
+        *bad = -1;
+        return false;
+    }
+    memcpy(buf, v.p, v.len);
+    buf[v.len] = '\0';
+    *out = strtod(buf, NULL);
+    return true;
+}
+
+int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t secret_len,
+                   int64_t now_s, char sub[WS_AUTH_SUB_MAX + 1])
+{
+    const char *dot1 = memchr(tok, '.', len);
+    if (!dot1)
+        return WS_AUTH_MALFORMED;
+    const char *dot2 = memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - tok));
+    if (!dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - tok)))
+        return WS_AUTH_MALFORMED;
+    size_t hlen = (size_t)(dot1 - tok), plen = (size_t)(dot2 - dot1 - 1);
+    size_t slen = len - (size_t)(dot2 + 1 - tok);
+    if (hlen == 0 || plen == 0 || hlen > PART_MAX || plen > PART_MAX)
+        return WS_AUTH_MALFORMED;
+
+    uint8_t header[PART_MAX], payload[PART_MAX];
+    long hn = ws_auth_b64url_decode(tok, hlen, header, sizeof(header));
+    long pn = ws_auth_b64url_decode(dot1 + 1, plen, payload, sizeof(payload));
+    if (hn < 0 || pn < 0)
+        return WS_AUTH_MALFORMED;
+    const char *hj = (const char *)header, *pj = (const char *)payload;
+    if (json_check(hj, (size_t)hn) != JSON_OBJECT || json_check(pj, (size_t)pn) != JSON_OBJECT)
+        return WS_AUTH_MALFORMED;
+
+    struct json_span alg;
+    if (!find_member(hj, (size_t)hn, "alg", &alg) || alg.type != JSON_STRING ||
+        !json_string_eq(alg, "HS256"))
+        return WS_AUTH_ALG;
+
+    uint8_t sig[64];
+    long sn = ws_auth_b64url_decode(dot2 + 1, slen, sig, sizeof(sig));
+    uint8_t mac[EVP_MAX_MD_SIZE];
+    unsigned mac_len = 0;
+    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)tok,
+              (size_t)(dot2 - tok), mac, &mac_len))
+        return WS_AUTH_SIGNATURE;
+    /* Compare in constant time so the signature cannot be guessed bytewise. */
+    if (sn != (long)mac_len || CRYPTO_memcmp(sig, mac, mac_len) != 0)
+        return WS_AUTH_SIGNATURE;
+
+    double t;
+    int bad = 0;
+    if (numeric_date(pj, (size_t)pn, "exp", &t, &bad) && !(isfinite(t) && (double)now_s < t))
+        return WS_AUTH_EXPIRED;
+    if (numeric_date(pj, (size_t)pn, "nbf", &t, &bad) && !(isfinite(t) && (double)now_s >= t))
+        return WS_AUTH_NOT_YET;
+    if (bad)
+        return WS_AUTH_MALFORMED;
+
+    struct json_span s;
+    if (!find_member(pj, (size_t)pn, "sub", &s) || s.type != JSON_STRING)
+        return WS_AUTH_NO_SUB;
+    long n = json_string_decode(s, sub, WS_AUTH_SUB_MAX);
+    if (n <= 0)
+        return WS_AUTH_NO_SUB;
+    sub[n] = '\0';
+    if (memchr(sub, '\0', (size_t)n))
+        return WS_AUTH_NO_SUB;
+    return 0;
+}
+
+const char *ws_auth_err_text(int err)
+{
+    switch (err) {
+    case WS_AUTH_ALG: return "token must be signed with HS256";
+    case WS_AUTH_SIGNATURE: return "token signature does not match";
+    case WS_AUTH_EXPIRED: return "token has expired";
+    case WS_AUTH_NOT_YET: return "token is not valid yet (nbf)";
+    case WS_AUTH_NO_SUB: return "token has no usable sub claim";
+    default: return "token is not a well-formed JWT";
+    }
+}
