@@ -1,0 +1,220 @@
+/* envelope.c: building messages without re-encoding what the client sent. */
+#include "room/envelope.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static const char *const TYPES[] = {"chat", "presence", "notification", "system"};
+
+void envelope_timestamp(int64_t ms, char out[32])
+{
+    time_t secs = (time_t)(ms / 1000);
+    int milli = (int)(ms % 1000);
+    if (milli < 0) {
+        milli += 1000;
+        secs--;
+    }
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    out[n++] = '.';
+    out[n++] = (char)('0' + milli / 100);
+    out[n++] = (char)('0' + milli / 10 % 10);
+    out[n++] = (char)('0' + milli % 10);
+    out[n++] = 'Z';
+    out[n] = '\0';
+}
+
+void envelope_uuid(const uint8_t rand[16], char out[37])
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t b[16];
+    memcpy(b, rand, 16);
+    /* RFC 9562 5.4: version 4, variant 10. */
+    b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+    b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+    size_t w = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[w++] = '-';
+        out[w++] = hex[b[i] >> 4];
+        out[w++] = hex[b[i] & 15];
+    }
+    out[w] = '\0';
+}
+
+/* Appends {"id":...,"type":...,"room":...,"from":..., then the caller adds
+ * the data value and close_message finishes the object. */
+static void open_message(const struct envelope_ctx *c, struct json_out *out, const char *id,
+                         size_t id_len, const char *type, const char *from)
+{
+    char uuid[37];
+    if (!id) {
+        envelope_uuid(c->rand, uuid);
+        id = uuid;
+        id_len = 36;
+    }
+    json_out_lit(out, "{\"id\":");
+    json_out_str(out, id, id_len);
+    json_out_lit(out, ",\"type\":\"");
+    json_out_lit(out, type);
+    json_out_lit(out, "\",\"room\":");
+    json_out_str_or_null(out, c->room);
+    json_out_lit(out, ",\"from\":");
+    json_out_str_or_null(out, from);
+    json_out_lit(out, ",\"data\":");
+}
+
+static void close_message(const struct envelope_ctx *c, struct json_out *out)
+{
+    char ts[32];
+    envelope_timestamp(c->now_ms, ts);
+    json_out_lit(out, ",\"timestamp\":\"");
+    json_out_lit(out, ts);
+    json_out_lit(out, "\",\"pod\":");
+    json_out_str_or_null(out, c->pod_id);
+    json_out_lit(out, "}");
+}
+
+/* The fields a client's object may set; the last occurrence of a key wins, as
+ * in JSON.parse. */
+struct client_fields {
+    struct json_span type, data, room, id;
+    int has_type, has_data, has_room, has_id;
+};
+
+/* Reads the members we use. Returns 0, or -1 when text is not a JSON object. */
+static int read_fields(const char *text, size_t len, struct client_fields *f)
+{
+    size_t pos = 0;
+    struct json_member m;
+    int rc;
+    memset(f, 0, sizeof(*f));
+    while ((rc = json_object_next(text, len, &pos, &m)) == 1) {
+        if (json_string_eq(m.key, "type")) {
+            f->type = m.value;
+            f->has_type = 1;
+        } else if (json_string_eq(m.key, "data")) {
+            f->data = m.value;
+            f->has_data = 1;
+        } else if (json_string_eq(m.key, "room")) {
+            f->room = m.value;
+            f->has_room = 1;
+        } else if (json_string_eq(m.key, "id")) {
+            f->id = m.value;
+            f->has_id = 1;
+        }
+    }
+    return rc;
+}
+
+static const char *known_type(struct json_span t)
+{
+    if (t.type != JSON_STRING)
+        return NULL;
+    for (size_t i = 0; i < sizeof(TYPES) / sizeof(TYPES[0]); i++)
+        if (json_string_eq(t, TYPES[i]))
+            return TYPES[i];
+    return NULL;
+}
+
+static int room_allowed(const struct envelope_ctx *c, struct json_span r)
+{
+    if (r.type == JSON_NULL)
+        return c->room == NULL;
+    if (r.type != JSON_STRING || c->room == NULL)
+        return 0;
+    return json_string_eq(r, c->room);
+}
+
+int envelope_from_client(const struct envelope_ctx *c, const char *text, size_t len,
+                         struct json_out *out)
+{
+    struct client_fields f;
+    size_t start = out->len;
+
+    if (read_fields(text, len, &f) < 0) {
+        /* Not a JSON object: a line typed into websocat. */
+        open_message(c, out, NULL, 0, "chat", c->client_id);
+        json_out_lit(out, "{\"text\":");
+        json_out_str(out, text, len);
+        json_out_lit(out, "}");
+        close_message(c, out);
+        return out->oom ? ENVELOPE_ERR_NOMEM : 0;
+    }
+
+    const char *type = "chat";
+    if (f.has_type && !(type = known_type(f.type)))
+        return ENVELOPE_ERR_TYPE;
+    if (f.has_room && !room_allowed(c, f.room))
+        return ENVELOPE_ERR_ROOM;
+    char id[ENVELOPE_ID_MAX];
+    long id_len = -1;
+    if (f.has_id) {
+        if (f.id.type != JSON_STRING)
+            return ENVELOPE_ERR_ID;
+        id_len = json_string_decode(f.id, id, sizeof(id));
+        if (id_len < 0)
+            return ENVELOPE_ERR_ID;
+    }
+
+    open_message(c, out, id_len >= 0 ? id : NULL, id_len >= 0 ? (size_t)id_len : 0, type,
+                 c->client_id);
+    if (f.has_data)
+        json_out_raw(out, f.data.p, f.data.len);
+    else
+        json_out_lit(out, "{}");
+    close_message(c, out);
+    if (out->oom) {
+        out->len = start;
+        return ENVELOPE_ERR_NOMEM;
+    }
+    return 0;
+}
+
+const char *envelope_err_code(int err)
+{
+    switch (err) {
+    case ENVELOPE_ERR_TYPE: return "invalid_type";
+    case ENVELOPE_ERR_ROOM: return "not_in_room";
+    case ENVELOPE_ERR_ID: return "invalid_id";
+    default: return "internal_error";
+    }
+}
+
+const char *envelope_err_message(int err)
+{
+    switch (err) {
+    case ENVELOPE_ERR_TYPE: return "type must be one of chat, presence, notification, system";
+    case ENVELOPE_ERR_ROOM:
+        return "room must be this connection's own room (null on a global connection)";
+    case ENVELOPE_ERR_ID: return "id must be a string of at most 64 bytes";
+    default: return "the server could not process the message";
+    }
+}
+
+void envelope_error(const struct envelope_ctx *c, int err, struct json_out *out)
+{
+    open_message(c, out, NULL, 0, "system", "system");
+    json_out_lit(out, "{\"event\":\"error\",\"code\":\"");
+    json_out_lit(out, envelope_err_code(err));
+    json_out_lit(out, "\",\"message\":");
+    json_out_str_or_null(out, envelope_err_message(err));
+    json_out_lit(out, "}");
+    close_message(c, out);
+}
+
+void envelope_welcome(const struct envelope_ctx *c, struct json_out *out)
+{
+    open_message(c, out, NULL, 0, "system", "system");
+    json_out_lit(out, "{\"event\":\"welcome\",\"client_id\":");
+    json_out_str_or_null(out, c->client_id);
+    json_out_lit(out, ",\"room\":");
+    json_out_str_or_null(out, c->room);
+    json_out_lit(out, ",\"pod\":");
+    json_out_str_or_null(out, c->pod_id);
+    json_out_lit(out, "}");
+    close_message(c, out);
+}

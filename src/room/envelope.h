@@ -1,0 +1,59 @@
+/* envelope.h: the message objects of interface.md. Pure.
+ *
+ * Turns a client's text frame into the JSON message every recipient gets, and
+ * builds the server's own system messages. Each message is serialized once,
+ * into a json_out the caller owns, and then framed once (fbuf.h). */
+#ifndef CHAT_ROOM_ENVELOPE_H
+#define CHAT_ROOM_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "json.h"
+
+/* The id a client may choose is at most this many bytes. */
+#define ENVELOPE_ID_MAX 64
+
+/* Everything about the sender and the moment that the server sets. */
+struct envelope_ctx {
+    const char *client_id; /* becomes `from` */
+    const char *room;      /* the connection's room; NULL on a global connection */
+    const char *pod_id;    /* the pod that accepted the message */
+    int64_t now_ms;        /* Unix time in milliseconds */
+    uint8_t rand[16];      /* fresh random bytes, for a UUID v4 id */
+};
+
+/* Errors in a client's message; the connection stays open. */
+enum envelope_err {
+    ENVELOPE_ERR_TYPE = -1, /* type is not one of the four */
+    ENVELOPE_ERR_ROOM = -2, /* room is not the connection's own */
+    ENVELOPE_ERR_ID = -3,   /* id is not a string of at most 64 bytes */
+    ENVELOPE_ERR_NOMEM = -4,
+};
+
+/* Builds the message for a client's text frame text[0..len) (valid UTF-8) and
+ * appends it to out. A JSON object gives type, data and id; anything else is
+ * a chat message with data {"text": <the text>}. Returns 0, or an
+ * envelope_err with nothing appended. */
+int envelope_from_client(const struct envelope_ctx *c, const char *text, size_t len,
+                         struct json_out *out);
+
+/* The machine-readable code of an envelope_err ("not_in_room", ...). */
+const char *envelope_err_code(int err);
+
+/* A sentence for people about an envelope_err. */
+const char *envelope_err_message(int err);
+
+/* Appends the system error message answering err to out. */
+void envelope_error(const struct envelope_ctx *c, int err, struct json_out *out);
+
+/* Appends the welcome message a connection gets first. */
+void envelope_welcome(const struct envelope_ctx *c, struct json_out *out);
+
+/* Writes ms as RFC 3339 UTC with milliseconds: 2026-02-05T00:00:00.000Z. */
+void envelope_timestamp(int64_t ms, char out[32]);
+
+/* Writes the UUID v4 made of rand as 36 characters and a NUL. */
+void envelope_uuid(const uint8_t rand[16], char out[37]);
+
+#endif

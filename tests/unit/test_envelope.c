@@ -1,0 +1,212 @@
+/* test_envelope.c: client frames to messages, and system messages. Output is
+ * read back with cJSON, an independent parser. */
+#include <cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "room/envelope.h"
+#include "suites.h"
+
+static struct envelope_ctx room_ctx(void)
+{
+    struct envelope_ctx c = {
+        .client_id = "alice", .room = "lobby", .pod_id = "pod-1", .now_ms = 1770249600123LL};
+    memset(c.rand, 0xab, sizeof(c.rand));
+    return c;
+}
+
+/* Builds the message for text and parses the result. */
+static cJSON *build(const struct envelope_ctx *c, const char *text, int *rc, struct json_out *o)
+{
+    o->len = 0;
+    *rc = envelope_from_client(c, text, strlen(text), o);
+    if (*rc < 0)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLength(o->p, o->len);
+    ck_assert_msg(j != NULL, "not JSON: %.*s", (int)o->len, o->p);
+    return j;
+}
+
+static const char *str(cJSON *j, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(j, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+START_TEST(plain_text_becomes_chat)
+{
+    struct envelope_ctx c = room_ctx();
+    struct json_out o = {0};
+    int rc;
+    cJSON *j = build(&c, "hello \"world\"\n", &rc, &o);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(str(j, "type"), "chat");
+    ck_assert_str_eq(str(j, "room"), "lobby");
+    ck_assert_str_eq(str(j, "from"), "alice");
+    ck_assert_str_eq(str(j, "pod"), "pod-1");
+    ck_assert_str_eq(str(j, "timestamp"), "2026-02-05T00:00:00.123Z");
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "data"), "text")->valuestring,
+                     "hello \"world\"\n");
+    /* A server-made id is a UUID v4. */
+    const char *id = str(j, "id");
+    ck_assert_uint_eq(strlen(id), 36);
+    ck_assert_int_eq(id[14], '4');
+    ck_assert(strchr("89ab", id[19]) != NULL);
+    cJSON_Delete(j);
+    /* JSON that is not an object is text too. */
+    j = build(&c, "[1,2]", &rc, &o);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "data"), "text")->valuestring,
+                     "[1,2]");
+    cJSON_Delete(j);
+    j = build(&c, "{\"type\":\"shout\",", &rc, &o); /* cut after a comma: text */
+    ck_assert_int_eq(rc, 0);
+    ck_assert_ptr_nonnull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "data"), "text"));
+    cJSON_Delete(j);
+    j = build(&c, "{\"type\":\"chat\"", &rc, &o); /* broken object: text */
+    ck_assert_int_eq(rc, 0);
+    ck_assert_ptr_nonnull(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "data"), "text"));
+    cJSON_Delete(j);
+    json_out_free(&o);
+}
+END_TEST
+
+START_TEST(object_fields)
+{
+    struct envelope_ctx c = room_ctx();
+    struct json_out o = {0};
+    int rc;
+    cJSON *j =
+        build(&c,
+              "{\"type\":\"presence\",\"id\":\"m-1\",\"data\":{\"n\":12345678901234567891},"
+              "\"from\":\"mallory\",\"timestamp\":\"1999-01-01T00:00:00Z\",\"room\":\"lobby\"}",
+              &rc, &o);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(str(j, "type"), "presence");
+    ck_assert_str_eq(str(j, "id"), "m-1");
+    /* from and timestamp are the server's, whatever the client says. */
+    ck_assert_str_eq(str(j, "from"), "alice");
+    ck_assert_str_eq(str(j, "timestamp"), "2026-02-05T00:00:00.123Z");
+    cJSON_Delete(j);
+    /* data is carried byte for byte: a large integer keeps every digit. */
+    ck_assert_ptr_nonnull(memmem(o.p, o.len, "\"data\":{\"n\":12345678901234567891}", 33));
+
+    j = build(&c, "{}", &rc, &o);
+    ck_assert_str_eq(str(j, "type"), "chat");
+    ck_assert(cJSON_IsObject(cJSON_GetObjectItem(j, "data")));
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "data")), 0);
+    cJSON_Delete(j);
+
+    j = build(&c, "{\"data\":\"just a string\",\"type\":\"notification\"}", &rc, &o);
+    ck_assert_str_eq(str(j, "data"), "just a string");
+    cJSON_Delete(j);
+    /* The last of duplicate keys wins, as in JSON.parse. */
+    j = build(&c, "{\"type\":\"bogus\",\"type\":\"system\"}", &rc, &o);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(str(j, "type"), "system");
+    cJSON_Delete(j);
+    json_out_free(&o);
+}
+END_TEST
+
+START_TEST(errors)
+{
+    struct envelope_ctx c = room_ctx();
+    struct json_out o = {0};
+    int rc;
+    build(&c, "{\"type\":\"shout\"}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_TYPE);
+    ck_assert_uint_eq(o.len, 0);
+    build(&c, "{\"type\":1}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_TYPE);
+    build(&c, "{\"room\":\"other\"}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_ROOM);
+    ck_assert_str_eq(envelope_err_code(rc), "not_in_room");
+    build(&c, "{\"room\":null}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_ROOM);
+    build(&c, "{\"id\":7}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_ID);
+    char id[128];
+    memset(id, 'i', 65);
+    id[65] = '\0';
+    char msg[256];
+    snprintf(msg, sizeof(msg), "{\"id\":\"%s\"}", id);
+    build(&c, msg, &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_ID);
+    id[64] = '\0';
+    snprintf(msg, sizeof(msg), "{\"id\":\"%s\"}", id);
+    cJSON *j = build(&c, msg, &rc, &o);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_str_eq(str(j, "id"), id);
+    cJSON_Delete(j);
+    json_out_free(&o);
+}
+END_TEST
+
+START_TEST(global_connection)
+{
+    struct envelope_ctx c = room_ctx();
+    c.room = NULL;
+    struct json_out o = {0};
+    int rc;
+    cJSON *j = build(&c, "{\"room\":null,\"data\":1}", &rc, &o);
+    ck_assert_int_eq(rc, 0);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "room")));
+    cJSON_Delete(j);
+    build(&c, "{\"room\":\"lobby\"}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_ROOM);
+    json_out_free(&o);
+}
+END_TEST
+
+START_TEST(system_messages)
+{
+    struct envelope_ctx c = room_ctx();
+    struct json_out o = {0};
+    envelope_welcome(&c, &o);
+    cJSON *j = cJSON_ParseWithLength(o.p, o.len);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(str(j, "type"), "system");
+    cJSON *d = cJSON_GetObjectItem(j, "data");
+    ck_assert_str_eq(str(d, "event"), "welcome");
+    ck_assert_str_eq(str(d, "client_id"), "alice");
+    ck_assert_str_eq(str(d, "room"), "lobby");
+    ck_assert_str_eq(str(d, "pod"), "pod-1");
+    cJSON_Delete(j);
+
+    o.len = 0;
+    envelope_error(&c, ENVELOPE_ERR_ROOM, &o);
+    j = cJSON_ParseWithLength(o.p, o.len);
+    d = cJSON_GetObjectItem(j, "data");
+    ck_assert_str_eq(str(d, "event"), "error");
+    ck_assert_str_eq(str(d, "code"), "not_in_room");
+    ck_assert_ptr_nonnull(str(d, "message"));
+    cJSON_Delete(j);
+    json_out_free(&o);
+}
+END_TEST
+
+START_TEST(timestamps)
+{
+    char ts[32];
+    envelope_timestamp(0, ts);
+    ck_assert_str_eq(ts, "1970-01-01T00:00:00.000Z");
+    envelope_timestamp(1770249600999LL, ts);
+    ck_assert_str_eq(ts, "2026-02-05T00:00:00.999Z");
+    envelope_timestamp(-1, ts);
+    ck_assert_str_eq(ts, "1969-12-31T23:59:59.999Z");
+}
+END_TEST
+
+Suite *envelope_suite(void)
+{
+    Suite *s = suite_create("envelope");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, plain_text_becomes_chat);
+    tcase_add_test(tc, object_fields);
+    tcase_add_test(tc, errors);
+    tcase_add_test(tc, global_connection);
+    tcase_add_test(tc, system_messages);
+    tcase_add_test(tc, timestamps);
+    suite_add_tcase(s, tc);
+    return s;
+}
