@@ -1,0 +1,67 @@
+/* config.h: the server's configuration, read from environment variables.
+ *
+ * config_load takes a lookup function instead of calling getenv, and the
+ * machine-dependent defaults as arguments, so tests drive it with tables. A
+ * value that does not parse is an error naming the variable: the server never
+ * starts on a half-understood configuration. Empty counts as unset. */
+#ifndef CHAT_CONFIG_H
+#define CHAT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis/url.h"
+
+enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Owned by the main thread; read-only once the server's threads start. */
+struct config {
+    uint16_t port;
+    char bind_addr[64];
+    bool redis_enabled; /* REDIS_URL set and not empty */
+    struct redis_url redis;
+    char pod_id[64];
+    unsigned workers;
+    bool auth_enabled;
+    char *jwt_secret; /* heap; NULL when unset */
+    size_t jwt_secret_len;
+    char **allowed_origins; /* heap array of heap strings */
+    size_t n_allowed_origins;
+    uint32_t ping_interval_ms;
+    uint32_t pong_timeout_ms;
+    size_t max_message;
+    uint32_t send_buffer;
+    uint32_t shutdown_timeout_ms;
+    uint32_t max_connections;
+    enum log_level log_level;
+    bool echo_endpoint;
+    uint32_t redis_outbox;
+};
+
+/* What the machine says, for the defaults that depend on it. */
+struct config_defaults {
+    const char *hostname; /* POD_ID defaults to hostname-<6 hex digits> */
+    uint32_t random;
+    unsigned cpus;   /* WORKERS */
+    uint64_t nofile; /* RLIMIT_NOFILE, for MAX_CONNECTIONS */
+};
+
+/* Returns the value of an environment variable or NULL. */
+typedef const char *config_lookup_fn(void *ctx, const char *name);
+
+/* Fills c. Returns 0, or -1 with err (errlen bytes) naming the variable and
+ * saying what is wrong; c is then freed already. */
+int config_load(struct config *c, config_lookup_fn *lookup, void *ctx,
+                const struct config_defaults *d, char *err, size_t errlen);
+
+/* Frees what config_load allocated. */
+void config_free(struct config *c);
+
+/* Parses a duration: a whole number with ms, s or m, or bare seconds. Returns
+ * 0 with milliseconds in *ms, or -1. */
+int config_parse_duration(const char *s, uint32_t *ms);
+
+const char *config_log_level_name(enum log_level l);
+
+#endif

@@ -1,0 +1,20 @@
+/* url.h: parsing REDIS_URL, redis://[[user]:password@]host[:port][/db]. Pure. */
+#ifndef CHAT_REDIS_URL_H
+#define CHAT_REDIS_URL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct redis_url {
+    char host[256];     /* a name or an address; IPv6 without its brackets */
+    uint16_t port;      /* 6379 when not given */
+    char user[128];     /* empty: none (AUTH with the password alone) */
+    char password[256]; /* empty: no AUTH */
+    int db;             /* SELECT this when not 0 */
+};
+
+/* Parses s. Returns 0, or -1 with a sentence in err (errlen bytes) saying
+ * what is wrong, for a startup error that names REDIS_URL. Any thread. */
+int redis_url_parse(const char *s, struct redis_url *u, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,22 @@
+/* run_unit.c: runs every unit suite; exit status 0 only when all pass. */
+#include <stdlib.h>
+
+#include "suites.h"
+
+int main(void)
+{
+    SRunner *sr = srunner_create(utf8_suite());
+    srunner_add_suite(sr, frame_suite());
+    srunner_add_suite(sr, http_suite());
+    srunner_add_suite(sr, handshake_suite());
+    srunner_add_suite(sr, auth_suite());
+    srunner_add_suite(sr, json_suite());
+    srunner_add_suite(sr, envelope_suite());
+    srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, redis_url_suite());
+    srunner_add_suite(sr, fbuf_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

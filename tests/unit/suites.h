@@ -1,0 +1,18 @@
+/* suites.h: one Check suite per module; run_unit.c runs them all. */
+#ifndef CHAT_TEST_SUITES_H
+#define CHAT_TEST_SUITES_H
+
+#include <check.h>
+
+Suite *utf8_suite(void);
+Suite *frame_suite(void);
+Suite *http_suite(void);
+Suite *handshake_suite(void);
+Suite *auth_suite(void);
+Suite *json_suite(void);
+Suite *envelope_suite(void);
+Suite *config_suite(void);
+Suite *redis_url_suite(void);
+Suite *fbuf_suite(void);
+
+#endif

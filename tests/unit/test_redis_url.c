@@ -1,0 +1,66 @@
+/* test_redis_url.c: REDIS_URL forms and refusals. */
+#include <string.h>
+
+#include "redis/url.h"
+#include "suites.h"
+
+START_TEST(forms)
+{
+    struct redis_url u;
+    char err[128];
+    ck_assert_int_eq(redis_url_parse("redis://localhost", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.host, "localhost");
+    ck_assert_uint_eq(u.port, 6379);
+    ck_assert_str_eq(u.password, "");
+    ck_assert_int_eq(u.db, 0);
+
+    ck_assert_int_eq(redis_url_parse("redis://127.0.0.1:6380/3", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.host, "127.0.0.1");
+    ck_assert_uint_eq(u.port, 6380);
+    ck_assert_int_eq(u.db, 3);
+
+    ck_assert_int_eq(redis_url_parse("redis://:p%40ss@redis:6379/", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.user, "");
+    ck_assert_str_eq(u.password, "p@ss");
+    ck_assert_str_eq(u.host, "redis");
+
+    ck_assert_int_eq(redis_url_parse("REDIS://app:pw@x", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.user, "app");
+    ck_assert_str_eq(u.password, "pw");
+
+    ck_assert_int_eq(redis_url_parse("redis://:a@b@host", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.password, "a@b");
+    ck_assert_str_eq(u.host, "host");
+
+    ck_assert_int_eq(redis_url_parse("redis://[::1]:7000", &u, err, sizeof(err)), 0);
+    ck_assert_str_eq(u.host, "::1");
+    ck_assert_uint_eq(u.port, 7000);
+}
+END_TEST
+
+START_TEST(refusals)
+{
+    static const char *const bad[] = {
+        "localhost:6379", "http://localhost", "rediss://localhost", "redis://",
+        "redis://:6379",  "redis://h:0",      "redis://h:65536",    "redis://h:port",
+        "redis://h/db",   "redis://h/-1",     "redis://user@h",     "redis://:@h",
+        "redis://[::1",   "redis://[::1]x",   "redis://h?x=1",      "redis://:%zz@h",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct redis_url u;
+        char err[128] = "";
+        ck_assert_msg(redis_url_parse(bad[i], &u, err, sizeof(err)) == -1, "%s accepted", bad[i]);
+        ck_assert_msg(err[0] != '\0', "%s: no reason", bad[i]);
+    }
+}
+END_TEST
+
+Suite *redis_url_suite(void)
+{
+    Suite *s = suite_create("redis_url");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, forms);
+    tcase_add_test(tc, refusals);
+    suite_add_tcase(s, tc);
+    return s;
+}
