@@ -31,11 +31,14 @@ LDLIBS  += $(PKG_LIBS) -pthread
 # Pure protocol modules: bytes in, results out. Unit-tested and fuzzed alone.
 PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
              src/ws/auth.c src/json.c src/room/envelope.c src/redis/url.c
-CORE_SRC  := $(PROTO_SRC) src/config.c src/fbuf.c
-MAIN_SRC  := src/main.c
+CORE_SRC  := $(PROTO_SRC) src/config.c src/fbuf.c src/room/room.c
+# The threaded server: main, acceptor, workers, inboxes, stats, logging.
+MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c src/inbox.c src/stats.c \
+             src/log.c
+MAIN_ASM  := src/web_assets.S
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
-MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o) $(MAIN_ASM:%.S=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
@@ -46,6 +49,11 @@ all: $(BUILD)/chat-api
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(if $(filter $(PROTO_SRC),$<),$(PROTO_WARN)) -c $< -o $@
+
+# The demo page is linked in; the object depends on it.
+$(BUILD)/src/web_assets.o: src/web_assets.S web/index.html
+	@mkdir -p $(dir $@)
+	$(CC) -c $< -o $@
 
 $(BUILD)/chat-api: $(CORE_OBJ) $(MAIN_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)

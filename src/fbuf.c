@@ -7,12 +7,14 @@
 
 #include "ws/frame.h"
 
-struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len)
+#include "room/room.h"
+
+static struct fbuf *frame(uint8_t opcode, const void *payload, size_t len, size_t extra)
 {
     size_t h = ws_frame_header_len(len);
-    if (len > UINT32_MAX - h)
+    if (len > UINT32_MAX - h - extra)
         return NULL;
-    struct fbuf *b = malloc(sizeof(*b) + h + len);
+    struct fbuf *b = malloc(sizeof(*b) + h + len + extra);
     if (!b)
         return NULL;
     atomic_init(&b->refs, 1);
@@ -20,6 +22,27 @@ struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len)
     if (len)
         memcpy(b->data + h, payload, len);
     b->len = (uint32_t)(h + len);
+    b->hdr_len = (uint8_t)h;
+    b->room = NULL;
+    b->room_hash = 0;
+    return b;
+}
+
+struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len)
+{
+    return frame(opcode, payload, len, 0);
+}
+
+struct fbuf *fbuf_new_broadcast(const void *payload, size_t len, const char *room)
+{
+    size_t rlen = room ? strlen(room) : 0;
+    struct fbuf *b = frame(WS_OP_TEXT, payload, len, room ? rlen + 1 : 0);
+    if (b && room) {
+        char *name = (char *)b->data + b->len;
+        memcpy(name, room, rlen + 1);
+        b->room = name;
+        b->room_hash = room_hash(room, rlen);
+    }
     return b;
 }
 

@@ -14,12 +14,25 @@
 struct fbuf {
     atomic_uint refs; /* one per stored pointer */
     uint32_t len;     /* bytes of data: header and payload */
+    uint8_t hdr_len;  /* the frame header's share of len */
+    const char *room; /* broadcasts: the room it goes to (in this allocation), NULL: global */
+    uint32_t room_hash;
     uint8_t data[];
 };
 
 /* Frames payload as one unmasked frame of the given opcode. Returns a buffer
  * holding one reference (the caller's), or NULL when out of memory. */
 struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len);
+
+/* Frames payload as a text frame bound for room (NULL: every connection),
+ * copying the room's name into the same allocation. */
+struct fbuf *fbuf_new_broadcast(const void *payload, size_t len, const char *room);
+
+/* The frame's payload: what was framed, without the header. */
+static inline const uint8_t *fbuf_payload(const struct fbuf *b)
+{
+    return b->data + b->hdr_len;
+}
 
 /* Takes one more reference. */
 void fbuf_ref(struct fbuf *b);

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "log.h"
+#include "server.h"
 
 static const char *env_lookup(void *ctx, const char *name)
 {
@@ -32,10 +34,8 @@ int main(void)
         fprintf(stderr, "chat-api: configuration error: %s\n", err);
         return 2;
     }
-    fprintf(stderr,
-            "chat-api: configuration is valid (pod %s, port %u); the server itself "
-            "arrives with the server issue\n",
-            cfg.pod_id, cfg.port);
+    log_set_level(cfg.log_level);
+    int status = server_run(&cfg);
     config_free(&cfg);
-    return 0;
+    return status;
 }

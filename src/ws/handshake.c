@@ -232,7 +232,7 @@ void ws_hs_check(const struct http_req *req, const struct ws_hs_policy *pol,
      * Connection, Sec-WebSocket-Key and Sec-WebSocket-Version. */
     if (!http_req_header_has_token(req, "Upgrade", "websocket")) {
         refuse(res, 426, "this path takes a WebSocket upgrade",
-               "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n");
+               "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
         return;
     }
     if (req->minor_version < 1 || http_req_header_count(req, "Host") != 1) {

@@ -1,0 +1,524 @@
+/* acceptor.c: accept, read the head, answer or upgrade, hand over.
+ *
+ * DESIGN: each client that has not finished its request head is a pending
+ * entry with a small buffer. Entries sit in one list in arrival order, and
+ * since every deadline is arrival + 10 s, the oldest is always first: timing
+ * them out costs a look at the head of the list. */
+#include "acceptor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http.h"
+#include "inbox.h"
+#include "log.h"
+#include "server.h"
+#include "worker.h"
+#include "ws/handshake.h"
+
+#define HEAD_DEADLINE_MS 10000
+#define BACKLOG 4096
+#define MAX_EVENTS 256
+#define FIRST_BUF 1024
+
+/* The demo page, linked in from web/index.html (src/web_assets.S). */
+extern const char web_index_html[];
+extern const uint64_t web_index_html_len;
+
+enum pending_phase {
+    PHASE_READING,  /* collecting the request head */
+    PHASE_ANSWER,   /* writing a plain answer, then closing */
+    PHASE_UPGRADE,  /* writing the 101 answer, then handing over */
+};
+
+/* A client the acceptor still owns. */
+struct pending {
+    int fd;
+    uint8_t phase;
+    uint64_t deadline_ms;
+    char *buf; /* the request head so far */
+    size_t len, cap, scanned;
+    char *out; /* the answer being written */
+    size_t out_len, out_off;
+    struct conn_handoff *handoff; /* PHASE_UPGRADE */
+    unsigned worker;
+    struct pending *prev, *next;
+};
+
+struct acceptor {
+    struct server *srv;
+    pthread_t thread;
+    bool started;
+    int lfd;
+    int epfd;
+    int wake; /* eventfd: written by acceptor_stop */
+    int spare_fd; /* closed to accept and drop a client when out of descriptors */
+    struct pending *head, *tail;
+    uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
+    uint64_t rng;
+    uint64_t last_emfile_log;
+};
+
+static const char WAKE_MARK = 0;
+
+static uint64_t next_random(struct acceptor *a)
+{
+    a->rng ^= a->rng >> 12;
+    a->rng ^= a->rng << 25;
+    a->rng ^= a->rng >> 27;
+    return a->rng * 2685821657736338717ull;
+}
+
+static void bump(atomic_uint_fast64_t *c)
+{
+    atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+}
+
+static void unlink_pending(struct acceptor *a, struct pending *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        a->head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        a->tail = p->prev;
+}
+
+/* Forgets p; closes its socket unless it was handed to a worker. */
+static void drop(struct acceptor *a, struct pending *p, bool close_fd)
+{
+    unlink_pending(a, p);
+    epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    if (close_fd)
+        close(p->fd);
+    free(p->buf);
+    free(p->out);
+    free(p->handoff);
+    free(p);
+}
+
+/* Open connections per worker: handed over by us minus ended by it. */
+static uint64_t worker_load(struct acceptor *a, unsigned i)
+{
+    uint64_t closed = atomic_load_explicit(&a->srv->counters[i].closed, memory_order_relaxed);
+    return a->handed[i] - closed;
+}
+
+static uint64_t open_connections(struct acceptor *a)
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < a->srv->nworkers; i++)
+        n += worker_load(a, i);
+    return n;
+}
+
+static unsigned least_loaded(struct acceptor *a)
+{
+    unsigned best = 0;
+    for (unsigned i = 1; i < a->srv->nworkers; i++)
+        if (worker_load(a, i) < worker_load(a, best))
+            best = i;
+    return best;
+}
+
+static void hand_over(struct acceptor *a, struct pending *p)
+{
+    struct conn_handoff *h = p->handoff;
+    p->handoff = NULL;
+    struct inbox_item it = {INBOX_CONN, h};
+    a->handed[p->worker]++;
+    if (inbox_push(worker_inbox(a->srv->workers[p->worker]), it) < 0) {
+        a->handed[p->worker]--;
+        free(h);
+        drop(a, p, true);
+        return;
+    }
+    bump(&a->srv->acceptor_counters.connections_total);
+    drop(a, p, false);
+}
+
+/* Writes what is left of p's answer; finishes the client when done. */
+static void write_out(struct acceptor *a, struct pending *p)
+{
+    while (p->out_off < p->out_len) {
+        ssize_t n = send(p->fd, p->out + p->out_off, p->out_len - p->out_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = p};
+                epoll_ctl(a->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+                return;
+            }
+            if (errno == EINTR)
+                continue;
+            drop(a, p, true);
+            return;
+        }
+        p->out_off += (size_t)n;
+    }
+    if (p->phase == PHASE_UPGRADE) {
+        hand_over(a, p);
+    } else {
+        /* Half-close first so the answer is not cut off by a reset if the
+         * client is still sending. */
+        shutdown(p->fd, SHUT_WR);
+        drop(a, p, true);
+    }
+}
+
+static void answer(struct acceptor *a, struct pending *p, int status, const char *type,
+                   const char *extra, const char *body, size_t body_len)
+{
+    size_t cap = body_len + 512 + (extra ? strlen(extra) : 0);
+    p->out = malloc(cap);
+    if (!p->out) {
+        drop(a, p, true);
+        return;
+    }
+    p->out_len = http_resp_format(p->out, cap, status, type, extra, body, body_len);
+    p->out_off = 0;
+    p->phase = PHASE_ANSWER;
+    if (status >= 400 && status < 500)
+        bump(&a->srv->acceptor_counters.bad_requests);
+    write_out(a, p);
+}
+
+static void answer_text(struct acceptor *a, struct pending *p, int status, const char *extra,
+                        const char *text)
+{
+    char body[256];
+    int n = snprintf(body, sizeof(body), "%s\n", text);
+    answer(a, p, status, "text/plain; charset=utf-8", extra, body, (size_t)n);
+}
+
+static void answer_heap(struct acceptor *a, struct pending *p, const char *type, char *body)
+{
+    if (!body) {
+        answer_text(a, p, 500, NULL, "out of memory");
+        return;
+    }
+    answer(a, p, 200, type, NULL, body, strlen(body));
+    free(body);
+}
+
+static void upgrade(struct acceptor *a, struct pending *p, const struct ws_hs_result *res,
+                    size_t head_len)
+{
+    struct server *srv = a->srv;
+    if (atomic_load(&srv->shutting_down)) {
+        bump(&srv->acceptor_counters.rejected);
+        answer_text(a, p, 503, "Retry-After: 1\r\n", "server is shutting down");
+        return;
+    }
+    if (open_connections(a) >= srv->cfg.max_connections) {
+        bump(&srv->acceptor_counters.rejected);
+        answer_text(a, p, 503, "Retry-After: 1\r\n", "server is at MAX_CONNECTIONS");
+        return;
+    }
+    size_t extra = p->len - head_len;
+    struct conn_handoff *h = calloc(1, sizeof(*h) + extra);
+    p->out = malloc(256);
+    if (!h || !p->out) {
+        free(h);
+        drop(a, p, true);
+        return;
+    }
+    h->kind = res->route == WS_HS_ECHO ? CONN_ECHO : CONN_CHAT;
+    h->has_room = res->has_room;
+    memcpy(h->room, res->room, sizeof(h->room));
+    if (res->client_id[0])
+        memcpy(h->client_id, res->client_id, sizeof(h->client_id));
+    else
+        snprintf(h->client_id, sizeof(h->client_id), "%016llx",
+                 (unsigned long long)next_random(a));
+    h->extra_len = extra;
+    memcpy(h->extra, p->buf + head_len, extra);
+    h->fd = p->fd;
+    p->handoff = h;
+    p->worker = least_loaded(a);
+    p->out_len = ws_hs_write_101(p->out, 256, res);
+    p->out_off = 0;
+    p->phase = PHASE_UPGRADE;
+    write_out(a, p);
+}
+
+static void route(struct acceptor *a, struct pending *p, const struct http_req *req,
+                  size_t head_len)
+{
+    struct server *srv = a->srv;
+    struct ws_hs_policy pol = {
+        .echo_enabled = srv->cfg.echo_endpoint,
+        .auth_enabled = srv->cfg.auth_enabled,
+        .jwt_secret = (const uint8_t *)srv->cfg.jwt_secret,
+        .jwt_secret_len = srv->cfg.jwt_secret_len,
+        .origins = srv->cfg.allowed_origins,
+        .n_origins = srv->cfg.n_allowed_origins,
+        .now_s = server_wall_ms() / 1000,
+    };
+    struct ws_hs_result res;
+    ws_hs_check(req, &pol, &res);
+    if (res.status) {
+        answer_text(a, p, res.status, res.extra_headers, res.reason);
+        return;
+    }
+    struct stats_view v;
+    switch (res.route) {
+    case WS_HS_CHAT:
+    case WS_HS_ECHO:
+        upgrade(a, p, &res, head_len);
+        return;
+    case WS_HS_STATS:
+        server_stats_view(srv, &v);
+        answer_heap(a, p, "application/json", stats_json(&v));
+        return;
+    case WS_HS_METRICS:
+        server_stats_view(srv, &v);
+        answer_heap(a, p, "text/plain; version=0.0.4; charset=utf-8", stats_metrics(&v));
+        return;
+    case WS_HS_HEALTHZ:
+        answer_text(a, p, 200, NULL, "ok");
+        return;
+    case WS_HS_READYZ: {
+        struct broker_status bs = {0};
+        srv->broker.status(&srv->broker, &bs);
+        if (atomic_load(&srv->shutting_down))
+            answer_text(a, p, 503, NULL, "not ready: shutting down");
+        else if (!bs.connected)
+            answer_text(a, p, 503, NULL, "not ready: broker disconnected");
+        else
+            answer_text(a, p, 200, NULL, "ready");
+        return;
+    }
+    case WS_HS_INDEX:
+        answer(a, p, 200, "text/html; charset=utf-8", NULL, web_index_html,
+               (size_t)web_index_html_len);
+        return;
+    case WS_HS_NONE:
+        break;
+    }
+    answer_text(a, p, 404, NULL, "no such path");
+}
+
+static void on_readable(struct acceptor *a, struct pending *p)
+{
+    if (p->len == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : FIRST_BUF;
+        if (cap > HTTP_REQ_MAX_HEAD)
+            cap = HTTP_REQ_MAX_HEAD;
+        char *b = p->cap < cap ? realloc(p->buf, cap) : NULL;
+        if (!b) {
+            bump(&a->srv->acceptor_counters.bad_requests);
+            drop(a, p, true);
+            return;
+        }
+        p->buf = b;
+        p->cap = cap;
+    }
+    ssize_t n = recv(p->fd, p->buf + p->len, p->cap - p->len, 0);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        drop(a, p, true);
+        return;
+    }
+    if (n < 0)
+        return;
+    p->len += (size_t)n;
+    struct http_req req;
+    int rc = http_req_parse(p->buf, p->len, &p->scanned, &req);
+    if (rc == HTTP_REQ_NEED_MORE)
+        return;
+    bump(&a->srv->acceptor_counters.http_requests);
+    if (rc == HTTP_REQ_BAD)
+        answer_text(a, p, 400, NULL, "malformed HTTP request");
+    else if (rc == HTTP_REQ_TOO_LARGE)
+        answer_text(a, p, 431, NULL, "request head over 8 KiB or over 64 header lines");
+    else
+        route(a, p, &req, (size_t)rc);
+}
+
+static void accept_all(struct acceptor *a, uint64_t now)
+{
+    for (;;) {
+        int fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE) {
+                /* Out of descriptors: free the spare, take the client and
+                 * close it, so it is not left hanging in the backlog. */
+                if (now - a->last_emfile_log > 10000) {
+                    log_warn("accept: out of file descriptors; dropping new clients");
+                    a->last_emfile_log = now;
+                }
+                bump(&a->srv->acceptor_counters.rejected);
+                if (a->spare_fd >= 0) {
+                    close(a->spare_fd);
+                    fd = accept(a->lfd, NULL, NULL);
+                    if (fd >= 0)
+                        close(fd);
+                    a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                }
+                return;
+            }
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return; /* EAGAIN, or nothing we can do here */
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct pending *p = calloc(1, sizeof(*p));
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
+        if (!p || epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            free(p);
+            close(fd);
+            continue;
+        }
+        p->fd = fd;
+        p->deadline_ms = now + HEAD_DEADLINE_MS;
+        p->prev = a->tail;
+        if (a->tail)
+            a->tail->next = p;
+        else
+            a->head = p;
+        a->tail = p;
+    }
+}
+
+static void *acceptor_main(void *arg)
+{
+    struct acceptor *a = arg;
+    struct epoll_event events[MAX_EVENTS];
+    for (;;) {
+        uint64_t now = server_now_ms();
+        int timeout = 1000;
+        if (a->head)
+            timeout = a->head->deadline_ms > now ? (int)(a->head->deadline_ms - now) : 0;
+        int n = epoll_wait(a->epfd, events, MAX_EVENTS, timeout);
+        if (n < 0 && errno != EINTR) {
+            log_error("acceptor: epoll_wait: %s", strerror(errno));
+            abort();
+        }
+        now = server_now_ms();
+        for (int i = 0; i < n; i++) {
+            void *ptr = events[i].data.ptr;
+            if (ptr == &WAKE_MARK)
+                return NULL;
+            if (ptr == NULL) {
+                accept_all(a, now);
+                continue;
+            }
+            struct pending *p = ptr;
+            /* A pending entry freed earlier in this batch cannot appear again:
+             * each fd has one entry and is removed from epoll when dropped. */
+            if (p->phase == PHASE_READING)
+                on_readable(a, p);
+            else
+                write_out(a, p);
+        }
+        /* interface.md: a client that has not sent a whole head within 10 s
+         * is disconnected; the same deadline bounds writing our answer. */
+        while (a->head && a->head->deadline_ms <= now) {
+            if (a->head->phase == PHASE_READING)
+                bump(&a->srv->acceptor_counters.bad_requests);
+            drop(a, a->head, true);
+        }
+    }
+}
+
+struct acceptor *acceptor_create(struct server *srv)
+{
+    struct acceptor *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->srv = srv;
+    a->lfd = a->epfd = a->wake = a->spare_fd = -1;
+    a->handed = calloc(srv->nworkers, sizeof(*a->handed));
+    if (getrandom(&a->rng, sizeof(a->rng), 0) != sizeof(a->rng) || a->rng == 0)
+        a->rng = 0x2545f4914f6cdd1dull;
+
+    struct sockaddr_storage ss = {0};
+    socklen_t sl;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, srv->cfg.bind_addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(srv->cfg.port);
+        sl = sizeof(*v4);
+    } else {
+        inet_pton(AF_INET6, srv->cfg.bind_addr, &v6->sin6_addr);
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(srv->cfg.port);
+        sl = sizeof(*v6);
+    }
+    a->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (!a->handed || a->lfd < 0 ||
+        setsockopt(a->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(a->lfd, (struct sockaddr *)&ss, sl) < 0 || listen(a->lfd, BACKLOG) < 0) {
+        log_error("cannot listen on %s:%u: %s", srv->cfg.bind_addr, srv->cfg.port,
+                  strerror(errno));
+        acceptor_destroy(a);
+        return NULL;
+    }
+    a->epfd = epoll_create1(EPOLL_CLOEXEC);
+    a->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
+    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = (void *)&WAKE_MARK};
+    if (a->epfd < 0 || a->wake < 0 || epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->lfd, &lev) < 0 ||
+        epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wake, &wev) < 0) {
+        log_error("acceptor: %s", strerror(errno));
+        acceptor_destroy(a);
+        return NULL;
+    }
+    return a;
+}
+
+int acceptor_start(struct acceptor *a)
+{
+    int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
+    if (rc != 0)
+        return -rc;
+    a->started = true;
+    return 0;
+}
+
+void acceptor_stop(struct acceptor *a)
+{
+    if (!a->started)
+        return;
+    uint64_t one = 1;
+    ssize_t w = write(a->wake, &one, sizeof(one));
+    (void)w;
+    if (pthread_join(a->thread, NULL) != 0)
+        abort();
+    a->started = false;
+}
+
+void acceptor_destroy(struct acceptor *a)
+{
+    if (!a)
+        return;
+    while (a->head)
+        drop(a, a->head, true);
+    if (a->lfd >= 0)
+        close(a->lfd);
+    if (a->epfd >= 0)
+        close(a->epfd);
+    if (a->wake >= 0)
+        close(a->wake);
+    if (a->spare_fd >= 0)
+        close(a->spare_fd);
+    free(a->handed);
+    free(a);
+}

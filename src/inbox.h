@@ -1,0 +1,51 @@
+/* inbox.h: a worker's multi-producer, single-consumer queue and its eventfd.
+ *
+ * DESIGN: producers (the acceptor, every worker, the subscriber) append under
+ * a mutex held for a few instructions; the owning worker swaps the whole
+ * batch out at once, so a batch of any size costs it one lock. The eventfd
+ * is written only by the producer that finds the inbox not yet signalled,
+ * so a burst of pushes wakes the worker once (libuv's uv_async_send idea). */
+#ifndef CHAT_INBOX_H
+#define CHAT_INBOX_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+enum inbox_kind {
+    INBOX_CONN,     /* ptr: struct conn_handoff *, a new connection to adopt */
+    INBOX_FRAME,    /* ptr: struct fbuf *, holding one reference, to deliver */
+    INBOX_SHUTDOWN, /* close every connection with 1001 and drain */
+};
+
+struct inbox_item {
+    enum inbox_kind kind;
+    void *ptr;
+};
+
+/* Owned by its worker; pushed to by any thread. */
+struct inbox {
+    pthread_mutex_t lock;
+    struct inbox_item *items; /* appended by producers under lock */
+    size_t len, cap;
+    struct inbox_item *batch; /* the consumer's last batch, swapped with items */
+    size_t batch_cap;
+    bool signalled; /* under lock: the eventfd was written since the last take */
+    int efd;        /* readable while items wait */
+};
+
+/* Returns 0 or -errno. */
+int inbox_init(struct inbox *ib);
+
+/* Frees the queue. Items still in it are the caller's to drain first. */
+void inbox_destroy(struct inbox *ib);
+
+/* Appends one item. Any thread. Returns 0, or -ENOMEM with nothing queued
+ * (the caller still owns what ptr points to). */
+int inbox_push(struct inbox *ib, struct inbox_item item);
+
+/* Takes every queued item. Only the owning worker calls it. The returned
+ * array stays valid until the next inbox_take. */
+size_t inbox_take(struct inbox *ib, struct inbox_item **items);
+
+#endif

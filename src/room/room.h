@@ -1,0 +1,52 @@
+/* room.h: a worker's own index of room name -> its member connections.
+ *
+ * Owned by one worker thread and touched by no other, so it has no locks.
+ * Members are kept in arrays, so a fan-out walks contiguous memory; each
+ * member remembers its slot, so leaving is O(1) (swap with the last). */
+#ifndef CHAT_ROOM_ROOM_H
+#define CHAT_ROOM_ROOM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Embedded in whatever joins a room; the owner recovers itself from it. */
+struct room_member {
+    uint32_t slot;
+};
+
+struct room {
+    char *name; /* NULL for a plain member list that is not in an index */
+    uint32_t hash;
+    uint32_t n, cap;
+    struct room_member **members;
+    struct room *next; /* hash chain */
+};
+
+struct room_index {
+    struct room **buckets;
+    size_t nbuckets;
+    size_t nrooms;
+};
+
+uint32_t room_hash(const char *name, size_t len);
+
+/* Adds m to a member list. Returns 0 or -ENOMEM. */
+int room_add(struct room *r, struct room_member *m);
+
+/* Removes m from the list it was added to. */
+void room_remove(struct room *r, struct room_member *m);
+
+/* Finds the room called name (hash from room_hash), or NULL. */
+struct room *room_find(const struct room_index *ix, const char *name, uint32_t hash);
+
+/* Adds m to the room called name, creating it. Returns the room, or NULL
+ * when out of memory. */
+struct room *room_join(struct room_index *ix, const char *name, struct room_member *m);
+
+/* Removes m from r, and frees r when it is left empty. */
+void room_leave(struct room_index *ix, struct room *r, struct room_member *m);
+
+/* Frees the index and every room in it (members are not touched). */
+void room_index_free(struct room_index *ix);
+
+#endif

@@ -1,0 +1,181 @@
+/* server.c: startup, the standalone broker, and the graceful shutdown.
+ *
+ * DESIGN: SIGTERM and SIGINT are blocked in every thread (the mask is set
+ * before any thread starts) and taken by the main thread with sigwait, so no
+ * handler ever runs inside a worker. Shutdown order: mark shutting down
+ * (/readyz answers 503 and upgrades 503 from then on), tell every worker to
+ * close its connections with 1001 after what is queued, wait for the
+ * workers (each ends when its clients are gone or SHUTDOWN_TIMEOUT passed),
+ * then stop the acceptor and free everything. */
+#include "server.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "acceptor.h"
+#include "inbox.h"
+#include "log.h"
+#include "worker.h"
+
+uint64_t server_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int64_t server_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Standalone mode: the workers already delivered the message to every local
+ * client through their inboxes; there is nowhere else to send it. */
+static void standalone_publish(struct broker *b, struct fbuf *msg)
+{
+    (void)b;
+    (void)msg;
+}
+
+static void standalone_status(struct broker *b, struct broker_status *out)
+{
+    (void)b;
+    *out = (struct broker_status){.mode = "standalone", .connected = 1};
+}
+
+static void standalone_stop(struct broker *b)
+{
+    (void)b;
+}
+
+void server_stats_view(struct server *srv, struct stats_view *v)
+{
+    *v = (struct stats_view){
+        .pod_id = srv->cfg.pod_id,
+        .uptime_seconds = (double)(server_now_ms() - srv->started_ms) / 1000.0,
+        .workers = srv->counters,
+        .nworkers = srv->nworkers,
+        .acceptor = &srv->acceptor_counters,
+        .rooms = &srv->rooms,
+        .shutting_down = atomic_load(&srv->shutting_down),
+    };
+    srv->broker.status(&srv->broker, &v->broker);
+}
+
+static void log_config(const struct config *c)
+{
+    log_info("chat-api starting: pod=%s listen=%s:%u workers=%u broker=%s auth=%s echo=%s",
+             c->pod_id, c->bind_addr, c->port, c->workers,
+             c->redis_enabled ? "redis" : "standalone", c->auth_enabled ? "on" : "off",
+             c->echo_endpoint ? "on" : "off");
+    log_info("limits: max_message=%zu send_buffer=%u max_connections=%u ping=%ums pong=%ums "
+             "shutdown=%ums origins=%zu",
+             c->max_message, c->send_buffer, c->max_connections, c->ping_interval_ms,
+             c->pong_timeout_ms, c->shutdown_timeout_ms, c->n_allowed_origins);
+}
+
+static void teardown(struct server *srv)
+{
+    if (srv->acceptor) {
+        acceptor_stop(srv->acceptor);
+        acceptor_destroy(srv->acceptor);
+    }
+    for (unsigned i = 0; srv->workers && i < srv->nworkers; i++) {
+        if (srv->workers[i]) {
+            worker_join(srv->workers[i]);
+            worker_destroy(srv->workers[i]);
+        }
+    }
+    if (srv->broker.stop)
+        srv->broker.stop(&srv->broker);
+    free(srv->workers);
+    free(srv->counters);
+    stats_registry_free(&srv->rooms);
+}
+
+int server_run(const struct config *cfg)
+{
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return 1;
+    srv->cfg = *cfg;
+    srv->started_ms = server_now_ms();
+    srv->nworkers = cfg->workers;
+    srv->broker = (struct broker){.mode = "standalone",
+                                  .publish = standalone_publish,
+                                  .status = standalone_status,
+                                  .stop = standalone_stop};
+    log_config(cfg);
+    if (cfg->redis_enabled)
+        log_warn("REDIS_URL is set, but this build has no Redis broker yet: running standalone");
+
+    /* Threads inherit this mask: only sigwait below sees these signals. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
+    srv->counters = aligned_alloc(64, srv->nworkers * sizeof(*srv->counters));
+    if (!srv->workers || !srv->counters || stats_registry_init(&srv->rooms) < 0) {
+        log_error("out of memory at startup");
+        free(srv->workers);
+        free(srv->counters);
+        free(srv);
+        return 1;
+    }
+    memset(srv->counters, 0, srv->nworkers * sizeof(*srv->counters));
+
+    int status = 0;
+    srv->acceptor = acceptor_create(srv);
+    if (!srv->acceptor)
+        status = 1;
+    for (unsigned i = 0; status == 0 && i < srv->nworkers; i++) {
+        srv->workers[i] = worker_create(srv, i);
+        if (!srv->workers[i] || worker_start(srv->workers[i]) < 0) {
+            log_error("cannot start worker %u", i);
+            status = 1;
+        }
+    }
+    if (status == 0 && acceptor_start(srv->acceptor) < 0) {
+        log_error("cannot start the acceptor thread");
+        status = 1;
+    }
+    if (status != 0) {
+        /* Workers that did start end once told to shut down. */
+        atomic_store(&srv->shutting_down, 1);
+        for (unsigned i = 0; i < srv->nworkers; i++)
+            if (srv->workers[i])
+                inbox_push(worker_inbox(srv->workers[i]), (struct inbox_item){INBOX_SHUTDOWN, 0});
+        teardown(srv);
+        free(srv);
+        return status;
+    }
+    const char *host = strcmp(cfg->bind_addr, "0.0.0.0") == 0 || strcmp(cfg->bind_addr, "::") == 0
+                           ? "localhost"
+                           : cfg->bind_addr;
+    log_info("listening; demo page: http://%s:%u/  websocket: ws://%s:%u/api/chat-api/ws/lobby",
+             host, cfg->port, host, cfg->port);
+
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("received %s: closing connections (up to %ums)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+             cfg->shutdown_timeout_ms);
+    atomic_store(&srv->shutting_down, 1);
+    for (unsigned i = 0; i < srv->nworkers; i++) {
+        while (inbox_push(worker_inbox(srv->workers[i]), (struct inbox_item){INBOX_SHUTDOWN, 0}) < 0)
+            ; /* only out of memory; the item is tiny and must get through */
+    }
+    for (unsigned i = 0; i < srv->nworkers; i++)
+        worker_join(srv->workers[i]);
+    teardown(srv);
+    free(srv);
+    log_info("stopped");
+    return 0;
+}

@@ -1,0 +1,58 @@
+/* server.h: the server's shared state and lifecycle.
+ *
+ * DESIGN: the main thread owns struct server. It builds everything, starts
+ * the workers and the acceptor, waits for SIGTERM or SIGINT, and then runs
+ * the graceful shutdown. Other threads read the configuration (immutable
+ * after start) and use the atomics below; each atomic names its writer. */
+#ifndef CHAT_SERVER_H
+#define CHAT_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "stats.h"
+
+struct fbuf;
+struct worker;
+struct acceptor;
+
+/* The seam between the workers and whatever carries messages to other
+ * pods. Standalone mode publishes nowhere; the Redis broker publishes. */
+struct broker {
+    const char *mode;
+    void *impl;
+    /* Called by workers with each message they accepted. Takes its own
+     * reference of msg if it keeps it; never blocks. */
+    void (*publish)(struct broker *b, struct fbuf *msg);
+    /* Fills what stats and /readyz show. Any thread. */
+    void (*status)(struct broker *b, struct broker_status *out);
+    void (*stop)(struct broker *b);
+};
+
+struct server {
+    struct config cfg; /* immutable once threads start */
+    struct worker **workers;
+    unsigned nworkers;
+    struct worker_counters *counters; /* [nworkers]; entry i written by worker i */
+    struct acceptor *acceptor;
+    struct acceptor_counters acceptor_counters; /* written by the acceptor */
+    struct broker broker;
+    struct room_registry rooms;
+    atomic_int shutting_down; /* written by the main thread */
+    uint64_t started_ms;      /* monotonic */
+};
+
+/* Runs the server until a signal stops it. Returns the exit status. */
+int server_run(const struct config *cfg);
+
+/* Monotonic milliseconds. Any thread. */
+uint64_t server_now_ms(void);
+
+/* Unix time in milliseconds, for timestamps. Any thread. */
+int64_t server_wall_ms(void);
+
+/* Fills a view of the current figures for stats_json and stats_metrics. */
+void server_stats_view(struct server *srv, struct stats_view *v);
+
+#endif

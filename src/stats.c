@@ -1,0 +1,282 @@
+/* stats.c: summing counters, the room registry, JSON and Prometheus text. */
+#include "stats.h"
+
+#include <cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json.h"
+#include "room/room.h"
+
+/* rooms.members lists at most this many of the largest rooms. */
+#define STATS_TOP_ROOMS 100
+
+struct registry_entry {
+    char *name;
+    uint32_t hash;
+    uint64_t members;
+    struct registry_entry *next;
+};
+
+int stats_registry_init(struct room_registry *reg)
+{
+    *reg = (struct room_registry){0};
+    reg->nbuckets = 64;
+    reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
+    if (!reg->buckets)
+        return -1;
+    return pthread_mutex_init(&reg->lock, NULL) == 0 ? 0 : -1;
+}
+
+void stats_registry_free(struct room_registry *reg)
+{
+    for (size_t i = 0; i < reg->nbuckets; i++) {
+        struct registry_entry *e = reg->buckets[i];
+        while (e) {
+            struct registry_entry *next = e->next;
+            free(e->name);
+            free(e);
+            e = next;
+        }
+    }
+    free(reg->buckets);
+    pthread_mutex_destroy(&reg->lock);
+}
+
+static void grow(struct room_registry *reg)
+{
+    size_t n = reg->nbuckets * 2;
+    struct registry_entry **b = calloc(n, sizeof(*b));
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < reg->nbuckets; i++) {
+        struct registry_entry *e = reg->buckets[i];
+        while (e) {
+            struct registry_entry *next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(reg->buckets);
+    reg->buckets = b;
+    reg->nbuckets = n;
+}
+
+void stats_room_join(struct room_registry *reg, const char *room)
+{
+    uint32_t h = room_hash(room, strlen(room));
+    pthread_mutex_lock(&reg->lock);
+    struct registry_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)];
+    for (struct registry_entry *e = *pp; e; e = e->next) {
+        if (e->hash == h && strcmp(e->name, room) == 0) {
+            e->members++;
+            pthread_mutex_unlock(&reg->lock);
+            return;
+        }
+    }
+    struct registry_entry *e = calloc(1, sizeof(*e));
+    if (e && (e->name = strdup(room))) {
+        e->hash = h;
+        e->members = 1;
+        e->next = *pp;
+        *pp = e;
+        if (++reg->nrooms > reg->nbuckets)
+            grow(reg);
+    } else {
+        free(e);
+    }
+    pthread_mutex_unlock(&reg->lock);
+}
+
+void stats_room_leave(struct room_registry *reg, const char *room)
+{
+    uint32_t h = room_hash(room, strlen(room));
+    pthread_mutex_lock(&reg->lock);
+    for (struct registry_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)]; *pp;
+         pp = &(*pp)->next) {
+        struct registry_entry *e = *pp;
+        if (e->hash == h && strcmp(e->name, room) == 0) {
+            if (--e->members == 0) {
+                *pp = e->next;
+                free(e->name);
+                free(e);
+                reg->nrooms--;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+}
+
+struct room_count {
+    char *name;
+    uint64_t members;
+};
+
+static int by_members_desc(const void *a, const void *b)
+{
+    const struct room_count *x = a, *y = b;
+    if (x->members != y->members)
+        return x->members < y->members ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+/* Copies the registry out under its lock. */
+static struct room_count *snapshot_rooms(struct room_registry *reg, size_t *n)
+{
+    pthread_mutex_lock(&reg->lock);
+    struct room_count *rc = calloc(reg->nrooms + 1, sizeof(*rc));
+    size_t k = 0;
+    for (size_t i = 0; rc && i < reg->nbuckets; i++)
+        for (struct registry_entry *e = reg->buckets[i]; e; e = e->next)
+            rc[k++] = (struct room_count){strdup(e->name), e->members};
+    pthread_mutex_unlock(&reg->lock);
+    *n = k;
+    if (rc)
+        qsort(rc, k, sizeof(*rc), by_members_desc);
+    return rc;
+}
+
+static void free_rooms(struct room_count *rc, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(rc[i].name);
+    free(rc);
+}
+
+struct totals {
+    uint64_t connections, received, published, delivered, dropped, slow, timeouts, protocol;
+};
+
+static struct totals sum(const struct stats_view *v)
+{
+    struct totals t = {0};
+    for (unsigned i = 0; i < v->nworkers; i++) {
+        const struct worker_counters *w = &v->workers[i];
+        t.connections += atomic_load_explicit(&w->connections, memory_order_relaxed);
+        t.received += atomic_load_explicit(&w->received, memory_order_relaxed);
+        t.published += atomic_load_explicit(&w->published, memory_order_relaxed);
+        t.delivered += atomic_load_explicit(&w->delivered, memory_order_relaxed);
+        t.dropped += atomic_load_explicit(&w->dropped, memory_order_relaxed);
+        t.slow += atomic_load_explicit(&w->slow_consumers_closed, memory_order_relaxed);
+        t.timeouts += atomic_load_explicit(&w->heartbeat_timeouts, memory_order_relaxed);
+        t.protocol += atomic_load_explicit(&w->protocol_errors, memory_order_relaxed);
+    }
+    return t;
+}
+
+static uint64_t load(const atomic_uint_fast64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+char *stats_json(const struct stats_view *v)
+{
+    struct totals t = sum(v);
+    size_t nrooms = 0;
+    struct room_count *rooms = snapshot_rooms(v->rooms, &nrooms);
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "pod_id", v->pod_id);
+    cJSON_AddNumberToObject(o, "uptime_seconds", (double)(long)(v->uptime_seconds * 10) / 10);
+
+    cJSON *c = cJSON_AddObjectToObject(o, "connections");
+    cJSON_AddNumberToObject(c, "current", (double)t.connections);
+    cJSON_AddNumberToObject(c, "total", (double)load(&v->acceptor->connections_total));
+    cJSON_AddNumberToObject(c, "rejected", (double)load(&v->acceptor->rejected));
+
+    cJSON *r = cJSON_AddObjectToObject(o, "rooms");
+    cJSON_AddNumberToObject(r, "count", (double)nrooms);
+    cJSON *members = cJSON_AddObjectToObject(r, "members");
+    for (size_t i = 0; rooms && i < nrooms && i < STATS_TOP_ROOMS; i++)
+        cJSON_AddNumberToObject(members, rooms[i].name, (double)rooms[i].members);
+
+    cJSON *m = cJSON_AddObjectToObject(o, "messages");
+    cJSON_AddNumberToObject(m, "received", (double)t.received);
+    cJSON_AddNumberToObject(m, "published", (double)t.published);
+    cJSON_AddNumberToObject(m, "delivered", (double)t.delivered);
+    cJSON_AddNumberToObject(m, "dropped", (double)t.dropped);
+    cJSON_AddNumberToObject(o, "slow_consumers_closed", (double)t.slow);
+    cJSON_AddNumberToObject(o, "heartbeat_timeouts", (double)t.timeouts);
+    cJSON_AddNumberToObject(o, "protocol_errors", (double)t.protocol);
+
+    cJSON *b = cJSON_AddObjectToObject(o, "broker");
+    cJSON_AddStringToObject(b, "mode", v->broker.mode);
+    cJSON_AddBoolToObject(b, "connected", v->broker.connected);
+    cJSON_AddNumberToObject(b, "reconnects", (double)v->broker.reconnects);
+    cJSON_AddNumberToObject(b, "outbox", (double)v->broker.outbox);
+    cJSON_AddNumberToObject(b, "outbox_dropped", (double)v->broker.outbox_dropped);
+    cJSON_AddNumberToObject(b, "foreign_dropped", (double)v->broker.foreign_dropped);
+
+    cJSON *http = cJSON_AddObjectToObject(o, "http");
+    cJSON_AddNumberToObject(http, "requests", (double)load(&v->acceptor->http_requests));
+    cJSON_AddNumberToObject(http, "bad_requests", (double)load(&v->acceptor->bad_requests));
+
+    cJSON *ws = cJSON_AddArrayToObject(o, "workers");
+    for (unsigned i = 0; i < v->nworkers; i++) {
+        cJSON *w = cJSON_CreateObject();
+        cJSON_AddNumberToObject(w, "id", i);
+        cJSON_AddNumberToObject(w, "connections", (double)load(&v->workers[i].connections));
+        cJSON_AddItemToArray(ws, w);
+    }
+    cJSON_AddBoolToObject(o, "shutting_down", v->shutting_down);
+    char *out = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    free_rooms(rooms, nrooms);
+    return out;
+}
+
+static void metric(struct json_out *o, const char *name, const char *type, const char *help,
+                   double value)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "# HELP chat_%s %s\n# TYPE chat_%s %s\nchat_%s %.17g\n", name,
+             help, name, type, name, value);
+    json_out_lit(o, line);
+}
+
+char *stats_metrics(const struct stats_view *v)
+{
+    struct totals t = sum(v);
+    size_t nrooms = 0;
+    struct room_count *rooms = snapshot_rooms(v->rooms, &nrooms);
+    free_rooms(rooms, nrooms);
+    struct json_out o = {0};
+    metric(&o, "uptime_seconds", "gauge", "Seconds since the server started.", v->uptime_seconds);
+    metric(&o, "connections_current", "gauge", "Open WebSocket connections.",
+           (double)t.connections);
+    metric(&o, "connections_total", "counter", "WebSocket upgrades accepted.",
+           (double)load(&v->acceptor->connections_total));
+    metric(&o, "connections_rejected_total", "counter", "Upgrades refused with 503.",
+           (double)load(&v->acceptor->rejected));
+    metric(&o, "rooms", "gauge", "Rooms with at least one member.", (double)nrooms);
+    metric(&o, "messages_received_total", "counter", "Messages received from clients.",
+           (double)t.received);
+    metric(&o, "messages_published_total", "counter", "Messages handed to the broker.",
+           (double)t.published);
+    metric(&o, "messages_delivered_total", "counter", "Messages queued to recipients.",
+           (double)t.delivered);
+    metric(&o, "messages_dropped_total", "counter", "Messages refused or lost.",
+           (double)t.dropped);
+    metric(&o, "slow_consumers_closed_total", "counter", "Connections closed for a full queue.",
+           (double)t.slow);
+    metric(&o, "heartbeat_timeouts_total", "counter", "Connections closed for silence.",
+           (double)t.timeouts);
+    metric(&o, "protocol_errors_total", "counter", "Connections closed for a protocol error.",
+           (double)t.protocol);
+    metric(&o, "broker_connected", "gauge", "1 when the broker is connected.",
+           v->broker.connected ? 1 : 0);
+    metric(&o, "broker_reconnects_total", "counter", "Broker reconnections.",
+           (double)v->broker.reconnects);
+    metric(&o, "http_requests_total", "counter", "Complete HTTP request heads.",
+           (double)load(&v->acceptor->http_requests));
+    metric(&o, "http_bad_requests_total", "counter", "Requests refused with a 4xx status.",
+           (double)load(&v->acceptor->bad_requests));
+    json_out_raw(&o, "", 1); /* NUL-terminate */
+    if (o.oom) {
+        json_out_free(&o);
+        return NULL;
+    }
+    return o.p;
+}

@@ -1,0 +1,76 @@
+/* stats.h: the counters of /ws/stats and /metrics.
+ *
+ * DESIGN: every counter has one writer. Each worker owns a struct
+ * worker_counters and bumps it with relaxed atomics; the acceptor owns
+ * struct acceptor_counters. A stats request sums them without stopping
+ * anyone. Room membership, which changes only on join and leave (never per
+ * message), lives in a registry under one mutex. */
+#ifndef CHAT_STATS_H
+#define CHAT_STATS_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Written by one worker only. Aligned so two workers never share a line. */
+struct worker_counters {
+    _Alignas(64) atomic_uint_fast64_t connections; /* current */
+    atomic_uint_fast64_t received;          /* messages from its clients */
+    atomic_uint_fast64_t published;         /* messages handed to the broker */
+    atomic_uint_fast64_t delivered;         /* (message, recipient) pairs queued */
+    atomic_uint_fast64_t dropped;           /* messages refused (errors, no memory) */
+    atomic_uint_fast64_t slow_consumers_closed;
+    atomic_uint_fast64_t heartbeat_timeouts;
+    atomic_uint_fast64_t protocol_errors;   /* connections closed 1002/1003/1007/1009 */
+    atomic_uint_fast64_t closed;            /* handed-over connections that ended */
+};
+
+/* Written by the acceptor thread only. */
+struct acceptor_counters {
+    atomic_uint_fast64_t connections_total; /* upgrades accepted */
+    atomic_uint_fast64_t rejected;          /* upgrades refused with 503 */
+    atomic_uint_fast64_t http_requests;     /* every complete request head */
+    atomic_uint_fast64_t bad_requests;      /* answered 4xx, or dropped half-sent */
+};
+
+/* Rooms across all workers: name -> members. Workers call join/leave. */
+struct room_registry {
+    pthread_mutex_t lock;
+    struct registry_entry **buckets;
+    size_t nbuckets, nrooms;
+};
+
+int stats_registry_init(struct room_registry *reg);
+void stats_registry_free(struct room_registry *reg);
+void stats_room_join(struct room_registry *reg, const char *room);
+void stats_room_leave(struct room_registry *reg, const char *room);
+
+/* What the broker reports about itself. */
+struct broker_status {
+    const char *mode; /* "standalone" or "redis" */
+    int connected;
+    uint64_t reconnects;
+    uint64_t outbox;
+    uint64_t outbox_dropped;
+    uint64_t foreign_dropped; /* payloads from Redis that were not JSON objects */
+};
+
+struct stats_view {
+    const char *pod_id;
+    double uptime_seconds;
+    const struct worker_counters *workers;
+    unsigned nworkers;
+    const struct acceptor_counters *acceptor;
+    struct room_registry *rooms;
+    struct broker_status broker;
+    int shutting_down;
+};
+
+/* The JSON of interface.md. Returns a heap string the caller frees, or NULL. */
+char *stats_json(const struct stats_view *v);
+
+/* The Prometheus text exposition of the same figures. Heap string or NULL. */
+char *stats_metrics(const struct stats_view *v);
+
+#endif

@@ -1,0 +1,58 @@
+/* worker.h: an epoll worker thread and the connections it owns.
+ *
+ * DESIGN: a connection belongs to exactly one worker, which alone reads,
+ * writes and frees it: socket, frame parser, send ring, heartbeat and room
+ * membership. Other threads reach a worker only through its inbox: the
+ * acceptor hands over new connections, and every worker (and the Redis
+ * subscriber) posts broadcast frames, each holding one fbuf reference. */
+#ifndef CHAT_WORKER_H
+#define CHAT_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ws/auth.h"
+#include "ws/handshake.h"
+
+struct server;
+struct fbuf;
+struct inbox;
+
+enum conn_kind {
+    CONN_CHAT,
+    CONN_ECHO,
+};
+
+/* A new connection, upgraded by the acceptor; the worker frees it. */
+struct conn_handoff {
+    int fd;
+    enum conn_kind kind;
+    bool has_room;
+    char room[WS_HS_ROOM_MAX + 1];
+    char client_id[WS_AUTH_SUB_MAX + 1];
+    size_t extra_len; /* bytes the client sent after its request head */
+    uint8_t extra[];
+};
+
+/* Creates worker id (not started). Returns NULL on failure. Main thread. */
+struct worker *worker_create(struct server *srv, unsigned id);
+
+/* Starts its thread. Returns 0 or -errno. Main thread. */
+int worker_start(struct worker *w);
+
+/* Waits for the thread to end: it ends after a shutdown item, once its
+ * connections are closed or SHUTDOWN_TIMEOUT has passed. Main thread. */
+void worker_join(struct worker *w);
+
+/* Frees a worker whose thread has ended (or never started). */
+void worker_destroy(struct worker *w);
+
+/* The worker's inbox, for any thread to push to. */
+struct inbox *worker_inbox(struct worker *w);
+
+/* Posts msg to every worker's inbox, one reference each; the caller keeps
+ * its own. Returns how many workers could not take it. Any thread. */
+unsigned worker_broadcast(struct server *srv, struct fbuf *msg);
+
+#endif
