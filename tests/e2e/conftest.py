@@ -1,0 +1,96 @@
+"""Fixtures for end-to-end tests: start the real binary on a free port.
+
+The binary comes from CHAT_API_BIN (set by `make e2e`, and by `make asan` /
+`make tsan` to their sanitizer builds). Every server a test starts is stopped
+with SIGTERM at the end and must exit 0: a sanitizer finding (a leak, a race)
+makes the exit status non-zero and fails the test that ran it.
+"""
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from wsraw import http_get
+
+BIN = os.environ.get("CHAT_API_BIN", os.path.join(os.path.dirname(__file__), "../../build/chat-api"))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout=10.0, what="condition"):
+    """Polls pred until it returns a true value; fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+class Server:
+    def __init__(self, env):
+        self.port = free_port()
+        full = dict(os.environ)
+        full.update({"PORT": str(self.port), "BIND_ADDR": "127.0.0.1", "WORKERS": "2",
+                     "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "5s"})
+        full.update(env)
+        self.proc = subprocess.Popen([BIN], env=full, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError("server exited at start: " + self.proc.stderr.read().decode())
+            try:
+                return http_get(self.port, "/healthz")[0] == 200
+            except OSError:
+                return False
+        wait_for(up, 20, "the server to answer /healthz")
+
+    def url(self, path):
+        return f"ws://127.0.0.1:{self.port}{path}"
+
+    def stats(self):
+        import json
+        status, _, body = http_get(self.port, "/api/chat-api/ws/stats")
+        assert status == 200
+        return json.loads(body)
+
+    def stop(self, timeout=30):
+        """SIGTERM; returns (exit status, stderr)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("server did not stop within %ss of SIGTERM" % timeout)
+        return self.proc.returncode, self.proc.stderr.read().decode()
+
+
+@pytest.fixture
+def start_server():
+    started = []
+
+    def start(**env):
+        s = Server({k: str(v) for k, v in env.items()})
+        started.append(s)
+        return s
+    yield start
+    for s in started:
+        code, err = s.stop()
+        assert code == 0, f"server exited {code}:\n{err}"
+
+
+@pytest.fixture
+def server(start_server):
+    return start_server()
