@@ -139,16 +139,20 @@ static void hand_over(struct acceptor *a, struct pending *p)
 {
     struct conn_handoff *h = p->handoff;
     p->handoff = NULL;
+    /* Let go of the socket before publishing it: once the worker has it, it
+     * may close it and the number may be reused at once. */
+    int fd = p->fd;
+    unsigned wi = p->worker;
+    drop(a, p, false);
+    a->handed[wi]++;
     struct inbox_item it = {INBOX_CONN, h};
-    a->handed[p->worker]++;
-    if (inbox_push(worker_inbox(a->srv->workers[p->worker]), it) < 0) {
-        a->handed[p->worker]--;
+    if (inbox_push(worker_inbox(a->srv->workers[wi]), it) < 0) {
+        a->handed[wi]--;
+        close(fd);
         free(h);
-        drop(a, p, true);
         return;
     }
     bump(&a->srv->acceptor_counters.connections_total);
-    drop(a, p, false);
 }
 
 /* Writes what is left of p's answer; finishes the client when done. */
