@@ -7,7 +7,7 @@ CK_FORK ?= yes
 WERROR  ?= 1
 
 PKGS      := libhiredis-dev libssl-dev libcjson-dev check redis-server pkg-config \
-             python3 python3-websockets python3-pytest python3-redis
+             python3 python3-websockets python3-pytest python3-redis valgrind
 FUZZ_PKGS := clang libclang-rt-14-dev
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -77,7 +77,8 @@ unit: $(BUILD)/unit-tests
 
 e2e: $(BUILD)/chat-api
 	@if ls tests/e2e/test_*.py >/dev/null 2>&1; then \
-	  CHAT_API_BIN=$(abspath $(BUILD)/chat-api) /usr/bin/python3 -m pytest -q tests/e2e; \
+	  CHAT_API_BIN=$(abspath $(BUILD)/chat-api) CHAT_API_SANITIZER=$(SANITIZER) \
+	    /usr/bin/python3 -m pytest -q tests/e2e; \
 	else echo "e2e: no end-to-end tests yet"; fi
 
 # After deps, a fresh make: pkg-config's flags are read once the packages exist.
@@ -87,11 +88,11 @@ run: deps
 
 # Sanitizer builds: the whole test suite, in their own build trees.
 asan: deps
-	@$(MAKE) --no-print-directory BUILD=build/asan \
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZER=asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" unit e2e CK_FORK=no
 tsan: deps
-	@$(MAKE) --no-print-directory BUILD=build/tsan \
+	@$(MAKE) --no-print-directory BUILD=build/tsan SANITIZER=tsan \
 	  CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" unit e2e CK_FORK=no
 
 # libFuzzer targets, each run FUZZ_SECONDS (default 60).

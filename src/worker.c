@@ -42,6 +42,8 @@
 #define IOV_BATCH 64
 /* Ring slots beyond SEND_BUFFER, kept for control frames (pong, close). */
 #define CONTROL_SLOTS 4
+/* The ring's size while idle: room for a few frames without growing. */
+#define RING_MIN 8
 /* How long we wait for the client's close after sending ours. */
 #define CLOSE_WAIT_MS 2000
 #define WHEEL_SLOTS 256
@@ -75,7 +77,8 @@ struct conn {
     char *client_id;
 
     /* Frames waiting to be written, oldest at ring_head; each slot owns one
-     * reference. Allocated only while in use (freed when idle). */
+     * reference. RING_MIN slots while idle, up to SEND_BUFFER + CONTROL_SLOTS
+     * under a burst. */
     struct fbuf **ring;
     uint32_t ring_head, ring_n, ring_cap;
     uint32_t head_off; /* bytes of the oldest frame already written */
@@ -124,6 +127,10 @@ struct worker {
     uint64_t now;
     uint8_t rbuf[READ_BUF_SIZE];
 };
+
+/* An idle connection costs this struct, its id, three list slots and a
+ * RING_MIN ring: well under 1 KiB of user memory. Keep it that way. */
+_Static_assert(sizeof(struct conn) <= 384, "struct conn grew: idle connections must stay small");
 
 static uint64_t next_random(struct worker *w)
 {
@@ -283,22 +290,36 @@ static void mark_dirty(struct worker *w, struct conn *c)
     w->dirty = c;
 }
 
-/* Appends b to the ring, taking a reference. Returns false when even the
- * control slots are full; the connection is then dropped. */
+/* Resizes the ring to cap slots (>= ring_n), oldest first at slot 0. */
+static bool ring_resize(struct conn *c, uint32_t cap)
+{
+    struct fbuf **r = malloc(cap * sizeof(*r));
+    if (!r)
+        return false;
+    for (uint32_t i = 0; i < c->ring_n; i++)
+        r[i] = c->ring[(c->ring_head + i) % c->ring_cap];
+    free(c->ring);
+    c->ring = r;
+    c->ring_cap = cap;
+    c->ring_head = 0;
+    return true;
+}
+
+/* Appends b to the ring, taking a reference. The ring starts small and
+ * doubles under a burst, up to SEND_BUFFER plus the control slots; it
+ * shrinks back when the connection is idle (heartbeat). Returns false when
+ * it cannot take b; the connection is then dropped. */
 static bool ring_push(struct worker *w, struct conn *c, struct fbuf *b)
 {
-    if (!c->ring) {
-        c->ring_cap = w->cfg->send_buffer + CONTROL_SLOTS;
-        c->ring = malloc(c->ring_cap * sizeof(*c->ring));
-        if (!c->ring) {
+    uint32_t max = w->cfg->send_buffer + CONTROL_SLOTS;
+    if (c->ring_n == c->ring_cap) {
+        uint32_t cap = c->ring_cap ? c->ring_cap * 2 : RING_MIN;
+        if (cap > max)
+            cap = max;
+        if (c->ring_n == cap || !ring_resize(c, cap)) {
             kill_conn(w, c);
             return false;
         }
-        c->ring_head = c->ring_n = 0;
-    }
-    if (c->ring_n == c->ring_cap) {
-        kill_conn(w, c);
-        return false;
     }
     fbuf_ref(b);
     c->ring[(c->ring_head + c->ring_n) % c->ring_cap] = b;
@@ -630,11 +651,9 @@ static void heartbeat(struct worker *w, struct conn *c)
         ring_push(w, c, w->ping);
         c->pinged = 1;
     }
-    /* An idle connection gives its memory back. */
-    if (c->ring_n == 0 && c->ring) {
-        free(c->ring);
-        c->ring = NULL;
-    }
+    /* An idle connection gives back what a burst made it take. */
+    if (c->ring_n == 0 && c->ring_cap > RING_MIN)
+        ring_resize(c, RING_MIN);
     ws_frame_parser_shrink(&c->parser);
     wheel_schedule(w, c, c->last_rx_ms +
                              (c->pinged ? w->cfg->pong_timeout_ms : w->cfg->ping_interval_ms));

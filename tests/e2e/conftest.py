@@ -37,13 +37,13 @@ def wait_for(pred, timeout=10.0, what="condition"):
 
 
 class Server:
-    def __init__(self, env):
+    def __init__(self, env, wrapper=(), start_timeout=20):
         self.port = free_port()
         full = dict(os.environ)
         full.update({"PORT": str(self.port), "BIND_ADDR": "127.0.0.1", "WORKERS": "2",
                      "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "5s"})
         full.update(env)
-        self.proc = subprocess.Popen([BIN], env=full, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*wrapper, BIN], env=full, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
 
         def up():
@@ -53,7 +53,7 @@ class Server:
                 return http_get(self.port, "/healthz")[0] == 200
             except OSError:
                 return False
-        wait_for(up, 20, "the server to answer /healthz")
+        wait_for(up, start_timeout, "the server to answer /healthz")
 
     def url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"
