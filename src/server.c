@@ -17,6 +17,7 @@
 #include "acceptor.h"
 #include "inbox.h"
 #include "log.h"
+#include "redis/broker.h"
 #include "worker.h"
 
 uint64_t server_now_ms(void)
@@ -78,20 +79,21 @@ static void log_config(const struct config *c)
              c->pong_timeout_ms, c->shutdown_timeout_ms, c->n_allowed_origins);
 }
 
+/* Order matters: the acceptor and the Redis subscriber push into worker
+ * inboxes, so both stop before any worker is freed; the workers end first so
+ * that the publisher's last batch holds everything they accepted. */
 static void teardown(struct server *srv)
 {
-    if (srv->acceptor) {
+    if (srv->acceptor)
         acceptor_stop(srv->acceptor);
-        acceptor_destroy(srv->acceptor);
-    }
-    for (unsigned i = 0; srv->workers && i < srv->nworkers; i++) {
-        if (srv->workers[i]) {
+    for (unsigned i = 0; srv->workers && i < srv->nworkers; i++)
+        if (srv->workers[i])
             worker_join(srv->workers[i]);
-            worker_destroy(srv->workers[i]);
-        }
-    }
     if (srv->broker.stop)
         srv->broker.stop(&srv->broker);
+    for (unsigned i = 0; srv->workers && i < srv->nworkers; i++)
+        worker_destroy(srv->workers[i]);
+    acceptor_destroy(srv->acceptor);
     free(srv->workers);
     free(srv->counters);
     stats_registry_free(&srv->rooms);
@@ -110,8 +112,6 @@ int server_run(const struct config *cfg)
                                   .status = standalone_status,
                                   .stop = standalone_stop};
     log_config(cfg);
-    if (cfg->redis_enabled)
-        log_warn("REDIS_URL is set, but this build has no Redis broker yet: running standalone");
 
     /* Threads inherit this mask: only sigwait below sees these signals. */
     sigset_t set;
@@ -136,6 +136,12 @@ int server_run(const struct config *cfg)
     srv->acceptor = acceptor_create(srv);
     if (!srv->acceptor)
         status = 1;
+    /* Redis being unreachable is not fatal: the broker keeps trying and
+     * /readyz says 503 until it is connected. */
+    if (status == 0 && cfg->redis_enabled && redis_broker_start(srv, &srv->broker) < 0) {
+        log_error("cannot start the Redis broker");
+        status = 1;
+    }
     for (unsigned i = 0; status == 0 && i < srv->nworkers; i++) {
         srv->workers[i] = worker_create(srv, i);
         if (!srv->workers[i] || worker_start(srv->workers[i]) < 0) {

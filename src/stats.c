@@ -208,6 +208,7 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(b, "outbox", (double)v->broker.outbox);
     cJSON_AddNumberToObject(b, "outbox_dropped", (double)v->broker.outbox_dropped);
     cJSON_AddNumberToObject(b, "foreign_dropped", (double)v->broker.foreign_dropped);
+    cJSON_AddNumberToObject(b, "received", (double)v->broker.received);
 
     cJSON *http = cJSON_AddObjectToObject(o, "http");
     cJSON_AddNumberToObject(http, "requests", (double)load(&v->acceptor->http_requests));
@@ -269,6 +270,15 @@ char *stats_metrics(const struct stats_view *v)
            v->broker.connected ? 1 : 0);
     metric(&o, "broker_reconnects_total", "counter", "Broker reconnections.",
            (double)v->broker.reconnects);
+    metric(&o, "broker_outbox", "gauge", "Messages waiting to be published to Redis.",
+           (double)v->broker.outbox);
+    metric(&o, "broker_outbox_dropped_total", "counter", "Messages dropped from a full outbox.",
+           (double)v->broker.outbox_dropped);
+    metric(&o, "broker_foreign_dropped_total", "counter",
+           "Payloads from Redis dropped for not being JSON objects.",
+           (double)v->broker.foreign_dropped);
+    metric(&o, "broker_received_total", "counter", "Messages received from other pods.",
+           (double)v->broker.received);
     metric(&o, "http_requests_total", "counter", "Complete HTTP request heads.",
            (double)load(&v->acceptor->http_requests));
     metric(&o, "http_bad_requests_total", "counter", "Requests refused with a 4xx status.",

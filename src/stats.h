@@ -54,6 +54,7 @@ struct broker_status {
     uint64_t outbox;
     uint64_t outbox_dropped;
     uint64_t foreign_dropped; /* payloads from Redis that were not JSON objects */
+    uint64_t received;        /* messages from other pods and backends, delivered */
 };
 
 struct stats_view {

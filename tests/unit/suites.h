@@ -14,5 +14,7 @@ Suite *envelope_suite(void);
 Suite *config_suite(void);
 Suite *redis_url_suite(void);
 Suite *fbuf_suite(void);
+Suite *outbox_suite(void);
+Suite *redis_message_suite(void);
 
 #endif

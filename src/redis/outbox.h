@@ -1,0 +1,38 @@
+/* outbox.h: the bounded queue of messages waiting to be published to Redis.
+ *
+ * Holds fbuf references in order. When it is full the oldest message is
+ * dropped and counted, so an outage costs memory up to REDIS_OUTBOX messages
+ * and no more. Not thread-safe by itself: the Redis broker guards it with its
+ * lock. */
+#ifndef CHAT_REDIS_OUTBOX_H
+#define CHAT_REDIS_OUTBOX_H
+
+#include <stdint.h>
+
+struct fbuf;
+
+struct outbox {
+    struct fbuf **items; /* each owns one reference */
+    uint32_t cap, head, n;
+    uint64_t dropped; /* messages dropped because the outbox was full */
+};
+
+/* Returns 0 or -1 when out of memory. */
+int outbox_init(struct outbox *o, uint32_t cap);
+
+/* Drops every message left and frees the queue. */
+void outbox_free(struct outbox *o);
+
+/* Appends b, taking a reference; drops the oldest message when full. */
+void outbox_push(struct outbox *o, struct fbuf *b);
+
+/* Moves up to max of the oldest messages into out; the caller owns their
+ * references. Returns how many. */
+uint32_t outbox_take(struct outbox *o, struct fbuf **out, uint32_t max);
+
+/* Puts n messages taken earlier (and not published) back in front, in their
+ * order, giving their references back. Messages that no longer fit are the
+ * oldest of all and are dropped and counted. */
+void outbox_requeue(struct outbox *o, struct fbuf **items, uint32_t n);
+
+#endif

@@ -1,0 +1,56 @@
+/* test_redis_message.c: classifying what arrives from Redis. */
+#include <string.h>
+
+#include "redis/message.h"
+#include "suites.h"
+
+static enum redis_msg_kind classify(const char *ch, const char *payload, char *room)
+{
+    return redis_msg_classify(ch, strlen(ch), payload, strlen(payload), "pod-a", room);
+}
+
+START_TEST(channels_and_payloads)
+{
+    char room[WS_HS_ROOM_MAX + 1];
+    ck_assert_int_eq(classify("realtime:global", "{\"type\":\"notification\"}", room), REDIS_MSG_DELIVER);
+    ck_assert_str_eq(room, "");
+    ck_assert_int_eq(classify("realtime:room:lobby", "{}", room), REDIS_MSG_DELIVER);
+    ck_assert_str_eq(room, "lobby");
+    /* This pod's own messages come back and are dropped; other pods' are not. */
+    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-a\",\"x\":1}", room), REDIS_MSG_OWN);
+    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-b\"}", room), REDIS_MSG_DELIVER);
+    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-ab\"}", room), REDIS_MSG_DELIVER);
+    ck_assert_int_eq(classify("realtime:room:lobby", "{\"data\":{\"pod\":\"pod-a\"}}", room),
+                     REDIS_MSG_DELIVER); /* only the top-level field counts */
+    /* Anything but a JSON object in UTF-8 is dropped. */
+    ck_assert_int_eq(classify("realtime:global", "hello", room), REDIS_MSG_INVALID);
+    ck_assert_int_eq(classify("realtime:global", "[1,2]", room), REDIS_MSG_INVALID);
+    ck_assert_int_eq(classify("realtime:global", "{\"a\":1", room), REDIS_MSG_INVALID);
+    ck_assert_int_eq(classify("realtime:global", "{\"a\":\"\xff\"}", room), REDIS_MSG_INVALID);
+    /* Channels that are not ours, or rooms that cannot exist. */
+    ck_assert_int_eq(classify("realtime:room:", "{}", room), REDIS_MSG_INVALID);
+    ck_assert_int_eq(classify("realtime:room:bad room", "{}", room), REDIS_MSG_INVALID);
+    ck_assert_int_eq(classify("realtime:globalx", "{}", room), REDIS_MSG_INVALID);
+    ck_assert_int_eq(classify("other", "{}", room), REDIS_MSG_INVALID);
+}
+END_TEST
+
+START_TEST(channel_names)
+{
+    char out[200];
+    ck_assert_uint_eq(redis_msg_channel("lobby", out, sizeof(out)), 19);
+    ck_assert_str_eq(out, "realtime:room:lobby");
+    redis_msg_channel(NULL, out, sizeof(out));
+    ck_assert_str_eq(out, "realtime:global");
+}
+END_TEST
+
+Suite *redis_message_suite(void)
+{
+    Suite *s = suite_create("redis_message");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, channels_and_payloads);
+    tcase_add_test(tc, channel_names);
+    suite_add_tcase(s, tc);
+    return s;
+}
