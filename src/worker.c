@@ -563,7 +563,6 @@ static void adopt(struct worker *w, struct conn_handoff *h)
     }
     c->in_all = 1;
     w->nconns++;
-    bump(&w->counters->connections, 1);
     wheel_schedule(w, c, w->now + w->cfg->ping_interval_ms);
 
     if (c->kind == CONN_CHAT) {
@@ -587,6 +586,9 @@ static void adopt(struct worker *w, struct conn_handoff *h)
                 send_system(w, c, &w->out);
         }
     }
+    /* Counted once it is in its room, so stats never show a connection
+     * without its room. */
+    bump(&w->counters->connections, 1);
     if (w->draining)
         start_close(w, c, WS_CLOSE_GOING_AWAY, "server shutting down");
     /* The client may have sent frames right behind its request head. */

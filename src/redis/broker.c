@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <hiredis.h>
 #include <poll.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -173,9 +174,12 @@ static redisContext *connect_redis(struct redis_broker *rb, bool quiet)
 
 /* ---- publisher ---- */
 
-/* Publishes one batch, pipelined. Returns how many Redis confirmed; on a
- * broken connection the rest are for the caller to requeue. */
-static uint32_t publish_batch(redisContext *c, struct fbuf **batch, uint32_t n)
+/* Publishes one batch, pipelined. Returns how many Redis confirmed; the
+ * rest are for the caller to requeue. An error reply (NOAUTH, OOM, READONLY)
+ * means that message was not published: it and those after it count as
+ * unconfirmed, and *why says what Redis answered. */
+static uint32_t publish_batch(redisContext *c, struct fbuf **batch, uint32_t n, char *why,
+                              size_t why_len)
 {
     char channel[192];
     for (uint32_t i = 0; i < n; i++) {
@@ -185,13 +189,22 @@ static uint32_t publish_batch(redisContext *c, struct fbuf **batch, uint32_t n)
                                (size_t)(b->len - b->hdr_len)) != REDIS_OK)
             return 0;
     }
+    uint32_t confirmed = n;
     for (uint32_t i = 0; i < n; i++) {
         redisReply *r = NULL;
-        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r)
-            return i;
+        if (redisGetReply(c, (void **)&r) != REDIS_OK || !r) {
+            snprintf(why, why_len, "%s", c->errstr);
+            return i < confirmed ? i : confirmed;
+        }
+        /* Read every reply of the batch, so the stream stays in step even
+         * when an early one is an error. */
+        if (r->type == REDIS_REPLY_ERROR && i < confirmed) {
+            confirmed = i;
+            snprintf(why, why_len, "Redis answered %s", r->str);
+        }
         freeReplyObject(r);
     }
-    return n;
+    return confirmed;
 }
 
 static void *publisher_main(void *arg)
@@ -228,7 +241,8 @@ static void *publisher_main(void *arg)
         uint32_t n = outbox_take(&rb->outbox, batch, BATCH_MAX);
         pthread_mutex_unlock(&rb->lock);
 
-        uint32_t done = n ? publish_batch(c, batch, n) : 0;
+        char why[256] = "";
+        uint32_t done = n ? publish_batch(c, batch, n, why, sizeof(why)) : 0;
         for (uint32_t i = 0; i < done; i++)
             fbuf_unref(batch[i]);
         if (done < n) {
@@ -237,11 +251,13 @@ static void *publisher_main(void *arg)
             pthread_mutex_lock(&rb->lock);
             outbox_requeue(&rb->outbox, batch + done, n - done);
             pthread_mutex_unlock(&rb->lock);
-            log_warn("redis: publisher lost its connection: %s; %u messages wait in the outbox",
-                     c->errstr, n - done);
+            log_warn("redis: publishing failed: %s; %u messages wait in the outbox, reconnecting",
+                     why, n - done);
             atomic_store(&rb->pub_connected, 0);
             redisFree(c);
             c = NULL;
+            if (!nap(rb, backoff_next(&bo)))
+                break;
             continue;
         }
         /* On stop, what was queued before it has just been sent. */
@@ -285,10 +301,14 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
 }
 
 /* Handles one reply in subscribe mode. Returns how many subscriptions it
- * confirmed (0 or 1). */
+ * confirmed (0 or 1), or -1 when Redis refused something (NOAUTH, say). */
 static int on_sub_reply(struct redis_broker *rb, redisReply *r, uint64_t *last_seen)
 {
     *last_seen = now_ms();
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_debug("redis: subscriber refused: %s", r->str);
+        return -1;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_STRING)
         return 0;
@@ -329,15 +349,17 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
             return true;
         if (fds[1].revents)
             return false;
-        uint64_t now = now_ms();
         if (fds[0].revents) {
             if (redisBufferRead(c) != REDIS_OK)
                 return true;
             void *reply = NULL;
             while (redisGetReplyFromReader(c, &reply) == REDIS_OK && reply) {
-                confirmed += on_sub_reply(rb, reply, &last_seen);
+                int rc = on_sub_reply(rb, reply, &last_seen);
                 freeReplyObject(reply);
                 reply = NULL;
+                if (rc < 0)
+                    return true;
+                confirmed += rc;
                 if (confirmed == 2 && !atomic_load(&rb->sub_ready)) {
                     atomic_store(&rb->sub_ready, 1);
                     if (*ever) {
@@ -353,12 +375,15 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
             if (c->err)
                 return true;
         }
+        /* Read the clock after the replies: last_seen may be later than any
+         * time taken before them. */
+        uint64_t now = now_ms();
         if (now - last_ping >= SUB_PING_MS) {
             if (redisAppendCommand(c, "PING") != REDIS_OK || !flush_out(c))
                 return true;
             last_ping = now;
         }
-        if (now - last_seen > 2 * SUB_PING_MS) {
+        if (now > last_seen + 2 * SUB_PING_MS) {
             log_warn("redis: no answer from the subscriber connection for %d s", 2 * SUB_PING_MS / 1000);
             return true;
         }

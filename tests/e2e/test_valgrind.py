@@ -13,7 +13,7 @@ from conftest import Server
 from wsraw import Raw
 
 
-@pytest.mark.skipif(os.environ.get("CHAT_API_SANITIZER"), reason="sanitizer build")
+@pytest.mark.skipif(bool(os.environ.get("CHAT_API_SANITIZER")), reason="sanitizer build")
 @pytest.mark.skipif(not shutil.which("valgrind"), reason="valgrind is installed by make deps")
 def test_no_leaks_under_valgrind():
     srv = Server({"WORKERS": "2", "SHUTDOWN_TIMEOUT": "3s"},

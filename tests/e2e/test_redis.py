@@ -1,0 +1,311 @@
+"""Two pods through a real redis-server: cross-pod fan-out, backends
+publishing, bad payloads, outages and AUTH."""
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+
+import pytest
+import redis
+import websockets
+
+from conftest import free_port, wait_for
+from wsraw import http_get
+
+T = 5
+
+
+class RedisServer:
+    def __init__(self, port=None, password=None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="chat-redis-")
+        self.start(password)
+
+    def start(self, password=None):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.dir]
+        if password:
+            args += ["--requirepass", password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.password = password
+
+        def up():
+            try:
+                return self.client().ping()
+            except redis.exceptions.ConnectionError:
+                return False
+        wait_for(up, 10, "redis-server to answer PING")
+
+    def client(self):
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server():
+    servers = []
+
+    def start(**kw):
+        r = RedisServer(**kw)
+        servers.append(r)
+        return r
+    yield start
+    for r in servers:
+        r.close()
+
+
+def ready(srv):
+    return http_get(srv.port, "/readyz")[0] == 200
+
+
+@pytest.fixture
+def two_pods(start_server, redis_server):
+    r = redis_server()
+    url = f"redis://127.0.0.1:{r.port}"
+    pods = [start_server(REDIS_URL=url, POD_ID=f"pod-{i}") for i in (1, 2)]
+    for p in pods:
+        wait_for(lambda: ready(p), 10, "the pod to be ready")
+    return r, pods
+
+
+async def recv_json(ws, timeout=T):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
+
+
+async def silent(ws, seconds=0.3):
+    try:
+        await asyncio.wait_for(ws.recv(), seconds)
+        return False
+    except asyncio.TimeoutError:
+        return True
+
+
+OPEN = []  # every client a test opened, closed by run()
+
+
+async def connect(pod, path):
+    ws = await websockets.connect(pod.url(path), max_queue=None)
+    OPEN.append(ws)
+    m = await recv_json(ws)
+    assert m["data"]["event"] == "welcome"
+    return ws
+
+
+def run(coro):
+    """Runs a test's coroutine and closes every client it opened."""
+    async def wrapped():
+        try:
+            await coro
+        finally:
+            await asyncio.gather(*(ws.close() for ws in OPEN), return_exceptions=True)
+            OPEN.clear()
+    asyncio.run(wrapped())
+
+
+def test_rooms_and_global_across_pods(two_pods):
+    _, (p1, p2) = two_pods
+
+    async def go():
+        a = await connect(p1, "/ws/lobby")
+        b = await connect(p2, "/ws/lobby")
+        o = await connect(p2, "/ws/ops")
+        g1 = await connect(p1, "/ws")
+        g2 = await connect(p2, "/ws")
+        await a.send("hi from pod 1")
+        for c in (a, b):
+            m = await recv_json(c)
+            assert m["data"] == {"text": "hi from pod 1"} and m["pod"] == "pod-1"
+        for c in (a, b, o, g1, g2):
+            assert await silent(c), "room isolation across pods, and no echo twice"
+        await g2.send(json.dumps({"type": "notification", "data": {"n": 1}}))
+        for c in (a, b, o, g1, g2):
+            m = await recv_json(c)
+            assert m["room"] is None and m["data"] == {"n": 1}
+        for c in (a, b, o, g1, g2):
+            assert await silent(c, 0.2), "each recipient gets it once"
+    run(go())
+
+
+def test_exactly_once_and_in_order_across_pods(two_pods):
+    _, (p1, p2) = two_pods
+    N = 500
+
+    async def go():
+        s1, s2 = await connect(p1, "/ws/x"), await connect(p2, "/ws/x")
+        r1, r2 = await connect(p1, "/ws/x"), await connect(p2, "/ws/x")
+
+        async def read(c):
+            got = [await recv_json(c, 10) for _ in range(2 * N)]
+            assert await silent(c, 0.3)
+            return got
+
+        readers = [asyncio.create_task(read(c)) for c in (s1, s2, r1, r2)]
+
+        async def send(c, tag):
+            for i in range(N):
+                await c.send(json.dumps({"data": {"tag": tag, "seq": i}}))
+        await asyncio.gather(send(s1, "one"), send(s2, "two"))
+        for got in await asyncio.gather(*readers):
+            for tag in ("one", "two"):
+                assert [m["data"]["seq"] for m in got if m["data"]["tag"] == tag] == list(range(N))
+    run(go())
+
+
+def test_payloads_seen_by_a_plain_redis_subscriber(two_pods):
+    r, (p1, p2) = two_pods
+    sub = r.client().pubsub()
+    sub.psubscribe("realtime:*")
+    assert sub.get_message(timeout=T)["type"] == "psubscribe"
+
+    async def go():
+        a = await connect(p1, "/ws/lobby")
+        g = await connect(p2, "/ws")
+        await a.send(json.dumps({"id": "m-1", "data": {"k": "v"}}))
+        await g.send("to everyone")
+        await recv_json(a)
+        await recv_json(g)
+    run(go())
+    seen = {}
+    while len(seen) < 2:
+        m = sub.get_message(timeout=T)
+        assert m is not None, "the subscriber should see both messages"
+        if m["type"] == "pmessage":
+            seen[m["channel"].decode()] = json.loads(m["data"])
+    room = seen["realtime:room:lobby"]
+    assert room["id"] == "m-1" and room["data"] == {"k": "v"} and room["room"] == "lobby"
+    assert room["pod"] == "pod-1" and room["type"] == "chat"
+    glob = seen["realtime:global"]
+    assert glob["room"] is None and glob["pod"] == "pod-2" and glob["data"] == {"text": "to everyone"}
+    sub.close()
+
+
+def test_backend_publish_reaches_clients_verbatim(two_pods):
+    r, (p1, p2) = two_pods
+
+    async def go():
+        a = await connect(p1, "/ws/lobby")
+        b = await connect(p2, "/ws/ops")
+        g = await connect(p2, "/ws")
+        payload = '{"type":"notification", "data":{"n":12345678901234567891},"extra":"kept"}'
+        assert r.client().publish("realtime:global", payload) == 2  # one subscriber per pod
+        for c in (a, b, g):
+            assert await asyncio.wait_for(c.recv(), T) == payload
+        room_payload = '{"type":"system","data":{"note":"ops only"}}'
+        r.client().publish("realtime:room:ops", room_payload)
+        assert await asyncio.wait_for(b.recv(), T) == room_payload
+        assert await silent(a) and await silent(g)
+    run(go())
+
+
+def test_non_json_payloads_are_dropped_and_counted(two_pods):
+    r, (p1, p2) = two_pods
+
+    async def go():
+        a = await connect(p1, "/ws/lobby")
+        c = r.client()
+        for bad in ("plain text", "[1,2]", '{"cut":', b'{"bad":"\xff"}'):
+            c.publish("realtime:room:lobby", bad)
+        c.publish("realtime:room:lobby", '{"ok":true}')
+        # Nothing bad reached the client; the good one that followed did.
+        assert await asyncio.wait_for(a.recv(), T) == '{"ok":true}'
+    run(go())
+    for p in (p1, p2):
+        assert p.stats()["broker"]["foreign_dropped"] == 4
+
+
+def test_redis_outage_local_delivery_then_recovery(start_server, redis_server):
+    r = redis_server()
+    url = f"redis://127.0.0.1:{r.port}"
+    p1 = start_server(REDIS_URL=url, POD_ID="pod-1")
+    p2 = start_server(REDIS_URL=url, POD_ID="pod-2")
+    for p in (p1, p2):
+        wait_for(lambda: ready(p), 10, "ready")
+
+    async def go():
+        a = await connect(p1, "/ws/lobby")
+        a2 = await connect(p1, "/ws/lobby")
+        b = await connect(p2, "/ws/lobby")
+
+        r.kill()
+        for p in (p1, p2):
+            await asyncio.to_thread(wait_for, lambda: not ready(p), 10, "readyz 503")
+            assert p.stats()["broker"]["connected"] is False
+        # Local delivery carries on untouched.
+        for i in range(5):
+            await a.send(json.dumps({"data": {"outage": i}}))
+        for c in (a, a2):
+            assert [(await recv_json(c))["data"]["outage"] for _ in range(5)] == list(range(5))
+        assert (await asyncio.to_thread(p1.stats))["broker"]["outbox"] == 5
+
+        # Restart behind a password, so that a plain subscriber is listening
+        # before the pods can get in; then open the gate.
+        await asyncio.to_thread(r.start, "gate")
+        sub = r.client().pubsub()
+        sub.psubscribe("realtime:*")
+        assert sub.get_message(timeout=T)["type"] == "psubscribe"
+        r.client().config_set("requirepass", "")
+        r.password = None
+        for p in (p1, p2):
+            await asyncio.to_thread(wait_for, lambda: ready(p), 15, "readyz 200 after restart")
+        # The outage's messages went out on reconnect, in order.
+        got = []
+        while len(got) < 5:
+            m = sub.get_message(timeout=T)
+            assert m is not None, f"only {got} of the outage messages were published"
+            if m["type"] == "pmessage":
+                got.append(json.loads(m["data"])["data"]["outage"])
+        assert got == list(range(5))
+        stats = await asyncio.to_thread(p1.stats)
+        assert stats["broker"]["outbox"] == 0 and stats["broker"]["reconnects"] >= 1
+        # Cross-pod delivery has resumed.
+        while not await silent(b, 0.3):
+            pass  # drop whatever of the outage reached pod 2
+        await a.send("after")
+        m = await recv_json(b)
+        assert m["data"] == {"text": "after"}
+        sub.close()
+    run(go())
+
+
+def test_redis_auth(start_server, redis_server):
+    r = redis_server(password="s3cret")
+    good = start_server(REDIS_URL=f"redis://:s3cret@127.0.0.1:{r.port}", POD_ID="good-1")
+    good2 = start_server(REDIS_URL=f"redis://default:s3cret@127.0.0.1:{r.port}/0", POD_ID="good-2")
+    bad = start_server(REDIS_URL=f"redis://:wrong@127.0.0.1:{r.port}", POD_ID="bad")
+    for p in (good, good2):
+        wait_for(lambda: ready(p), 10, "the pod with the password to be ready")
+
+    async def go():
+        a = await connect(good, "/ws/lobby")
+        b = await connect(good2, "/ws/lobby")
+        await a.send("authenticated")
+        assert (await recv_json(b))["data"] == {"text": "authenticated"}
+    run(go())
+    assert not ready(bad)
+    assert bad.stats()["broker"]["connected"] is False
+
+
+def test_unreachable_redis_at_start_is_not_fatal(start_server, redis_server):
+    port = free_port()
+    p = start_server(REDIS_URL=f"redis://127.0.0.1:{port}", POD_ID="lonely")
+    assert http_get(p.port, "/healthz")[0] == 200
+    assert not ready(p)
+
+    async def local():
+        a = await connect(p, "/ws/lobby")
+        await a.send("alone")
+        assert (await recv_json(a))["data"] == {"text": "alone"}
+    run(local())
+    redis_server(port=port)
+    wait_for(lambda: ready(p), 15, "the pod to connect once Redis is there")
