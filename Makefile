@@ -7,7 +7,8 @@ CK_FORK ?= yes
 WERROR  ?= 1
 
 PKGS      := libhiredis-dev libssl-dev libcjson-dev check redis-server pkg-config \
-             python3 python3-websockets python3-pytest python3-redis valgrind
+             python3 python3-websockets python3-pytest python3-redis valgrind \
+             docker-compose nginx-light
 FUZZ_PKGS := clang libclang-rt-14-dev
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -42,7 +43,8 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o) $(MAIN_ASM:%.S=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps fuzz-deps test unit e2e run asan tsan fuzz lint format bench clean
+.PHONY: all deps fuzz-deps test unit e2e compose-check run run-cluster asan tsan fuzz lint \
+        format bench clean
 
 all: $(BUILD)/chat-api
 
@@ -70,7 +72,11 @@ fuzz-deps:
 
 # `make test` installs what is missing, then builds and runs every test.
 test: deps
-	@$(MAKE) --no-print-directory unit e2e
+	@$(MAKE) --no-print-directory unit compose-check e2e
+
+# docker-compose.yml must be a valid compose file (no Docker engine needed).
+compose-check:
+	docker-compose -f docker-compose.yml config -q
 
 unit: $(BUILD)/unit-tests
 	CK_FORK=$(CK_FORK) $(BUILD)/unit-tests
@@ -85,6 +91,11 @@ e2e: $(BUILD)/chat-api
 run: deps
 	@$(MAKE) --no-print-directory $(BUILD)/chat-api
 	exec $(BUILD)/chat-api
+
+# The docker compose topology from Debian packages: Redis and two pods.
+run-cluster: deps
+	@$(MAKE) --no-print-directory $(BUILD)/chat-api
+	exec scripts/run-cluster.sh
 
 # Sanitizer builds: the whole test suite, in their own build trees.
 asan: deps

@@ -30,7 +30,9 @@ def http_request(port, raw, timeout=5):
 
 
 def http_get(port, path, headers=""):
-    return http_request(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode())
+    # Connection: close, so a proxy in front (nginx) ends the response with EOF.
+    return http_request(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              f"Connection: close\r\n{headers}\r\n".encode())
 
 
 def encode_frame(opcode, payload=b"", fin=True, mask=True, rsv=0, length=None):
