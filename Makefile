@@ -60,6 +60,12 @@ $(BUILD)/src/web_assets.o: src/web_assets.S web/index.html
 $(BUILD)/chat-api: $(CORE_OBJ) $(MAIN_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS)
 
+# The load generator: epoll, our own frame codec in client role.
+$(BUILD)/chat-bench: bench/chat-bench.c src/ws/frame.c src/ws/utf8.c src/ws/frame.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc bench/chat-bench.c src/ws/frame.c \
+	  src/ws/utf8.c -o $@
+
 $(BUILD)/unit-tests: $(CORE_OBJ) $(TEST_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CHECK_LIBS)
 
@@ -121,6 +127,13 @@ fuzz: fuzz-deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)
 $(BUILD)/fuzz/fuzz-%: fuzz/fuzz_%.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $< $(CORE_SRC) -o $@ $(PKG_LIBS)
+
+# Benchmarks: see bench/README.md. Not part of make test.
+BENCH_PKGS := gnuplot-nox util-linux
+bench: deps
+	@./scripts/deps.sh $(BENCH_PKGS)
+	@$(MAKE) --no-print-directory $(BUILD)/chat-api $(BUILD)/chat-bench
+	bench/run.sh
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
