@@ -51,6 +51,24 @@ void fbuf_ref(struct fbuf *b)
     atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
 }
 
+void fbuf_ref_n(struct fbuf *b, unsigned n)
+{
+    atomic_fetch_add_explicit(&b->refs, n, memory_order_relaxed);
+}
+
+void fbuf_unref_n(struct fbuf *b, unsigned n)
+{
+    if (n == 0)
+        return;
+    unsigned prev = atomic_fetch_sub_explicit(&b->refs, n, memory_order_acq_rel);
+    if (prev == n) {
+        free(b);
+    } else if (prev < n) {
+        fprintf(stderr, "fbuf: reference count below zero\n");
+        abort();
+    }
+}
+
 void fbuf_unref(struct fbuf *b)
 {
     /* acq_rel: every drop publishes the dropping thread's use of the buffer,

@@ -41,4 +41,11 @@ void fbuf_ref(struct fbuf *b);
  * count would go below zero: that is a broken invariant, not bad input. */
 void fbuf_unref(struct fbuf *b);
 
+/* Takes n references at once: a fan-out pays one atomic operation, not one
+ * per recipient. */
+void fbuf_ref_n(struct fbuf *b, unsigned n);
+
+/* Drops n references at once (n may be 0). */
+void fbuf_unref_n(struct fbuf *b, unsigned n);
+
 #endif

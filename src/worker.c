@@ -43,7 +43,7 @@
 /* Ring slots beyond SEND_BUFFER, kept for control frames (pong, close). */
 #define CONTROL_SLOTS 4
 /* The ring's size while idle: room for a few frames without growing. */
-#define RING_MIN 8
+#define RING_MIN 4
 /* How long we wait for the client's close after sending ours. */
 #define CLOSE_WAIT_MS 2000
 #define WHEEL_SLOTS 256
@@ -130,7 +130,7 @@ struct worker {
 
 /* An idle connection costs this struct, its id, three list slots and a
  * RING_MIN ring: well under 1 KiB of user memory. Keep it that way. */
-_Static_assert(sizeof(struct conn) <= 384, "struct conn grew: idle connections must stay small");
+_Static_assert(sizeof(struct conn) <= 256, "struct conn grew: idle connections must stay small");
 
 static uint64_t next_random(struct worker *w)
 {
@@ -305,11 +305,12 @@ static bool ring_resize(struct conn *c, uint32_t cap)
     return true;
 }
 
-/* Appends b to the ring, taking a reference. The ring starts small and
+/* Appends b to the ring; the slot owns a reference, taken here unless the
+ * caller paid for it in advance (prepaid). The ring starts small and
  * doubles under a burst, up to SEND_BUFFER plus the control slots; it
  * shrinks back when the connection is idle (heartbeat). Returns false when
  * it cannot take b; the connection is then dropped. */
-static bool ring_push(struct worker *w, struct conn *c, struct fbuf *b)
+static bool ring_store(struct worker *w, struct conn *c, struct fbuf *b, bool prepaid)
 {
     uint32_t max = w->cfg->send_buffer + CONTROL_SLOTS;
     if (c->ring_n == c->ring_cap) {
@@ -321,33 +322,39 @@ static bool ring_push(struct worker *w, struct conn *c, struct fbuf *b)
             return false;
         }
     }
-    fbuf_ref(b);
+    if (!prepaid)
+        fbuf_ref(b);
     c->ring[(c->ring_head + c->ring_n) % c->ring_cap] = b;
     c->ring_n++;
     mark_dirty(w, c);
     return true;
 }
 
+static bool ring_push(struct worker *w, struct conn *c, struct fbuf *b)
+{
+    return ring_store(w, c, b, false);
+}
+
 /* Queues a message for a client. A full ring whose socket takes nothing
- * more is a slow consumer: it is closed so it cannot hold up anyone else. */
-static void enqueue_message(struct worker *w, struct conn *c, struct fbuf *b)
+ * more is a slow consumer: it is closed so it cannot hold up anyone else.
+ * Returns whether the ring kept b (using a prepaid reference if given). */
+static bool enqueue_message(struct worker *w, struct conn *c, struct fbuf *b, bool prepaid)
 {
     if (c->state != CONN_OPEN)
-        return;
+        return false;
     if (c->ring_n >= w->cfg->send_buffer) {
         flush(w, c);
         if (c->state != CONN_OPEN)
-            return;
+            return false;
         if (c->ring_n >= w->cfg->send_buffer) {
             bump(&w->counters->slow_consumers_closed, 1);
             log_debug("worker %u: closing slow consumer %s", w->id, c->client_id);
             write_close_now(c, WS_CLOSE_POLICY, "slow consumer: send queue full");
             kill_conn(w, c);
-            return;
+            return false;
         }
     }
-    if (ring_push(w, c, b))
-        bump(&w->counters->delivered, 1);
+    return ring_store(w, c, b, prepaid);
 }
 
 static void queue_control(struct worker *w, struct conn *c, uint8_t opcode, const void *payload,
@@ -391,7 +398,7 @@ static void send_system(struct worker *w, struct conn *c, const struct json_out 
     struct fbuf *b = fbuf_new_frame(WS_OP_TEXT, o->p, o->len);
     if (!b)
         return;
-    enqueue_message(w, c, b);
+    enqueue_message(w, c, b, false);
     fbuf_unref(b);
 }
 
@@ -449,7 +456,7 @@ static void on_message(struct worker *w, struct conn *c, const struct ws_event *
             kill_conn(w, c);
             return;
         }
-        enqueue_message(w, c, b);
+        enqueue_message(w, c, b, false);
         fbuf_unref(b);
         return;
     }
@@ -686,16 +693,23 @@ static void run_timers(struct worker *w)
 
 /* ---- inbox, drain, loop ---- */
 
+/* Appends b to the ring of every member of its room (or every chat
+ * connection). The references are taken with one atomic add for all of
+ * them, and those not used (closed or slow members) are given back. */
 static void deliver(struct worker *w, struct fbuf *b)
 {
-    if (b->room) {
-        struct room *r = room_find(&w->rooms, b->room, b->room_hash);
-        for (uint32_t i = 0; r && i < r->n; i++)
-            enqueue_message(w, container_of(r->members[i], struct conn, room_m), b);
-    } else {
-        for (uint32_t i = 0; i < w->chat.n; i++)
-            enqueue_message(w, container_of(w->chat.members[i], struct conn, chat_m), b);
+    struct room *r = b->room ? room_find(&w->rooms, b->room, b->room_hash) : &w->chat;
+    if (!r || r->n == 0)
+        return;
+    uint32_t n = r->n, used = 0;
+    fbuf_ref_n(b, n);
+    for (uint32_t i = 0; i < n; i++) {
+        struct conn *c = b->room ? container_of(r->members[i], struct conn, room_m)
+                                 : container_of(r->members[i], struct conn, chat_m);
+        used += enqueue_message(w, c, b, true);
     }
+    bump(&w->counters->delivered, used);
+    fbuf_unref_n(b, n - used);
 }
 
 static void begin_drain(struct worker *w)

@@ -24,10 +24,14 @@ void ws_frame_parser_init(struct ws_frame_parser *p, enum ws_role role, size_t m
     p->max_message = max_message;
 }
 
+static bool is_control(uint8_t op);
+
 void ws_frame_parser_free(struct ws_frame_parser *p)
 {
     free(p->msg);
+    free(p->ctl);
     p->msg = NULL;
+    p->ctl = NULL;
     p->msg_cap = 0;
     p->msg_len = 0;
 }
@@ -39,6 +43,11 @@ void ws_frame_parser_shrink(struct ws_frame_parser *p)
         p->msg = NULL;
         p->msg_cap = 0;
         p->msg_len = 0;
+    }
+    /* The control buffer is in use only while a control payload is read. */
+    if (p->ctl && !(p->in_payload && is_control(p->opcode))) {
+        free(p->ctl);
+        p->ctl = NULL;
     }
 }
 
@@ -307,6 +316,8 @@ size_t ws_frame_parse(struct ws_frame_parser *p, uint8_t *data, size_t len, stru
         size_t take = rem < avail ? (size_t)rem : avail;
         size_t phase = (size_t)(p->payload_done & 3);
         if (control) {
+            if (!p->ctl && !(p->ctl = malloc(CONTROL_MAX)))
+                return fail(p, WS_ERR_NOMEM, off, ev);
             if (p->role == WS_ROLE_SERVER)
                 unmask(p->ctl + p->ctl_len, data + off, take, p->mask, phase);
             else

@@ -90,9 +90,10 @@ struct ws_frame_parser {
     size_t msg_len;
     size_t msg_cap;
 
-    /* A control frame's payload when it spans reads (RFC 6455 5.5: <= 125). */
+    /* A control frame's payload when it spans reads (RFC 6455 5.5: <= 125
+     * bytes). Heap, allocated only then, so an idle connection stays small. */
     uint8_t ctl_len;
-    uint8_t ctl[125];
+    uint8_t *ctl;
 };
 
 /* Prepares a parser. Any thread; the caller owns p. */
