@@ -31,7 +31,7 @@
 #define HEAD_DEADLINE_MS 10000
 #define BACKLOG 4096
 #define MAX_EVENTS 256
-#define FIRST_BUF 1024
+#define FIRST_BUF 512 /* most upgrade requests fit; the buffer doubles up to 8 KiB */
 
 /* The demo page, linked in from web/index.html (src/web_assets.S). */
 extern const char web_index_html[];
