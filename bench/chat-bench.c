@@ -311,18 +311,22 @@ static void send_message(struct gconn *c, uint64_t scheduled_ns)
     send_bytes(c, frame, fl);
 }
 
-static uint64_t parse_field(const char *s, const char *end, const char *key, bool *ok)
+/* Reads the digits at *p, advancing it. */
+static uint64_t digits(const char **p, const char *end)
 {
-    const char *p = memmem(s, (size_t)(end - s), key, strlen(key));
-    if (!p) {
-        *ok = false;
-        return 0;
-    }
-    p += strlen(key);
     uint64_t v = 0;
-    while (p < end && *p >= '0' && *p <= '9')
-        v = v * 10 + (uint64_t)(*p++ - '0');
+    while (*p < end && **p >= '0' && **p <= '9')
+        v = v * 10 + (uint64_t)(*(*p)++ - '0');
     return v;
+}
+
+/* Expects the literal lit at *p, advancing past it. */
+static bool expect_lit(const char **p, const char *end, const char *lit, size_t n)
+{
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+        return false;
+    *p += n;
+    return true;
 }
 
 static void on_message(struct gconn *c, const uint8_t *data, size_t len)
@@ -334,12 +338,16 @@ static void on_message(struct gconn *c, const uint8_t *data, size_t len)
             c->welcomed = true;
         return;
     }
-    bool ok = true;
-    int sender = (int)parse_field(d, end, "\"s\":", &ok);
-    uint64_t q = parse_field(d, end, "\"q\":", &ok);
-    uint64_t t = parse_field(d, end, "\"t\":", &ok);
-    if (!ok)
+    /* The server carries data byte for byte, so its fields are in the order
+     * we wrote them: one pass, no searching. */
+    const char *p = d + 12;
+    int sender = (int)digits(&p, end);
+    if (!expect_lit(&p, end, ",\"q\":", 5))
         return;
+    uint64_t q = digits(&p, end);
+    if (!expect_lit(&p, end, ",\"t\":", 5))
+        return;
+    uint64_t t = digits(&p, end);
     uint64_t now = now_ns();
     int slot = sender - c->room * O.pubs_per_room;
     if (slot < 0 || slot >= O.pubs_per_room)
