@@ -1,6 +1,8 @@
 /* json.c: RFC 8259 grammar checking by recursive descent with a depth limit. */
 #include "json.h"
 
+#include "hex.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,17 +26,6 @@ static void skip_ws(struct scan *sc)
 static bool is_digit(char c)
 {
     return c >= '0' && c <= '9';
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
 }
 
 static bool scan_string(struct scan *sc)

@@ -369,15 +369,14 @@ static void queue_control(struct worker *w, struct conn *c, uint8_t opcode, cons
     fbuf_unref(b);
 }
 
-/* Starts the closing handshake from our side, after what is queued. */
-static void start_close(struct worker *w, struct conn *c, uint16_t code, const char *reason)
+/* Queues our close frame (payload: code and reason, or empty) after what is
+ * already queued, and gives the client until the deadline to finish. */
+static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, size_t len,
+                        bool then_drop)
 {
-    if (c->state != CONN_OPEN)
-        return;
-    uint8_t frame[128];
-    size_t n = ws_frame_encode_close(frame, sizeof(frame), code, reason, strlen(reason));
     c->state = CONN_CLOSING;
-    struct fbuf *b = fbuf_new_frame(WS_OP_CLOSE, frame + 2, n - 2);
+    c->close_then_drop = then_drop;
+    struct fbuf *b = fbuf_new_frame(WS_OP_CLOSE, body, len);
     if (!b || !ring_push(w, c, b)) {
         if (b)
             fbuf_unref(b);
@@ -389,6 +388,16 @@ static void start_close(struct worker *w, struct conn *c, uint16_t code, const c
     c->close_deadline_ms = w->draining ? w->drain_deadline_ms : w->now + CLOSE_WAIT_MS;
     wheel_unlink(w, c);
     wheel_schedule(w, c, c->close_deadline_ms);
+}
+
+/* Starts the closing handshake from our side, after what is queued. */
+static void start_close(struct worker *w, struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state != CONN_OPEN)
+        return;
+    uint8_t frame[128];
+    size_t n = ws_frame_encode_close(frame, sizeof(frame), code, reason, strlen(reason));
+    queue_close(w, c, frame + 2, n - 2, false);
 }
 
 /* ---- messages ---- */
@@ -470,22 +479,10 @@ static void on_close_frame(struct worker *w, struct conn *c, const struct ws_eve
         kill_conn(w, c);
         return;
     }
-    /* RFC 6455 5.5.1: answer with a close, echoing the client's code. */
+    /* RFC 6455 5.5.1: answer with a close, echoing the client's code, then
+     * close TCP once it is sent (7.1.1). */
     uint8_t body[2] = {(uint8_t)(ev->close_code >> 8), (uint8_t)ev->close_code};
-    c->state = CONN_CLOSING;
-    c->close_then_drop = 1;
-    struct fbuf *b = fbuf_new_frame(WS_OP_CLOSE, body, ev->close_code ? 2 : 0);
-    if (!b || !ring_push(w, c, b)) {
-        if (b)
-            fbuf_unref(b);
-        kill_conn(w, c);
-        return;
-    }
-    fbuf_unref(b);
-    c->close_queued = 1;
-    c->close_deadline_ms = w->now + CLOSE_WAIT_MS;
-    wheel_unlink(w, c);
-    wheel_schedule(w, c, c->close_deadline_ms);
+    queue_close(w, c, body, ev->close_code ? 2 : 0, true);
 }
 
 /* Runs the parser over bytes from the socket (or handed over with it). */

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "hex.h"
+
 /* RFC 6455 1.3: the GUID appended to the key before hashing. */
 static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -21,17 +23,6 @@ void ws_hs_accept_key(const char *key, size_t len, char out[29])
     EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 long ws_hs_percent_decode(const char *s, size_t len, char *out, size_t cap)
 {
     size_t n = 0;
@@ -40,7 +31,7 @@ long ws_hs_percent_decode(const char *s, size_t len, char *out, size_t cap)
         if (c == '%') {
             if (len - i < 3)
                 return -1;
-            int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
+            int hi = hex_value(s[i + 1]), lo = hex_value(s[i + 2]);
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi * 16 + lo);
