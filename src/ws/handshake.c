@@ -131,6 +131,9 @@ static bool take_room(struct http_str raw, struct ws_hs_result *res)
 {
     long n = ws_hs_percent_decode(raw.p, raw.len, res->room, WS_HS_ROOM_MAX);
     if (n < 0 || !ws_hs_room_valid(res->room, (size_t)n)) {
+        /* A refusal carries no room, not even one named earlier in the path. */
+        res->has_room = false;
+        memset(res->room, 0, sizeof(res->room));
         refuse(res, 400, "room names are 1 to 128 bytes of A-Z a-z 0-9 _ - . :", NULL);
         return false;
     }

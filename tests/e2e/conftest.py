@@ -53,7 +53,12 @@ class Server:
                 return http_get(self.port, "/healthz")[0] == 200
             except OSError:
                 return False
-        wait_for(up, start_timeout, "the server to answer /healthz")
+        try:
+            wait_for(up, start_timeout, "the server to answer /healthz")
+        except BaseException:
+            self.proc.kill()  # never leave a half-started server behind
+            self.proc.wait()
+            raise
 
     def url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"

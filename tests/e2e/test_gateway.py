@@ -23,39 +23,44 @@ CONF = os.path.join(HERE, "../../deploy/nginx.conf")
 @pytest.fixture
 def gateway(start_server):
     r = RedisServer()
-    url = f"redis://127.0.0.1:{r.port}"
-    pods = [start_server(REDIS_URL=url, POD_ID=f"chat-{i}") for i in (1, 2)]
-    for p in pods:
-        wait_for(lambda: ready(p), 10, "pod ready")
-    port = free_port()
     tmp = tempfile.mkdtemp(prefix="chat-nginx-")
-    conf = open(CONF).read()
-    # Only the addresses change: compose's service names become our ports.
-    conf = conf.replace("server chat-1:8080;", f"server 127.0.0.1:{pods[0].port};")
-    conf = conf.replace("server chat-2:8080;", f"server 127.0.0.1:{pods[1].port};")
-    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
-    assert conf.count("127.0.0.1") == 3, "deploy/nginx.conf no longer has the expected shape"
-    temp_paths = "".join(f"    {k}_temp_path {tmp}/{k};\n"
-                         for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = conf.replace("http {\n", "http {\n    access_log off;\n" + temp_paths, 1)
-    conf = f"daemon off;\npid {tmp}/nginx.pid;\nerror_log stderr warn;\n" + conf
-    path = os.path.join(tmp, "nginx.conf")
-    open(path, "w").write(conf)
-    proc = subprocess.Popen(["nginx", "-c", path, "-p", tmp], stderr=subprocess.PIPE)
+    proc = None
+    try:
+        url = f"redis://127.0.0.1:{r.port}"
+        pods = [start_server(REDIS_URL=url, POD_ID=f"chat-{i}") for i in (1, 2)]
+        for p in pods:
+            wait_for(lambda: ready(p), 10, "pod ready")
+        port = free_port()
+        conf = open(CONF).read()
+        # Only the addresses change: compose's service names become our ports.
+        conf = conf.replace("server chat-1:8080;", f"server 127.0.0.1:{pods[0].port};")
+        conf = conf.replace("server chat-2:8080;", f"server 127.0.0.1:{pods[1].port};")
+        conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};")
+        assert conf.count("127.0.0.1") == 3, "deploy/nginx.conf no longer has the expected shape"
+        temp_paths = "".join(f"    {k}_temp_path {tmp}/{k};\n"
+                             for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        conf = conf.replace("http {\n", "http {\n    access_log off;\n" + temp_paths, 1)
+        conf = f"daemon off;\npid {tmp}/nginx.pid;\nerror_log stderr warn;\n" + conf
+        path = os.path.join(tmp, "nginx.conf")
+        open(path, "w").write(conf)
+        proc = subprocess.Popen(["nginx", "-c", path, "-p", tmp], stderr=subprocess.PIPE)
 
-    def up():
-        if proc.poll() is not None:
-            raise AssertionError("nginx exited: " + proc.stderr.read().decode())
-        try:
-            return http_get(port, "/healthz")[0] == 200
-        except OSError:
-            return False
-    wait_for(up, 10, "nginx to answer")
-    yield port, pods
-    proc.terminate()
-    proc.wait(10)
-    r.close()
-    shutil.rmtree(tmp, ignore_errors=True)
+        def up():
+            if proc.poll() is not None:
+                raise AssertionError("nginx exited: " + proc.stderr.read().decode())
+            try:
+                return http_get(port, "/healthz")[0] == 200
+            except OSError:
+                return False
+        wait_for(up, 10, "nginx to answer")
+        yield port, pods
+    finally:
+        # Runs whether setup failed or the test ran: nothing is left behind.
+        if proc and proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+        r.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def test_gateway_balances_upgrades_across_pods(gateway):

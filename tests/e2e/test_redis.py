@@ -37,7 +37,12 @@ class RedisServer:
                 return self.client().ping()
             except redis.exceptions.ConnectionError:
                 return False
-        wait_for(up, 10, "redis-server to answer PING")
+        try:
+            wait_for(up, 10, "redis-server to answer PING")
+        except BaseException:
+            self.proc.kill()  # never leave a half-started Redis behind
+            self.proc.wait()
+            raise
 
     def client(self):
         return redis.Redis(port=self.port, password=self.password, socket_timeout=5)

@@ -201,6 +201,12 @@ START_TEST(room_names)
         check("GET", bad[i], UPGRADE, &OPEN, &r);
         ck_assert_msg(r.status == 400, "%s gave %d", bad[i], r.status);
     }
+    /* A good path room with a bad ?room= is refused, and carries no room. */
+    check("GET", "/ws/lobby?room=bad!", UPGRADE, &OPEN, &r);
+    ck_assert_int_eq(r.status, 400);
+    ck_assert(!r.has_room);
+    ck_assert_str_eq(r.room, "");
+
     static const char *const good[] = {"/ws/A-Z_a.z:09", "/ws?room=x", "/ws/x?room=x"};
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         check("GET", good[i], UPGRADE, &OPEN, &r);
