@@ -48,7 +48,7 @@ struct gconn {
     bool reads;    /* false: the never-reading member of the slow scenario */
     bool welcomed; /* the server's welcome arrived */
     int room;
-    int pub;       /* publisher id, or -1 */
+    int pub; /* publisher id, or -1 */
     char hbuf[1024];
     size_t hlen;
     struct ws_frame_parser parser;
@@ -80,8 +80,16 @@ struct opts {
 };
 
 static struct opts O = {
-    .scenario = "custom", .rooms = 1, .members = 100, .pubs_per_room = 1, .window = 32,
-    .duration = 5, .warmup = 1, .payload = 64, .sources = 8, .concurrency = 256,
+    .scenario = "custom",
+    .rooms = 1,
+    .members = 100,
+    .pubs_per_room = 1,
+    .window = 32,
+    .duration = 5,
+    .warmup = 1,
+    .payload = 64,
+    .sources = 8,
+    .concurrency = 256,
 };
 
 static struct gconn *conns;
@@ -292,8 +300,8 @@ static void send_bytes(struct gconn *c, const uint8_t *b, size_t n)
 static void send_message(struct gconn *c, uint64_t scheduled_ns)
 {
     char json[70000];
-    int head = snprintf(json, sizeof(json), "{\"data\":{\"s\":%d,\"q\":%llu,\"t\":%llu,\"p\":\"", c->pub,
-                        (unsigned long long)c->sent, (unsigned long long)scheduled_ns);
+    int head = snprintf(json, sizeof(json), "{\"data\":{\"s\":%d,\"q\":%llu,\"t\":%llu,\"p\":\"",
+                        c->pub, (unsigned long long)c->sent, (unsigned long long)scheduled_ns);
     int want = O.payload - head - 3;
     if (want < 0)
         want = 0;
@@ -303,7 +311,8 @@ static void send_message(struct gconn *c, uint64_t scheduled_ns)
     n += 3;
     uint8_t frame[70100];
     uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
-    size_t fl = ws_frame_encode_masked(frame, sizeof(frame), WS_OP_TEXT, true, json, (size_t)n, mask);
+    size_t fl =
+        ws_frame_encode_masked(frame, sizeof(frame), WS_OP_TEXT, true, json, (size_t)n, mask);
     c->sent++;
     sent_total++;
     if (measuring)
@@ -438,7 +447,9 @@ static void on_readable(struct gconn *c)
         else if (ev.type == WS_EV_PING) {
             uint8_t f[200];
             uint8_t mask[4] = {1, 2, 3, 4};
-            send_bytes(c, f, ws_frame_encode_masked(f, sizeof(f), WS_OP_PONG, true, ev.data, ev.len, mask));
+            send_bytes(
+                c, f,
+                ws_frame_encode_masked(f, sizeof(f), WS_OP_PONG, true, ev.data, ev.len, mask));
         } else if (ev.type == WS_EV_CLOSE || ev.type == WS_EV_ERROR) {
             gclose(c);
         }
@@ -528,7 +539,8 @@ static void open_all(void)
             break;
     }
     if (failed) {
-        fprintf(stderr, "chat-bench: %llu of %d connections failed\n", (unsigned long long)failed, nconns);
+        fprintf(stderr, "chat-bench: %llu of %d connections failed\n", (unsigned long long)failed,
+                nconns);
         exit(1);
     }
 }
@@ -618,11 +630,13 @@ static void run_messages(void)
     print_common(wall, srv_cpu, gen_cpu);
     printf(",\"messages_sent\":%llu,\"deliveries\":%llu,\"deliveries_per_s\":%.0f,"
            "\"deliveries_per_server_cpu_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-           "\"max_us\":%.1f,\"loss\":%llu,\"gaps\":%llu,\"dup_or_reorder\":%llu,\"readers_closed\":%llu}\n",
-           (unsigned long long)m_sent, (unsigned long long)m_deliveries, (double)m_deliveries / wall,
-           srv_cpu > 0 ? (double)m_deliveries / srv_cpu : 0, hist_pct(0.50), hist_pct(0.99),
-           hist_pct(0.999), (double)hist_max / 1000.0, (unsigned long long)loss,
-           (unsigned long long)gaps, (unsigned long long)dup_or_reorder, (unsigned long long)closed);
+           "\"max_us\":%.1f,\"loss\":%llu,\"gaps\":%llu,\"dup_or_reorder\":%llu,\"readers_closed\":"
+           "%llu}\n",
+           (unsigned long long)m_sent, (unsigned long long)m_deliveries,
+           (double)m_deliveries / wall, srv_cpu > 0 ? (double)m_deliveries / srv_cpu : 0,
+           hist_pct(0.50), hist_pct(0.99), hist_pct(0.999), (double)hist_max / 1000.0,
+           (unsigned long long)loss, (unsigned long long)gaps, (unsigned long long)dup_or_reorder,
+           (unsigned long long)closed);
 }
 
 static void run_idle(void)
@@ -713,11 +727,11 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"scenario", 1, 0, 'n'}, {"port", 1, 0, 'p'},     {"server-pid", 1, 0, 'P'},
-        {"rooms", 1, 0, 'r'},    {"members", 1, 0, 'm'},  {"publishers", 1, 0, 'k'},
-        {"window", 1, 0, 'w'},   {"rate", 1, 0, 'R'},     {"duration", 1, 0, 'd'},
-        {"warmup", 1, 0, 'W'},   {"payload", 1, 0, 'b'},  {"sources", 1, 0, 's'},
-        {"slow", 0, 0, 'S'},     {"idle", 0, 0, 'I'},     {"connect", 0, 0, 'C'},
+        {"scenario", 1, 0, 'n'},    {"port", 1, 0, 'p'},    {"server-pid", 1, 0, 'P'},
+        {"rooms", 1, 0, 'r'},       {"members", 1, 0, 'm'}, {"publishers", 1, 0, 'k'},
+        {"window", 1, 0, 'w'},      {"rate", 1, 0, 'R'},    {"duration", 1, 0, 'd'},
+        {"warmup", 1, 0, 'W'},      {"payload", 1, 0, 'b'}, {"sources", 1, 0, 's'},
+        {"slow", 0, 0, 'S'},        {"idle", 0, 0, 'I'},    {"connect", 0, 0, 'C'},
         {"concurrency", 1, 0, 'c'}, {0, 0, 0, 0},
     };
     int opt;

@@ -38,9 +38,9 @@ extern const char web_index_html[];
 extern const uint64_t web_index_html_len;
 
 enum pending_phase {
-    PHASE_READING,  /* collecting the request head */
-    PHASE_ANSWER,   /* writing a plain answer, then closing */
-    PHASE_UPGRADE,  /* writing the 101 answer, then handing over */
+    PHASE_READING, /* collecting the request head */
+    PHASE_ANSWER,  /* writing a plain answer, then closing */
+    PHASE_UPGRADE, /* writing the 101 answer, then handing over */
 };
 
 /* A client the acceptor still owns. */
@@ -63,7 +63,7 @@ struct acceptor {
     bool started;
     int lfd;
     int epfd;
-    int wake; /* eventfd: written by acceptor_stop */
+    int wake;     /* eventfd: written by acceptor_stop */
     int spare_fd; /* closed to accept and drop a client when out of descriptors */
     struct pending *head, *tail;
     uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
@@ -246,8 +246,7 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct ws_hs_re
     if (res->client_id[0])
         memcpy(h->client_id, res->client_id, sizeof(h->client_id));
     else
-        snprintf(h->client_id, sizeof(h->client_id), "%016llx",
-                 (unsigned long long)next_random(a));
+        snprintf(h->client_id, sizeof(h->client_id), "%016llx", (unsigned long long)next_random(a));
     h->extra_len = extra;
     memcpy(h->extra, p->buf + head_len, extra);
     h->fd = p->fd;
@@ -281,9 +280,7 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
     struct stats_view v;
     switch (res.route) {
     case WS_HS_CHAT:
-    case WS_HS_ECHO:
-        upgrade(a, p, &res, head_len);
-        return;
+    case WS_HS_ECHO: upgrade(a, p, &res, head_len); return;
     case WS_HS_STATS:
         server_stats_view(srv, &v);
         answer_heap(a, p, "application/json", stats_json(&v));
@@ -292,9 +289,7 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
         server_stats_view(srv, &v);
         answer_heap(a, p, "text/plain; version=0.0.4; charset=utf-8", stats_metrics(&v));
         return;
-    case WS_HS_HEALTHZ:
-        answer_text(a, p, 200, NULL, "ok");
-        return;
+    case WS_HS_HEALTHZ: answer_text(a, p, 200, NULL, "ok"); return;
     case WS_HS_READYZ: {
         struct broker_status bs = {0};
         srv->broker.status(&srv->broker, &bs);
@@ -310,8 +305,7 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
         answer(a, p, 200, "text/html; charset=utf-8", NULL, web_index_html,
                (size_t)web_index_html_len);
         return;
-    case WS_HS_NONE:
-        break;
+    case WS_HS_NONE: break;
     }
     answer_text(a, p, 404, NULL, "no such path");
 }
@@ -469,8 +463,7 @@ struct acceptor *acceptor_create(struct server *srv)
     if (!a->handed || a->lfd < 0 ||
         setsockopt(a->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(a->lfd, (struct sockaddr *)&ss, sl) < 0 || listen(a->lfd, BACKLOG) < 0) {
-        log_error("cannot listen on %s:%u: %s", srv->cfg.bind_addr, srv->cfg.port,
-                  strerror(errno));
+        log_error("cannot listen on %s:%u: %s", srv->cfg.bind_addr, srv->cfg.port, strerror(errno));
         acceptor_destroy(a);
         return NULL;
     }

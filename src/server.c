@@ -175,7 +175,8 @@ int server_run(const struct config *cfg)
              cfg->shutdown_timeout_ms);
     atomic_store(&srv->shutting_down, 1);
     for (unsigned i = 0; i < srv->nworkers; i++) {
-        while (inbox_push(worker_inbox(srv->workers[i]), (struct inbox_item){INBOX_SHUTDOWN, 0}) < 0)
+        while (inbox_push(worker_inbox(srv->workers[i]), (struct inbox_item){INBOX_SHUTDOWN, 0}) <
+               0)
             ; /* only out of memory; the item is tiny and must get through */
     }
     for (unsigned i = 0; i < srv->nworkers; i++)

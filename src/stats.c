@@ -12,11 +12,11 @@
 /* rooms.members lists at most this many of the largest rooms. */
 #define STATS_TOP_ROOMS 100
 
-struct registry_entry {
+struct stats_room_entry {
     char *name;
     uint32_t hash;
     uint64_t members;
-    struct registry_entry *next;
+    struct stats_room_entry *next;
 };
 
 int stats_registry_init(struct room_registry *reg)
@@ -32,9 +32,9 @@ int stats_registry_init(struct room_registry *reg)
 void stats_registry_free(struct room_registry *reg)
 {
     for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct registry_entry *e = reg->buckets[i];
+        struct stats_room_entry *e = reg->buckets[i];
         while (e) {
-            struct registry_entry *next = e->next;
+            struct stats_room_entry *next = e->next;
             free(e->name);
             free(e);
             e = next;
@@ -47,13 +47,13 @@ void stats_registry_free(struct room_registry *reg)
 static void grow(struct room_registry *reg)
 {
     size_t n = reg->nbuckets * 2;
-    struct registry_entry **b = calloc(n, sizeof(*b));
+    struct stats_room_entry **b = calloc(n, sizeof(*b));
     if (!b)
         return; /* longer chains, still correct */
     for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct registry_entry *e = reg->buckets[i];
+        struct stats_room_entry *e = reg->buckets[i];
         while (e) {
-            struct registry_entry *next = e->next;
+            struct stats_room_entry *next = e->next;
             e->next = b[e->hash & (n - 1)];
             b[e->hash & (n - 1)] = e;
             e = next;
@@ -68,15 +68,15 @@ void stats_room_join(struct room_registry *reg, const char *room)
 {
     uint32_t h = room_hash(room, strlen(room));
     pthread_mutex_lock(&reg->lock);
-    struct registry_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)];
-    for (struct registry_entry *e = *pp; e; e = e->next) {
+    struct stats_room_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)];
+    for (struct stats_room_entry *e = *pp; e; e = e->next) {
         if (e->hash == h && strcmp(e->name, room) == 0) {
             e->members++;
             pthread_mutex_unlock(&reg->lock);
             return;
         }
     }
-    struct registry_entry *e = calloc(1, sizeof(*e));
+    struct stats_room_entry *e = calloc(1, sizeof(*e));
     if (e && (e->name = strdup(room))) {
         e->hash = h;
         e->members = 1;
@@ -94,9 +94,9 @@ void stats_room_leave(struct room_registry *reg, const char *room)
 {
     uint32_t h = room_hash(room, strlen(room));
     pthread_mutex_lock(&reg->lock);
-    for (struct registry_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)]; *pp;
+    for (struct stats_room_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)]; *pp;
          pp = &(*pp)->next) {
-        struct registry_entry *e = *pp;
+        struct stats_room_entry *e = *pp;
         if (e->hash == h && strcmp(e->name, room) == 0) {
             if (--e->members == 0) {
                 *pp = e->next;
@@ -130,7 +130,7 @@ static struct room_count *snapshot_rooms(struct room_registry *reg, size_t *n)
     struct room_count *rc = calloc(reg->nrooms + 1, sizeof(*rc));
     size_t k = 0;
     for (size_t i = 0; rc && i < reg->nbuckets; i++)
-        for (struct registry_entry *e = reg->buckets[i]; e; e = e->next)
+        for (struct stats_room_entry *e = reg->buckets[i]; e; e = e->next)
             rc[k++] = (struct room_count){strdup(e->name), e->members};
     pthread_mutex_unlock(&reg->lock);
     *n = k;
@@ -258,8 +258,7 @@ char *stats_metrics(const struct stats_view *v)
            (double)t.published);
     metric(&o, "messages_delivered_total", "counter", "Messages queued to recipients.",
            (double)t.delivered);
-    metric(&o, "messages_dropped_total", "counter", "Messages refused or lost.",
-           (double)t.dropped);
+    metric(&o, "messages_dropped_total", "counter", "Messages refused or lost.", (double)t.dropped);
     metric(&o, "slow_consumers_closed_total", "counter", "Connections closed for a full queue.",
            (double)t.slow);
     metric(&o, "heartbeat_timeouts_total", "counter", "Connections closed for silence.",

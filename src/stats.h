@@ -16,14 +16,14 @@
 /* Written by one worker only. Aligned so two workers never share a line. */
 struct worker_counters {
     _Alignas(64) atomic_uint_fast64_t connections; /* current */
-    atomic_uint_fast64_t received;          /* messages from its clients */
-    atomic_uint_fast64_t published;         /* messages handed to the broker */
-    atomic_uint_fast64_t delivered;         /* (message, recipient) pairs queued */
-    atomic_uint_fast64_t dropped;           /* messages refused (errors, no memory) */
+    atomic_uint_fast64_t received;                 /* messages from its clients */
+    atomic_uint_fast64_t published;                /* messages handed to the broker */
+    atomic_uint_fast64_t delivered;                /* (message, recipient) pairs queued */
+    atomic_uint_fast64_t dropped;                  /* messages refused (errors, no memory) */
     atomic_uint_fast64_t slow_consumers_closed;
     atomic_uint_fast64_t heartbeat_timeouts;
-    atomic_uint_fast64_t protocol_errors;   /* connections closed 1002/1003/1007/1009 */
-    atomic_uint_fast64_t closed;            /* handed-over connections that ended */
+    atomic_uint_fast64_t protocol_errors; /* connections closed 1002/1003/1007/1009 */
+    atomic_uint_fast64_t closed;          /* handed-over connections that ended */
 };
 
 /* Written by the acceptor thread only. */
@@ -37,7 +37,7 @@ struct acceptor_counters {
 /* Rooms across all workers: name -> members. Workers call join/leave. */
 struct room_registry {
     pthread_mutex_t lock;
-    struct registry_entry **buckets;
+    struct stats_room_entry **buckets;
     size_t nbuckets, nrooms;
 };
 

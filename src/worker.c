@@ -48,7 +48,7 @@
 #define CLOSE_WAIT_MS 2000
 #define WHEEL_SLOTS 256
 
-#define container_of(p, type, member) ((type *)((char *)(p) - offsetof(type, member)))
+#define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
 enum conn_state {
     CONN_OPEN,
@@ -59,21 +59,21 @@ enum conn_state {
 /* One client connection; owned by its worker alone. */
 struct conn {
     int fd;
-    uint8_t kind;        /* enum conn_kind */
-    uint8_t state;       /* enum conn_state */
-    uint8_t out_armed;   /* EPOLLOUT is registered */
-    uint8_t dirty;       /* on the worker's list of connections to write */
-    uint8_t close_queued;/* our close frame is in the ring */
+    uint8_t kind;            /* enum conn_kind */
+    uint8_t state;           /* enum conn_state */
+    uint8_t out_armed;       /* EPOLLOUT is registered */
+    uint8_t dirty;           /* on the worker's list of connections to write */
+    uint8_t close_queued;    /* our close frame is in the ring */
     uint8_t close_then_drop; /* we answered the client's close: drop once sent */
-    uint8_t wr_shut;     /* shutdown(SHUT_WR) done */
-    uint8_t pinged;      /* a ping went out since the last byte arrived */
-    uint8_t in_chat;     /* chat_m is in the worker's chat list */
-    uint8_t in_all;      /* any_m is in the worker's list of all connections */
+    uint8_t wr_shut;         /* shutdown(SHUT_WR) done */
+    uint8_t pinged;          /* a ping went out since the last byte arrived */
+    uint8_t in_chat;         /* chat_m is in the worker's chat list */
+    uint8_t in_all;          /* any_m is in the worker's list of all connections */
     struct ws_frame_parser parser;
-    struct room *room;          /* NULL on a global connection */
-    struct room_member room_m;  /* in room */
-    struct room_member chat_m;  /* in the worker's list of chat connections */
-    struct room_member any_m;   /* in the worker's list of all connections */
+    struct room *room;         /* NULL on a global connection */
+    struct room_member room_m; /* in room */
+    struct room_member chat_m; /* in the worker's list of chat connections */
+    struct room_member any_m;  /* in the worker's list of all connections */
     char *client_id;
 
     /* Frames waiting to be written, oldest at ring_head; each slot owns one
@@ -112,8 +112,8 @@ struct worker {
     struct inbox inbox;
 
     struct room_index rooms;
-    struct room chat;  /* every chat connection, for global messages */
-    struct room all;   /* every connection */
+    struct room chat; /* every chat connection, for global messages */
+    struct room all;  /* every connection */
     size_t nconns;
 
     struct wheel wheel;
@@ -493,8 +493,7 @@ static void process_bytes(struct worker *w, struct conn *c, uint8_t *buf, size_t
         struct ws_event ev;
         off += ws_frame_parse(&c->parser, buf + off, n - off, &ev);
         switch (ev.type) {
-        case WS_EV_NONE:
-            return;
+        case WS_EV_NONE: return;
         case WS_EV_MESSAGE:
             if (c->state == CONN_OPEN)
                 on_message(w, c, &ev);
@@ -503,18 +502,15 @@ static void process_bytes(struct worker *w, struct conn *c, uint8_t *buf, size_t
             if (c->state == CONN_OPEN)
                 queue_control(w, c, WS_OP_PONG, ev.data, ev.len);
             break;
-        case WS_EV_PONG:
-            break;
-        case WS_EV_CLOSE:
-            on_close_frame(w, c, &ev);
-            return;
+        case WS_EV_PONG: break;
+        case WS_EV_CLOSE: on_close_frame(w, c, &ev); return;
         case WS_EV_ERROR:
             if (c->state == CONN_OPEN) {
                 bump(&w->counters->protocol_errors, 1);
                 start_close(w, c, ws_close_code_for(ev.err),
-                            ev.err == WS_ERR_TOO_BIG  ? "message too big"
-                            : ev.err == WS_ERR_UTF8   ? "invalid UTF-8"
-                                                      : "protocol error");
+                            ev.err == WS_ERR_TOO_BIG ? "message too big"
+                            : ev.err == WS_ERR_UTF8  ? "invalid UTF-8"
+                                                     : "protocol error");
             }
             return;
         }
@@ -661,8 +657,8 @@ static void heartbeat(struct worker *w, struct conn *c)
     if (c->ring_n == 0 && c->ring_cap > RING_MIN)
         ring_resize(c, RING_MIN);
     ws_frame_parser_shrink(&c->parser);
-    wheel_schedule(w, c, c->last_rx_ms +
-                             (c->pinged ? w->cfg->pong_timeout_ms : w->cfg->ping_interval_ms));
+    wheel_schedule(
+        w, c, c->last_rx_ms + (c->pinged ? w->cfg->pong_timeout_ms : w->cfg->ping_interval_ms));
 }
 
 /* Fires every slot up to now. A slot's list is detached first; heartbeat()
@@ -730,16 +726,12 @@ static void process_inbox(struct worker *w)
     size_t n = inbox_take(&w->inbox, &items);
     for (size_t i = 0; i < n; i++) {
         switch (items[i].kind) {
-        case INBOX_CONN:
-            adopt(w, items[i].ptr);
-            break;
+        case INBOX_CONN: adopt(w, items[i].ptr); break;
         case INBOX_FRAME:
             deliver(w, items[i].ptr);
             fbuf_unref(items[i].ptr);
             break;
-        case INBOX_SHUTDOWN:
-            begin_drain(w);
-            break;
+        case INBOX_SHUTDOWN: begin_drain(w); break;
         }
     }
 }

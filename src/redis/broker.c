@@ -50,11 +50,11 @@ struct redis_broker {
     pthread_t pub_thread, sub_thread;
     bool pub_started, sub_started;
 
-    atomic_int pub_connected;               /* written by the publisher */
-    atomic_int sub_ready;                   /* written by the subscriber */
-    atomic_uint_fast64_t reconnects;        /* written by the subscriber */
-    atomic_uint_fast64_t foreign_dropped;   /* written by the subscriber */
-    atomic_uint_fast64_t received;          /* written by the subscriber */
+    atomic_int pub_connected;             /* written by the publisher */
+    atomic_int sub_ready;                 /* written by the subscriber */
+    atomic_uint_fast64_t reconnects;      /* written by the subscriber */
+    atomic_uint_fast64_t foreign_dropped; /* written by the subscriber */
+    atomic_uint_fast64_t received;        /* written by the subscriber */
 };
 
 static uint64_t now_ms(void)
@@ -280,8 +280,8 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
         atomic_fetch_add(&rb->foreign_dropped, 1);
         return;
     }
-    enum redis_msg_kind k = redis_msg_classify(ch->str, ch->len, pl->str, pl->len,
-                                               rb->cfg->pod_id, room);
+    enum redis_msg_kind k =
+        redis_msg_classify(ch->str, ch->len, pl->str, pl->len, rb->cfg->pod_id, room);
     if (k == REDIS_MSG_OWN)
         return;
     if (k == REDIS_MSG_INVALID) {
@@ -343,7 +343,8 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
     int confirmed = 0;
     uint64_t last_seen = now_ms(), last_ping = last_seen;
     for (;;) {
-        struct pollfd fds[2] = {{.fd = c->fd, .events = POLLIN}, {.fd = rb->stop_efd, .events = POLLIN}};
+        struct pollfd fds[2] = {{.fd = c->fd, .events = POLLIN},
+                                {.fd = rb->stop_efd, .events = POLLIN}};
         int n = poll(fds, 2, 500);
         if (n < 0 && errno != EINTR)
             return true;
@@ -384,7 +385,8 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
             last_ping = now;
         }
         if (now > last_seen + 2 * SUB_PING_MS) {
-            log_warn("redis: no answer from the subscriber connection for %d s", 2 * SUB_PING_MS / 1000);
+            log_warn("redis: no answer from the subscriber connection for %d s",
+                     2 * SUB_PING_MS / 1000);
             return true;
         }
     }
@@ -489,8 +491,11 @@ int redis_broker_start(struct server *srv, struct broker *b)
         return -1;
     }
     pthread_condattr_destroy(&ca);
-    *b = (struct broker){.mode = "redis", .impl = rb, .publish = redis_publish,
-                         .status = redis_status, .stop = redis_stop};
+    *b = (struct broker){.mode = "redis",
+                         .impl = rb,
+                         .publish = redis_publish,
+                         .status = redis_status,
+                         .stop = redis_stop};
     rb->pub_started = pthread_create(&rb->pub_thread, NULL, publisher_main, rb) == 0;
     rb->sub_started = pthread_create(&rb->sub_thread, NULL, subscriber_main, rb) == 0;
     if (!rb->pub_started || !rb->sub_started) {

@@ -12,14 +12,18 @@ static enum redis_msg_kind classify(const char *ch, const char *payload, char *r
 START_TEST(channels_and_payloads)
 {
     char room[WS_HS_ROOM_MAX + 1];
-    ck_assert_int_eq(classify("realtime:global", "{\"type\":\"notification\"}", room), REDIS_MSG_DELIVER);
+    ck_assert_int_eq(classify("realtime:global", "{\"type\":\"notification\"}", room),
+                     REDIS_MSG_DELIVER);
     ck_assert_str_eq(room, "");
     ck_assert_int_eq(classify("realtime:room:lobby", "{}", room), REDIS_MSG_DELIVER);
     ck_assert_str_eq(room, "lobby");
     /* This pod's own messages come back and are dropped; other pods' are not. */
-    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-a\",\"x\":1}", room), REDIS_MSG_OWN);
-    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-b\"}", room), REDIS_MSG_DELIVER);
-    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-ab\"}", room), REDIS_MSG_DELIVER);
+    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-a\",\"x\":1}", room),
+                     REDIS_MSG_OWN);
+    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-b\"}", room),
+                     REDIS_MSG_DELIVER);
+    ck_assert_int_eq(classify("realtime:room:lobby", "{\"pod\":\"pod-ab\"}", room),
+                     REDIS_MSG_DELIVER);
     ck_assert_int_eq(classify("realtime:room:lobby", "{\"data\":{\"pod\":\"pod-a\"}}", room),
                      REDIS_MSG_DELIVER); /* only the top-level field counts */
     /* Anything but a JSON object in UTF-8 is dropped. */
