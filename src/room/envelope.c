@@ -1,30 +1,57 @@
 /* envelope.c: building messages without re-encoding what the client sent. */
 #include "room/envelope.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 static const char *const TYPES[] = {"chat", "presence", "notification", "system"};
 
+/* Writes v as exactly width decimal digits. */
+static char *put_digits(char *p, int64_t v, int width)
+{
+    for (int i = width - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + width;
+}
+
 void envelope_timestamp(int64_t ms, char out[32])
 {
-    time_t secs = (time_t)(ms / 1000);
-    int milli = (int)(ms % 1000);
-    if (milli < 0) {
-        milli += 1000;
-        secs--;
+    /* Once per message, so no gmtime_r and strftime: the civil date from a
+     * day count is a few integer operations (the proleptic Gregorian
+     * calendar in 400-year eras of 146097 days, March-based years). */
+    int64_t days = ms / 86400000, rem = ms % 86400000;
+    if (rem < 0) {
+        rem += 86400000;
+        days--;
     }
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    out[n++] = '.';
-    out[n++] = (char)('0' + milli / 100);
-    out[n++] = (char)('0' + milli / 10 % 10);
-    out[n++] = (char)('0' + milli % 10);
-    out[n++] = 'Z';
-    out[n] = '\0';
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t day = doy - (153 * mp + 2) / 5 + 1;
+    int64_t month = mp < 10 ? mp + 3 : mp - 9;
+    int64_t year = yoe + era * 400 + (month <= 2);
+    if (year < 0 || year > 9999)
+        year = year < 0 ? 0 : 9999; /* RFC 3339 years have four digits */
+    char *p = out;
+    p = put_digits(p, year, 4);
+    *p++ = '-';
+    p = put_digits(p, month, 2);
+    *p++ = '-';
+    p = put_digits(p, day, 2);
+    *p++ = 'T';
+    p = put_digits(p, rem / 3600000, 2);
+    *p++ = ':';
+    p = put_digits(p, rem / 60000 % 60, 2);
+    *p++ = ':';
+    p = put_digits(p, rem / 1000 % 60, 2);
+    *p++ = '.';
+    p = put_digits(p, rem % 1000, 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
 void envelope_uuid(const uint8_t rand[16], char out[37])

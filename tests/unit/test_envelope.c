@@ -3,6 +3,7 @@
 #include <cJSON.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "room/envelope.h"
 #include "suites.h"
@@ -194,6 +195,22 @@ START_TEST(timestamps)
     ck_assert_str_eq(ts, "2026-02-05T00:00:00.999Z");
     envelope_timestamp(-1, ts);
     ck_assert_str_eq(ts, "1969-12-31T23:59:59.999Z");
+    envelope_timestamp(951782400000LL, ts); /* a leap day in a year divisible by 400 */
+    ck_assert_str_eq(ts, "2000-02-29T00:00:00.000Z");
+    envelope_timestamp(4107542399999LL, ts); /* 2100 is not a leap year */
+    ck_assert_str_eq(ts, "2100-02-28T23:59:59.999Z");
+    /* Agrees with the C library over 700 years, at odd times of day. */
+    for (int64_t ms = -5000000000000LL; ms < 17000000000000LL; ms += 86400000LL * 97 + 3723456) {
+        time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+        struct tm tm;
+        gmtime_r(&secs, &tm);
+        char want[64];
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(ms - (int64_t)secs * 1000));
+        envelope_timestamp(ms, ts);
+        ck_assert_msg(strcmp(ts, want) == 0, "%lld: %s != %s", (long long)ms, ts, want);
+    }
 }
 END_TEST
 
