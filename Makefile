@@ -129,7 +129,7 @@ $(BUILD)/fuzz/fuzz-%: fuzz/fuzz_%.c $(CORE_SRC)
 	clang $(FUZZ_CFLAGS) $< $(CORE_SRC) -o $@ $(PKG_LIBS)
 
 # Benchmarks: see bench/README.md. Not part of make test.
-BENCH_PKGS := gnuplot-nox util-linux
+BENCH_PKGS := gnuplot-nox util-linux curl
 bench: deps
 	@./scripts/deps.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory $(BUILD)/chat-api $(BUILD)/chat-bench
