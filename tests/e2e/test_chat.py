@@ -5,30 +5,15 @@ import time
 
 import websockets
 
+from aio import T, recv_json, silent
 from conftest import wait_for
 from jwt import make_jwt
 from wsraw import Raw
-
-T = 5  # seconds any single receive may take
-
-
-async def recv_json(ws):
-    return json.loads(await asyncio.wait_for(ws.recv(), T))
-
 
 async def welcome(ws):
     m = await recv_json(ws)
     assert m["type"] == "system" and m["data"]["event"] == "welcome", m
     return m
-
-
-async def nothing_within(ws, seconds=0.3):
-    """True when no message arrives within the time given."""
-    try:
-        await asyncio.wait_for(ws.recv(), seconds)
-        return False
-    except asyncio.TimeoutError:
-        return True
 
 
 def run(coro):
@@ -55,7 +40,7 @@ def test_welcome_rooms_and_global(server):
                 assert m["data"] == {"text": "hi lobby"}
                 assert m["from"] == wa["data"]["client_id"]
             # Room isolation: neither ops nor the global client hears it.
-            assert await nothing_within(o) and await nothing_within(g)
+            assert await silent(o) and await silent(g)
 
             # A global message reaches everyone, room members included.
             await g.send(json.dumps({"type": "notification", "data": {"x": 1}}))
@@ -114,7 +99,7 @@ def test_order_and_exactly_once_500(server):
             got = []
             while len(got) < 2 * N:
                 got.append(await recv_json(c))
-            assert await nothing_within(c, 0.2)
+            assert await silent(c, 0.2)
             return got
 
         readers = [asyncio.create_task(read_all(c)) for c in conns]

@@ -12,10 +12,10 @@ import pytest
 import redis
 import websockets
 
+from aio import T, recv_json, silent
 from conftest import free_port, wait_for
 from wsraw import http_get
 
-T = 5
 
 
 class RedisServer:
@@ -82,18 +82,6 @@ def two_pods(start_server, redis_server):
     for p in pods:
         wait_for(lambda: ready(p), 10, "the pod to be ready")
     return r, pods
-
-
-async def recv_json(ws, timeout=T):
-    return json.loads(await asyncio.wait_for(ws.recv(), timeout))
-
-
-async def silent(ws, seconds=0.3):
-    try:
-        await asyncio.wait_for(ws.recv(), seconds)
-        return False
-    except asyncio.TimeoutError:
-        return True
 
 
 OPEN = []  # every client a test opened, closed by run()
