@@ -383,7 +383,7 @@ static void on_message(struct gconn *c, const uint8_t *data, size_t len)
     }
 }
 
-static void on_handshake_bytes(struct gconn *c, int idx)
+static void on_handshake_bytes(struct gconn *c)
 {
     ssize_t n = read(c->fd, c->hbuf + c->hlen, sizeof(c->hbuf) - c->hlen - 1);
     if (n <= 0) {
@@ -424,7 +424,6 @@ static void on_handshake_bytes(struct gconn *c, int idx)
                 on_message(c, ev.data, ev.len);
         }
     }
-    (void)idx;
 }
 
 static void on_readable(struct gconn *c)
@@ -456,7 +455,7 @@ static void on_readable(struct gconn *c)
     }
 }
 
-static void on_event(struct gconn *c, uint32_t events, int idx)
+static void on_event(struct gconn *c, uint32_t events)
 {
     if (c->state == G_CONNECTING) {
         int err = 0;
@@ -494,7 +493,7 @@ static void on_event(struct gconn *c, uint32_t events, int idx)
     if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
         return;
     if (c->state == G_HANDSHAKE)
-        on_handshake_bytes(c, idx);
+        on_handshake_bytes(c);
     else if (c->state == G_OPEN)
         on_readable(c);
 }
@@ -504,8 +503,7 @@ static int poll_once(int timeout_ms)
     struct epoll_event evs[512];
     int n = epoll_wait(epfd, evs, 512, timeout_ms);
     for (int i = 0; i < n; i++) {
-        struct gconn *c = evs[i].data.ptr;
-        on_event(c, evs[i].events, (int)(c - conns));
+        on_event(evs[i].data.ptr, evs[i].events);
     }
     return n;
 }

@@ -240,9 +240,9 @@ static void metric(struct json_out *o, const char *name, const char *type, const
 char *stats_metrics(const struct stats_view *v)
 {
     struct totals t = sum(v);
-    size_t nrooms = 0;
-    struct room_count *rooms = snapshot_rooms(v->rooms, &nrooms);
-    free_rooms(rooms, nrooms);
+    pthread_mutex_lock(&v->rooms->lock);
+    size_t nrooms = v->rooms->nrooms;
+    pthread_mutex_unlock(&v->rooms->lock);
     struct json_out o = {0};
     metric(&o, "uptime_seconds", "gauge", "Seconds since the server started.", v->uptime_seconds);
     metric(&o, "connections_current", "gauge", "Open WebSocket connections.",

@@ -57,11 +57,6 @@ struct redis_broker {
     atomic_uint_fast64_t received;        /* written by the subscriber */
 };
 
-static uint64_t now_ms(void)
-{
-    return server_now_ms();
-}
-
 /* Jittered exponential backoff: a random wait in [d/2, d], then d doubles. */
 struct backoff {
     uint32_t next_ms;
@@ -304,7 +299,7 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
  * confirmed (0 or 1), or -1 when Redis refused something (NOAUTH, say). */
 static int on_sub_reply(struct redis_broker *rb, redisReply *r, uint64_t *last_seen)
 {
-    *last_seen = now_ms();
+    *last_seen = server_now_ms();
     if (r->type == REDIS_REPLY_ERROR) {
         log_debug("redis: subscriber refused: %s", r->str);
         return -1;
@@ -341,7 +336,7 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
         !flush_out(c))
         return true;
     int confirmed = 0;
-    uint64_t last_seen = now_ms(), last_ping = last_seen;
+    uint64_t last_seen = server_now_ms(), last_ping = last_seen;
     for (;;) {
         struct pollfd fds[2] = {{.fd = c->fd, .events = POLLIN},
                                 {.fd = rb->stop_efd, .events = POLLIN}};
@@ -378,7 +373,7 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
         }
         /* Read the clock after the replies: last_seen may be later than any
          * time taken before them. */
-        uint64_t now = now_ms();
+        uint64_t now = server_now_ms();
         if (now - last_ping >= SUB_PING_MS) {
             if (redisAppendCommand(c, "PING") != REDIS_OK || !flush_out(c))
                 return true;
