@@ -3,7 +3,14 @@
  * DESIGN: each client that has not finished its request head is a pending
  * entry with a small buffer. Entries sit in one list in arrival order, and
  * since every deadline is arrival + 10 s, the oldest is always first: timing
- * them out costs a look at the head of the list. */
+ * them out costs a look at the head of the list.
+ *
+ * Clients that connect and send nothing cost a descriptor each. At most
+ * PENDING_MAX of them are kept: a new client beyond that, or one that finds
+ * the process out of descriptors, makes room by dropping the oldest client
+ * still sending its head (counted as heads_evicted). A real request is
+ * answered within a round trip, so a flood of idle connections cannot
+ * starve /healthz, /readyz or upgrades: it only evicts itself. */
 #include "acceptor.h"
 
 #include <arpa/inet.h>
@@ -21,8 +28,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "fanout.h"
 #include "http.h"
-#include "inbox.h"
 #include "log.h"
 #include "server.h"
 #include "worker.h"
@@ -32,6 +39,7 @@
 #define BACKLOG 4096
 #define MAX_EVENTS 256
 #define FIRST_BUF 512 /* most upgrade requests fit; the buffer doubles up to 8 KiB */
+#define PENDING_MAX 1024 /* clients whose request is being read or answered */
 
 /* The demo page, linked in from web/index.html (src/web_assets.S). */
 extern const char web_index_html[];
@@ -66,6 +74,7 @@ struct acceptor {
     int wake;     /* eventfd: written by acceptor_stop */
     int spare_fd; /* closed to accept and drop a client when out of descriptors */
     struct pending *head, *tail;
+    unsigned npending;
     uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
     uint64_t rng;
     uint64_t last_emfile_log;
@@ -86,8 +95,15 @@ static void bump(atomic_uint_fast64_t *c)
     atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
+static void set_pending(struct acceptor *a, unsigned n)
+{
+    a->npending = n;
+    atomic_store_explicit(&a->srv->acceptor_counters.pending_heads, n, memory_order_relaxed);
+}
+
 static void unlink_pending(struct acceptor *a, struct pending *p)
 {
+    set_pending(a, a->npending - 1);
     if (p->prev)
         p->prev->next = p->next;
     else
@@ -145,8 +161,7 @@ static void hand_over(struct acceptor *a, struct pending *p)
     unsigned wi = p->worker;
     drop(a, p, false);
     a->handed[wi]++;
-    struct inbox_item it = {INBOX_CONN, h};
-    if (inbox_push(worker_inbox(a->srv->workers[wi]), it) < 0) {
+    if (fanout_hand_over(a->srv->fanout, wi, h) < 0) {
         a->handed[wi]--;
         close(fd);
         free(h);
@@ -346,10 +361,26 @@ static void on_readable(struct acceptor *a, struct pending *p)
         route(a, p, &req, (size_t)rc);
 }
 
+/* Drops the oldest client that is still sending its head. Returns false
+ * when there is none. */
+static bool evict_oldest(struct acceptor *a)
+{
+    struct pending *p = a->head;
+    while (p && p->phase != PHASE_READING)
+        p = p->next;
+    if (!p)
+        return false;
+    bump(&a->srv->acceptor_counters.heads_evicted);
+    drop(a, p, true);
+    return true;
+}
+
 static void accept_all(struct acceptor *a, uint64_t now)
 {
     for (;;) {
         int fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && evict_oldest(a))
+            continue; /* a descriptor is free again: take the new client */
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE) {
                 /* Out of descriptors: free the spare, take the client and
@@ -372,6 +403,11 @@ static void accept_all(struct acceptor *a, uint64_t now)
                 continue;
             return; /* EAGAIN, or nothing we can do here */
         }
+        if (a->npending >= PENDING_MAX && !evict_oldest(a)) {
+            close(fd); /* every slot is answering: rare, and the client may retry */
+            bump(&a->srv->acceptor_counters.heads_evicted);
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct pending *p = calloc(1, sizeof(*p));
@@ -383,6 +419,7 @@ static void accept_all(struct acceptor *a, uint64_t now)
         }
         p->fd = fd;
         p->deadline_ms = now + HEAD_DEADLINE_MS;
+        set_pending(a, a->npending + 1);
         p->prev = a->tail;
         if (a->tail)
             a->tail->next = p;

@@ -7,6 +7,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+/* Slots an inbox array keeps when it shrinks after a burst. */
+#define INBOX_KEEP 256
+
 int inbox_init(struct inbox *ib)
 {
     *ib = (struct inbox){0};
@@ -51,14 +54,18 @@ int inbox_push(struct inbox *ib, struct inbox_item item)
         wake = true;
     }
     pthread_mutex_unlock(&ib->lock);
-    if (wake) {
-        uint64_t one = 1;
-        /* Cannot fail short of a counter overflow, which one pending write
-         * per batch rules out. */
-        ssize_t w = write(ib->efd, &one, sizeof(one));
-        (void)w;
-    }
+    if (wake)
+        inbox_wake(ib);
     return 0;
+}
+
+void inbox_wake(struct inbox *ib)
+{
+    uint64_t one = 1;
+    /* Cannot fail short of a counter overflow: the consumer reads the
+     * counter back to zero on every take. */
+    ssize_t w = write(ib->efd, &one, sizeof(one));
+    (void)w;
 }
 
 size_t inbox_take(struct inbox *ib, struct inbox_item **items)
@@ -75,6 +82,15 @@ size_t inbox_take(struct inbox *ib, struct inbox_item **items)
     ib->len = 0;
     ib->signalled = false;
     pthread_mutex_unlock(&ib->lock);
+    /* An array that grew under a burst is given back once the burst has
+     * passed, so a flood leaves no lasting footprint. */
+    if (cap > INBOX_KEEP && n < cap / 8) {
+        struct inbox_item *smaller = realloc(full, (n > INBOX_KEEP ? n : INBOX_KEEP) * sizeof(*full));
+        if (smaller) {
+            full = smaller;
+            cap = n > INBOX_KEEP ? n : INBOX_KEEP;
+        }
+    }
     ib->batch = full;
     ib->batch_cap = cap;
     *items = full;

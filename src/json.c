@@ -344,11 +344,31 @@ void json_out_lit(struct json_out *o, const char *s)
     json_out_raw(o, s, strlen(s));
 }
 
+/* How many bytes c takes inside a JSON string: itself, a two-byte escape,
+ * or \u00XX. */
+static size_t escaped_width(unsigned char c)
+{
+    if (c >= 0x20 && c != '"' && c != '\\')
+        return 1;
+    return (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t' || c == '\b' || c == '\f')
+               ? 2
+               : 6;
+}
+
+size_t json_str_len(const char *s, size_t len)
+{
+    size_t n = 2;
+    for (size_t i = 0; i < len; i++)
+        n += escaped_width((unsigned char)s[i]);
+    return n;
+}
+
 void json_out_str(struct json_out *o, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
-    /* Worst case every byte becomes \u00XX. */
-    if (!reserve(o, len * 6 + 2))
+    /* Exactly what it needs: a worst-case reserve (every byte \u00XX) would
+     * ask six times the text's size of a large message. */
+    if (!reserve(o, json_str_len(s, len)))
         return;
     char *w = o->p + o->len;
     *w++ = '"';

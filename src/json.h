@@ -63,6 +63,8 @@ struct json_out {
 
 void json_out_raw(struct json_out *o, const char *s, size_t len);
 void json_out_lit(struct json_out *o, const char *s);
+/* The length of s[0..len) as json_out_str writes it, quotes included. */
+size_t json_str_len(const char *s, size_t len);
 /* Appends s[0..len) as a JSON string literal, quotes included. */
 void json_out_str(struct json_out *o, const char *s, size_t len);
 /* Appends s as a JSON string, or null when s is NULL. */

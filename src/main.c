@@ -26,6 +26,12 @@ int main(void)
         d.random = (uint32_t)getpid();
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     d.cpus = cpus > 0 ? (unsigned)cpus : 1;
+    /* A server of many connections takes every descriptor it is allowed:
+     * the soft limit goes up to the hard one (as nginx and Go do). */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     d.nofile = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? (uint64_t)rl.rlim_cur : 1024;
 
     struct config cfg;

@@ -3,19 +3,23 @@
  * DESIGN: SIGTERM and SIGINT are blocked in every thread (the mask is set
  * before any thread starts) and taken by the main thread with sigwait, so no
  * handler ever runs inside a worker. Shutdown order: mark shutting down
- * (/readyz answers 503 and upgrades 503 from then on), tell every worker to
- * close its connections with 1001 after what is queued, wait for the
- * workers (each ends when its clients are gone or SHUTDOWN_TIMEOUT passed),
- * then stop the acceptor and free everything. */
+ * (/readyz answers 503 and upgrades 503 from then on) and kick every worker,
+ * which closes its connections with 1001 after what is queued; wait for the
+ * workers (each ends when its clients are gone or SHUTDOWN_TIMEOUT passed:
+ * a worker's pass is bounded work, so nothing queued can hold it longer),
+ * give the broker what is left of the deadline to flush, then free
+ * everything. From the first signal on, a second one ends the process at
+ * once, from a handler that only writes a line and calls _exit. */
 #include "server.h"
 
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "acceptor.h"
-#include "inbox.h"
+#include "fanout.h"
 #include "log.h"
 #include "redis/broker.h"
 #include "worker.h"
@@ -48,9 +52,10 @@ static void standalone_status(struct broker *b, struct broker_status *out)
     *out = (struct broker_status){.mode = "standalone", .connected = 1};
 }
 
-static void standalone_stop(struct broker *b)
+static void standalone_stop(struct broker *b, uint64_t deadline_ms)
 {
     (void)b;
+    (void)deadline_ms;
 }
 
 void server_stats_view(struct server *srv, struct stats_view *v)
@@ -62,6 +67,7 @@ void server_stats_view(struct server *srv, struct stats_view *v)
         .nworkers = srv->nworkers,
         .acceptor = &srv->acceptor_counters,
         .rooms = &srv->rooms,
+        .fanout = srv->fanout,
         .shutting_down = atomic_load(&srv->shutting_down),
     };
     srv->broker.status(&srv->broker, &v->broker);
@@ -82,7 +88,7 @@ static void log_config(const struct config *c)
 /* Order matters: the acceptor and the Redis subscriber push into worker
  * inboxes, so both stop before any worker is freed; the workers end first so
  * that the publisher's last batch holds everything they accepted. */
-static void teardown(struct server *srv)
+static void teardown(struct server *srv, uint64_t deadline_ms)
 {
     if (srv->acceptor)
         acceptor_stop(srv->acceptor);
@@ -90,13 +96,37 @@ static void teardown(struct server *srv)
         if (srv->workers[i])
             worker_join(srv->workers[i]);
     if (srv->broker.stop)
-        srv->broker.stop(&srv->broker);
+        srv->broker.stop(&srv->broker, deadline_ms);
     for (unsigned i = 0; srv->workers && i < srv->nworkers; i++)
         worker_destroy(srv->workers[i]);
+    fanout_destroy(srv->fanout);
     acceptor_destroy(srv->acceptor);
     free(srv->workers);
     free(srv->counters);
     stats_registry_free(&srv->rooms);
+}
+
+/* The second SIGTERM or SIGINT: the operator wants out now. Only
+ * async-signal-safe calls here. Exit status 128 + signal, as a shell reports
+ * a process ended by that signal. */
+static void on_second_signal(int sig)
+{
+    static const char msg[] = "second signal during shutdown: exiting at once\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(128 + sig);
+}
+
+/* Tells the workers to shut down and waits until they have ended (each one
+ * ends by its drain deadline on its own). */
+static void stop_workers(struct server *srv)
+{
+    atomic_store(&srv->shutting_down, 1);
+    fanout_kick_all(srv->fanout);
+    while (atomic_load(&srv->workers_ended) < srv->nworkers) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 int server_run(const struct config *cfg)
@@ -123,8 +153,10 @@ int server_run(const struct config *cfg)
 
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
     srv->counters = aligned_alloc(64, srv->nworkers * sizeof(*srv->counters));
-    if (!srv->workers || !srv->counters || stats_registry_init(&srv->rooms) < 0) {
+    srv->fanout = fanout_create(srv->nworkers);
+    if (!srv->workers || !srv->counters || !srv->fanout || stats_registry_init(&srv->rooms) < 0) {
         log_error("out of memory at startup");
+        fanout_destroy(srv->fanout);
         free(srv->workers);
         free(srv->counters);
         free(srv);
@@ -156,10 +188,8 @@ int server_run(const struct config *cfg)
     if (status != 0) {
         /* Workers that did start end once told to shut down. */
         atomic_store(&srv->shutting_down, 1);
-        for (unsigned i = 0; i < srv->nworkers; i++)
-            if (srv->workers[i])
-                inbox_push(worker_inbox(srv->workers[i]), (struct inbox_item){INBOX_SHUTDOWN, 0});
-        teardown(srv);
+        fanout_kick_all(srv->fanout);
+        teardown(srv, server_now_ms());
         free(srv);
         return status;
     }
@@ -171,17 +201,21 @@ int server_run(const struct config *cfg)
 
     int sig = 0;
     sigwait(&set, &sig);
-    log_info("received %s: closing connections (up to %ums)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-             cfg->shutdown_timeout_ms);
-    atomic_store(&srv->shutting_down, 1);
-    for (unsigned i = 0; i < srv->nworkers; i++) {
-        while (inbox_push(worker_inbox(srv->workers[i]), (struct inbox_item){INBOX_SHUTDOWN, 0}) <
-               0)
-            ; /* only out of memory; the item is tiny and must get through */
-    }
-    for (unsigned i = 0; i < srv->nworkers; i++)
-        worker_join(srv->workers[i]);
-    teardown(srv);
+    uint64_t deadline = server_now_ms() + cfg->shutdown_timeout_ms;
+    log_info("received %s: closing connections (up to %ums); send it again to exit at once",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
+    /* Only this thread unblocks them, so the handler runs here. */
+    struct sigaction sa = {.sa_handler = on_second_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+
+    stop_workers(srv);
+    /* The broker gets what is left of SHUTDOWN_TIMEOUT, and at least a
+     * moment, to publish what this pod's clients sent last. */
+    uint64_t now = server_now_ms();
+    teardown(srv, deadline > now + 200 ? deadline : now + 200);
     free(srv);
     log_info("stopped");
     return 0;

@@ -16,6 +16,7 @@
 struct fbuf;
 struct worker;
 struct acceptor;
+struct fanout;
 
 /* The seam between the workers and whatever carries messages to other
  * pods. Standalone mode publishes nowhere; the Redis broker publishes. */
@@ -27,19 +28,23 @@ struct broker {
     void (*publish)(struct broker *b, struct fbuf *msg);
     /* Fills what stats and /readyz show. Any thread. */
     void (*status)(struct broker *b, struct broker_status *out);
-    void (*stop)(struct broker *b);
+    /* Stops the broker's threads, giving what waits for other pods until
+     * deadline_ms (monotonic) to go out. Main thread. */
+    void (*stop)(struct broker *b, uint64_t deadline_ms);
 };
 
 struct server {
     struct config cfg; /* immutable once threads start */
     struct worker **workers;
     unsigned nworkers;
+    struct fanout *fanout; /* the workers' inboxes and their credit; built by main */
     struct worker_counters *counters; /* [nworkers]; entry i written by worker i */
     struct acceptor *acceptor;
     struct acceptor_counters acceptor_counters; /* written by the acceptor */
     struct broker broker;
     struct room_registry rooms;
     atomic_int shutting_down; /* written by the main thread */
+    atomic_uint workers_ended; /* each worker adds 1 as its thread ends */
     uint64_t started_ms;      /* monotonic */
 };
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fanout.h"
 #include "json.h"
 #include "room/room.h"
 
@@ -148,6 +149,7 @@ static void free_rooms(struct room_count *rc, size_t n)
 
 struct totals {
     uint64_t connections, received, published, delivered, dropped, slow, timeouts, protocol;
+    uint64_t too_large, reads_paused, paused_now;
 };
 
 static struct totals sum(const struct stats_view *v)
@@ -163,6 +165,9 @@ static struct totals sum(const struct stats_view *v)
         t.slow += atomic_load_explicit(&w->slow_consumers_closed, memory_order_relaxed);
         t.timeouts += atomic_load_explicit(&w->heartbeat_timeouts, memory_order_relaxed);
         t.protocol += atomic_load_explicit(&w->protocol_errors, memory_order_relaxed);
+        t.too_large += atomic_load_explicit(&w->too_large, memory_order_relaxed);
+        t.reads_paused += atomic_load_explicit(&w->reads_paused, memory_order_relaxed);
+        t.paused_now += atomic_load_explicit(&w->paused_now, memory_order_relaxed);
     }
     return t;
 }
@@ -197,9 +202,13 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(m, "published", (double)t.published);
     cJSON_AddNumberToObject(m, "delivered", (double)t.delivered);
     cJSON_AddNumberToObject(m, "dropped", (double)t.dropped);
+    cJSON_AddNumberToObject(m, "too_large", (double)t.too_large);
     cJSON_AddNumberToObject(o, "slow_consumers_closed", (double)t.slow);
     cJSON_AddNumberToObject(o, "heartbeat_timeouts", (double)t.timeouts);
     cJSON_AddNumberToObject(o, "protocol_errors", (double)t.protocol);
+    cJSON *bp = cJSON_AddObjectToObject(o, "backpressure");
+    cJSON_AddNumberToObject(bp, "reads_paused", (double)t.reads_paused);
+    cJSON_AddNumberToObject(bp, "paused_now", (double)t.paused_now);
 
     cJSON *b = cJSON_AddObjectToObject(o, "broker");
     cJSON_AddStringToObject(b, "mode", v->broker.mode);
@@ -208,17 +217,23 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(b, "outbox", (double)v->broker.outbox);
     cJSON_AddNumberToObject(b, "outbox_dropped", (double)v->broker.outbox_dropped);
     cJSON_AddNumberToObject(b, "foreign_dropped", (double)v->broker.foreign_dropped);
+    cJSON_AddNumberToObject(b, "oversize_dropped", (double)v->broker.oversize_dropped);
+    cJSON_AddNumberToObject(b, "overload_dropped", (double)v->broker.overload_dropped);
     cJSON_AddNumberToObject(b, "received", (double)v->broker.received);
 
     cJSON *http = cJSON_AddObjectToObject(o, "http");
     cJSON_AddNumberToObject(http, "requests", (double)load(&v->acceptor->http_requests));
     cJSON_AddNumberToObject(http, "bad_requests", (double)load(&v->acceptor->bad_requests));
+    cJSON_AddNumberToObject(http, "pending_heads", (double)load(&v->acceptor->pending_heads));
+    cJSON_AddNumberToObject(http, "heads_evicted", (double)load(&v->acceptor->heads_evicted));
 
     cJSON *ws = cJSON_AddArrayToObject(o, "workers");
     for (unsigned i = 0; i < v->nworkers; i++) {
         cJSON *w = cJSON_CreateObject();
         cJSON_AddNumberToObject(w, "id", i);
         cJSON_AddNumberToObject(w, "connections", (double)load(&v->workers[i].connections));
+        if (v->fanout)
+            cJSON_AddNumberToObject(w, "inbox_work", (double)fanout_lane_work(v->fanout, i));
         cJSON_AddItemToArray(ws, w);
     }
     cJSON_AddBoolToObject(o, "shutting_down", v->shutting_down);
@@ -265,6 +280,20 @@ char *stats_metrics(const struct stats_view *v)
            (double)t.timeouts);
     metric(&o, "protocol_errors_total", "counter", "Connections closed for a protocol error.",
            (double)t.protocol);
+    metric(&o, "messages_too_large_total", "counter",
+           "Client messages refused: their envelope would pass MAX_MESSAGE_SIZE + 1 KiB.",
+           (double)t.too_large);
+    metric(&o, "reads_paused_total", "counter",
+           "Times a client connection stopped being read because a worker's inbox was full.",
+           (double)t.reads_paused);
+    metric(&o, "reads_paused", "gauge", "Client connections not being read right now.",
+           (double)t.paused_now);
+    uint64_t work = 0;
+    for (unsigned i = 0; v->fanout && i < v->nworkers; i++)
+        work += fanout_lane_work(v->fanout, i);
+    metric(&o, "inbox_work_bytes", "gauge",
+           "Work waiting in the workers' inboxes: bytes to write, summed over recipients.",
+           (double)work);
     metric(&o, "broker_connected", "gauge", "1 when the broker is connected.",
            v->broker.connected ? 1 : 0);
     metric(&o, "broker_reconnects_total", "counter", "Broker reconnections.",
@@ -276,12 +305,23 @@ char *stats_metrics(const struct stats_view *v)
     metric(&o, "broker_foreign_dropped_total", "counter",
            "Payloads from Redis dropped for not being JSON objects.",
            (double)v->broker.foreign_dropped);
+    metric(&o, "broker_oversize_dropped_total", "counter",
+           "Payloads from Redis dropped for being over MAX_MESSAGE_SIZE + 1 KiB.",
+           (double)v->broker.oversize_dropped);
+    metric(&o, "broker_overload_dropped_total", "counter",
+           "Payloads from Redis dropped because the workers had no room for them.",
+           (double)v->broker.overload_dropped);
     metric(&o, "broker_received_total", "counter", "Messages received from other pods.",
            (double)v->broker.received);
     metric(&o, "http_requests_total", "counter", "Complete HTTP request heads.",
            (double)load(&v->acceptor->http_requests));
     metric(&o, "http_bad_requests_total", "counter", "Requests refused with a 4xx status.",
            (double)load(&v->acceptor->bad_requests));
+    metric(&o, "http_pending_heads", "gauge", "Clients whose request head is being read.",
+           (double)load(&v->acceptor->pending_heads));
+    metric(&o, "http_heads_evicted_total", "counter",
+           "Clients dropped before sending a whole head, to make room for others.",
+           (double)load(&v->acceptor->heads_evicted));
     json_out_raw(&o, "", 1); /* NUL-terminate */
     if (o.oom) {
         json_out_free(&o);

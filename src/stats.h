@@ -24,6 +24,9 @@ struct worker_counters {
     atomic_uint_fast64_t heartbeat_timeouts;
     atomic_uint_fast64_t protocol_errors; /* connections closed 1002/1003/1007/1009 */
     atomic_uint_fast64_t closed;          /* handed-over connections that ended */
+    atomic_uint_fast64_t too_large;       /* messages refused: envelope over the bound */
+    atomic_uint_fast64_t reads_paused;    /* times a connection stopped being read */
+    atomic_uint_fast64_t paused_now;      /* connections not read right now (gauge) */
 };
 
 /* Written by the acceptor thread only. */
@@ -32,6 +35,8 @@ struct acceptor_counters {
     atomic_uint_fast64_t rejected;          /* upgrades refused with 503 */
     atomic_uint_fast64_t http_requests;     /* every complete request head */
     atomic_uint_fast64_t bad_requests;      /* answered 4xx, or dropped half-sent */
+    atomic_uint_fast64_t heads_evicted;     /* head-less clients dropped to make room */
+    atomic_uint_fast64_t pending_heads;     /* clients whose head is being read (gauge) */
 };
 
 /* Rooms across all workers: name -> members. Workers call join/leave. */
@@ -53,8 +58,10 @@ struct broker_status {
     uint64_t reconnects;
     uint64_t outbox;
     uint64_t outbox_dropped;
-    uint64_t foreign_dropped; /* payloads from Redis that were not JSON objects */
-    uint64_t received;        /* messages from other pods and backends, delivered */
+    uint64_t foreign_dropped;  /* payloads from Redis that were not JSON objects */
+    uint64_t oversize_dropped; /* payloads from Redis over the outgoing bound */
+    uint64_t overload_dropped; /* payloads from Redis the workers had no room for */
+    uint64_t received;         /* messages from other pods and backends, delivered */
 };
 
 struct stats_view {
@@ -65,6 +72,7 @@ struct stats_view {
     const struct acceptor_counters *acceptor;
     struct room_registry *rooms;
     struct broker_status broker;
+    struct fanout *fanout; /* for the work waiting in each worker's inbox */
     int shutting_down;
 };
 

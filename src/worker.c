@@ -5,7 +5,8 @@
  *   2. reads at most one buffer per readable socket into the worker's single
  *      read buffer (connections hold no read buffer of their own) and runs
  *      the frame parser on it; takes the inbox batch and appends each frame
- *      to the send ring of every member of its room;
+ *      to the send ring of every member of its room, giving its credit back
+ *      (fanout.h); retries the connections it stopped reading;
  *   3. fires due heartbeat timers from a timer wheel;
  *   4. writes every connection that got something, one writev gathering its
  *      whole ring, arming EPOLLOUT only after a short write;
@@ -13,7 +14,13 @@
  *      connection is only marked, so events for it later in the same epoll
  *      batch are recognised and skipped (nginx's stale-event rule).
  * Nothing here blocks, and nothing takes a lock except the inbox swap and
- * the room registry on join and leave. */
+ * the room registry on join and leave.
+ *
+ * Backpressure: a client message that some lane cannot admit is parked on
+ * its connection, with the bytes read after it, and the connection is no
+ * longer read (TCP then slows the sender) until a kick says credit came back
+ * and the message is admitted. Nothing a client sent is dropped for this,
+ * and the worker's other connections are served as before. */
 #include "worker.h"
 
 #include <errno.h>
@@ -28,6 +35,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fanout.h"
 #include "fbuf.h"
 #include "inbox.h"
 #include "json.h"
@@ -47,6 +55,9 @@
 /* How long we wait for the client's close after sending ours. */
 #define CLOSE_WAIT_MS 2000
 #define WHEEL_SLOTS 256
+/* The envelope buffer is kept between messages up to this size; a larger
+ * one (a big message) is given back at once. */
+#define OUT_KEEP (256u << 10)
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -89,6 +100,19 @@ struct conn {
     struct conn *tw_prev, *tw_next; /* timer wheel slot list */
     struct conn *dirty_next;
     struct conn *dead_next;
+    struct fbuf *pong;     /* the answer to the latest ping, not yet in the ring */
+    struct backlog *paused; /* set while the connection is not read */
+};
+
+/* What a connection holds while it is not read: the message no lane could
+ * admit, and the bytes that came after it. Owned by the connection's worker;
+ * on that worker's list of paused connections, oldest first. */
+struct backlog {
+    struct conn *conn;
+    struct fbuf *parked; /* one reference */
+    uint8_t *rest;       /* heap copy of the unparsed bytes, or NULL */
+    size_t rest_len;
+    struct backlog *prev, *next;
 };
 
 /* Heartbeat timers: every connection sits in one slot; a slot's
@@ -108,8 +132,8 @@ struct worker {
     struct server *srv;
     const struct config *cfg;
     struct worker_counters *counters; /* written by this worker only */
+    struct fanout *fan;               /* the lanes; this worker consumes lane id */
     int epfd;
-    struct inbox inbox;
 
     struct room_index rooms;
     struct room chat; /* every chat connection, for global messages */
@@ -119,6 +143,7 @@ struct worker {
     struct wheel wheel;
     struct conn *dirty;
     struct conn *dead;
+    struct backlog *paused_head, *paused_tail; /* connections not read, oldest first */
     struct fbuf *ping; /* shared empty ping frame */
     struct json_out out;
     uint64_t rng;
@@ -199,15 +224,32 @@ static void write_close_now(struct conn *c, uint16_t code, const char *reason)
     (void)rc;
 }
 
-static void set_out(struct worker *w, struct conn *c, bool on)
+/* Registers what we wait for: input unless the connection is paused,
+ * output only after a short write. */
+static void watch(struct worker *w, struct conn *c, bool out)
 {
-    if (c->out_armed == on)
-        return;
-    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+    struct epoll_event ev = {.events = (c->paused ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0),
+                             .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->out_armed = on;
+        c->out_armed = out;
     else
         kill_conn(w, c);
+}
+
+static void set_out(struct worker *w, struct conn *c, bool on)
+{
+    if (c->out_armed != on)
+        watch(w, c, on);
+}
+
+/* A client whose queue is full while its socket takes nothing more is closed
+ * so it never holds up anyone else (interface.md), with a best-effort 1008. */
+static void close_slow_consumer(struct worker *w, struct conn *c)
+{
+    bump(&w->counters->slow_consumers_closed, 1);
+    log_debug("worker %u: closing slow consumer %s", w->id, c->client_id);
+    write_close_now(c, WS_CLOSE_POLICY, "slow consumer: send queue full");
+    kill_conn(w, c);
 }
 
 static void ring_pop(struct conn *c)
@@ -232,10 +274,30 @@ static void after_close_sent(struct worker *w, struct conn *c)
     }
 }
 
+static bool ring_resize(struct conn *c, uint32_t cap);
+static bool ring_grow(struct worker *w, struct conn *c);
+
+/* Puts the pending pong in front of the ring, between two frames.
+ * RFC 6455 5.4: control frames may be injected between the frames of a
+ * message, and so also between messages. */
+static void pong_to_front(struct worker *w, struct conn *c)
+{
+    if (c->ring_n == c->ring_cap && !ring_grow(w, c))
+        return;
+    c->ring_head = (c->ring_head + c->ring_cap - 1) % c->ring_cap;
+    c->ring[c->ring_head] = c->pong; /* the slot takes the pong's reference */
+    c->ring_n++;
+    c->pong = NULL;
+}
+
 /* Writes as much of the ring as the socket takes. */
 static void flush(struct worker *w, struct conn *c)
 {
-    while (c->ring_n > 0 && c->state != CONN_DEAD) {
+    while ((c->ring_n > 0 || c->pong) && c->state != CONN_DEAD) {
+        if (c->pong && c->head_off == 0)
+            pong_to_front(w, c);
+        if (c->ring_n == 0)
+            break;
         struct iovec iov[IOV_BATCH];
         size_t k = 0, total = 0;
         for (uint32_t i = 0; i < c->ring_n && k < IOV_BATCH; i++) {
@@ -305,23 +367,30 @@ static bool ring_resize(struct conn *c, uint32_t cap)
     return true;
 }
 
-/* Appends b to the ring; the slot owns a reference, taken here unless the
- * caller paid for it in advance (prepaid). The ring starts small and
+/* Makes room for one more slot in a full ring: the ring starts small and
  * doubles under a burst, up to SEND_BUFFER plus the control slots; it
- * shrinks back when the connection is idle (heartbeat). Returns false when
- * it cannot take b; the connection is then dropped. */
-static bool ring_store(struct worker *w, struct conn *c, struct fbuf *b, bool prepaid)
+ * shrinks back when the connection is idle (heartbeat). A ring that cannot
+ * grow is a slow consumer: the connection is closed and false returned. */
+static bool ring_grow(struct worker *w, struct conn *c)
 {
     uint32_t max = w->cfg->send_buffer + CONTROL_SLOTS;
-    if (c->ring_n == c->ring_cap) {
-        uint32_t cap = c->ring_cap ? c->ring_cap * 2 : RING_MIN;
-        if (cap > max)
-            cap = max;
-        if (c->ring_n == cap || !ring_resize(c, cap)) {
-            kill_conn(w, c);
-            return false;
-        }
+    uint32_t cap = c->ring_cap ? c->ring_cap * 2 : RING_MIN;
+    if (cap > max)
+        cap = max;
+    if (c->ring_n == cap || !ring_resize(c, cap)) {
+        close_slow_consumer(w, c);
+        return false;
     }
+    return true;
+}
+
+/* Appends b to the ring; the slot owns a reference, taken here unless the
+ * caller paid for it in advance (prepaid). Returns false when it cannot
+ * take b; the connection is then dropped. */
+static bool ring_store(struct worker *w, struct conn *c, struct fbuf *b, bool prepaid)
+{
+    if (c->ring_n == c->ring_cap && !ring_grow(w, c))
+        return false;
     if (!prepaid)
         fbuf_ref(b);
     c->ring[(c->ring_head + c->ring_n) % c->ring_cap] = b;
@@ -347,26 +416,27 @@ static bool enqueue_message(struct worker *w, struct conn *c, struct fbuf *b, bo
         if (c->state != CONN_OPEN)
             return false;
         if (c->ring_n >= w->cfg->send_buffer) {
-            bump(&w->counters->slow_consumers_closed, 1);
-            log_debug("worker %u: closing slow consumer %s", w->id, c->client_id);
-            write_close_now(c, WS_CLOSE_POLICY, "slow consumer: send queue full");
-            kill_conn(w, c);
+            close_slow_consumer(w, c);
             return false;
         }
     }
     return ring_store(w, c, b, prepaid);
 }
 
-static void queue_control(struct worker *w, struct conn *c, uint8_t opcode, const void *payload,
-                          size_t len)
+/* Answers a ping. Only the latest unanswered ping gets its pong (RFC 6455
+ * 5.5.3 allows it), so pipelined pings cost one pending frame, never a
+ * queue that fills up. */
+static void answer_ping(struct worker *w, struct conn *c, const void *payload, size_t len)
 {
-    struct fbuf *b = fbuf_new_frame(opcode, payload, len);
+    struct fbuf *b = fbuf_new_frame(WS_OP_PONG, payload, len);
     if (!b) {
         kill_conn(w, c);
         return;
     }
-    ring_push(w, c, b);
-    fbuf_unref(b);
+    if (c->pong)
+        fbuf_unref(c->pong);
+    c->pong = b;
+    mark_dirty(w, c);
 }
 
 /* Queues our close frame (payload: code and reason, or empty) after what is
@@ -376,6 +446,16 @@ static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, s
 {
     c->state = CONN_CLOSING;
     c->close_then_drop = then_drop;
+    /* Nothing may follow our close frame (RFC 6455 5.5.1): a pending pong
+     * goes before it. */
+    if (c->pong) {
+        struct fbuf *pong = c->pong;
+        c->pong = NULL;
+        if (!ring_store(w, c, pong, true)) {
+            fbuf_unref(pong);
+            return;
+        }
+    }
     struct fbuf *b = fbuf_new_frame(WS_OP_CLOSE, body, len);
     if (!b || !ring_push(w, c, b)) {
         if (b)
@@ -416,10 +496,109 @@ static void fill_ctx(struct worker *w, struct conn *c, struct envelope_ctx *ctx)
     ctx->client_id = c->client_id;
     ctx->room = c->room ? c->room->name : NULL;
     ctx->pod_id = w->cfg->pod_id;
+    ctx->max_len = w->cfg->max_message + ENVELOPE_SLACK;
     ctx->now_ms = server_wall_ms();
     uint64_t a = next_random(w), b = next_random(w);
     memcpy(ctx->rand, &a, 8);
     memcpy(ctx->rand + 8, &b, 8);
+}
+
+/* Hands an accepted message to every worker and to the broker. Returns
+ * false, having done nothing, when some lane cannot admit it now. */
+static bool publish(struct worker *w, struct fbuf *b)
+{
+    int rc = fanout_post(w->fan, b, FANOUT_FROM_CLIENT);
+    if (rc == -EAGAIN)
+        return false;
+    if (rc > 0)
+        bump(&w->counters->dropped, rc);
+    w->srv->broker.publish(&w->srv->broker, b);
+    bump(&w->counters->published, 1);
+    return true;
+}
+
+/* Stops reading c, keeping b (the caller's reference becomes the backlog's)
+ * and the bytes after it, until retry_paused gets b admitted. */
+static void pause_reading(struct worker *w, struct conn *c, struct fbuf *b)
+{
+    struct backlog *bl = calloc(1, sizeof(*bl));
+    if (!bl) {
+        bump(&w->counters->dropped, 1);
+        fbuf_unref(b);
+        kill_conn(w, c);
+        return;
+    }
+    bl->conn = c;
+    bl->parked = b;
+    bl->prev = w->paused_tail;
+    if (w->paused_tail)
+        w->paused_tail->next = bl;
+    else
+        w->paused_head = bl;
+    w->paused_tail = bl;
+    c->paused = bl;
+    bump(&w->counters->reads_paused, 1);
+    bump(&w->counters->paused_now, 1);
+    watch(w, c, c->out_armed);
+}
+
+/* Takes c off the list of paused connections and frees its backlog (the
+ * parked message is the caller's to have dealt with). Returns the unparsed
+ * bytes it held, which the caller frees. */
+static uint8_t *unpause(struct worker *w, struct conn *c, size_t *rest_len)
+{
+    struct backlog *bl = c->paused;
+    if (bl->prev)
+        bl->prev->next = bl->next;
+    else
+        w->paused_head = bl->next;
+    if (bl->next)
+        bl->next->prev = bl->prev;
+    else
+        w->paused_tail = bl->prev;
+    uint8_t *rest = bl->rest;
+    *rest_len = bl->rest_len;
+    free(bl);
+    c->paused = NULL;
+    bump(&w->counters->paused_now, -1);
+    return rest;
+}
+
+static void process_bytes(struct worker *w, struct conn *c, uint8_t *buf, size_t n);
+
+/* Gives each paused connection, oldest first, one try at getting its parked
+ * message admitted; those that succeed are read again, starting with the
+ * bytes they held back (which may pause them again, at the back). */
+static void retry_paused(struct worker *w)
+{
+    size_t tries = 0;
+    for (struct backlog *bl = w->paused_head; bl; bl = bl->next)
+        tries++;
+    while (tries-- > 0 && w->paused_head) {
+        struct conn *c = w->paused_head->conn;
+        if (c->state == CONN_DEAD || !publish(w, c->paused->parked)) {
+            /* Still waiting: to the back, so every connection gets its turn. */
+            struct backlog *bl = c->paused;
+            if (bl != w->paused_tail) {
+                w->paused_head = bl->next;
+                w->paused_head->prev = NULL;
+                bl->prev = w->paused_tail;
+                bl->next = NULL;
+                w->paused_tail->next = bl;
+                w->paused_tail = bl;
+            }
+            continue;
+        }
+        fbuf_unref(c->paused->parked);
+        size_t len;
+        uint8_t *rest = unpause(w, c, &len);
+        /* The wait was ours, not the client's silence. */
+        c->last_rx_ms = w->now;
+        watch(w, c, c->out_armed);
+        if (rest && c->state != CONN_DEAD)
+            process_bytes(w, c, rest, len);
+        free(rest);
+    }
 }
 
 static void on_chat_message(struct worker *w, struct conn *c, const struct ws_event *ev)
@@ -434,8 +613,13 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
     fill_ctx(w, c, &ctx);
     w->out.len = 0;
     int rc = envelope_from_client(&ctx, (const char *)ev->data, ev->len, &w->out);
+    struct fbuf *b = rc < 0 ? NULL : fbuf_new_broadcast(w->out.p, w->out.len, ctx.room);
+    if (w->out.cap > OUT_KEEP)
+        json_out_free(&w->out);
     if (rc < 0) {
         bump(&w->counters->dropped, 1);
+        if (rc == ENVELOPE_ERR_TOO_LARGE)
+            bump(&w->counters->too_large, 1);
         w->out.len = 0;
         w->out.oom = false;
         envelope_error(&ctx, rc, &w->out);
@@ -443,17 +627,14 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
             send_system(w, c, &w->out);
         return;
     }
-    struct fbuf *b = fbuf_new_broadcast(w->out.p, w->out.len, ctx.room);
     if (!b) {
         bump(&w->counters->dropped, 1);
         return;
     }
-    unsigned missed = worker_broadcast(w->srv, b);
-    if (missed)
-        bump(&w->counters->dropped, missed);
-    w->srv->broker.publish(&w->srv->broker, b);
-    bump(&w->counters->published, 1);
-    fbuf_unref(b);
+    if (publish(w, b))
+        fbuf_unref(b);
+    else
+        pause_reading(w, c, b);
 }
 
 static void on_message(struct worker *w, struct conn *c, const struct ws_event *ev)
@@ -497,10 +678,24 @@ static void process_bytes(struct worker *w, struct conn *c, uint8_t *buf, size_t
         case WS_EV_MESSAGE:
             if (c->state == CONN_OPEN)
                 on_message(w, c, &ev);
+            if (c->paused) {
+                /* Keep what came after the parked message for later; the
+                 * buffer is shared (or about to be freed). */
+                if (off < n) {
+                    c->paused->rest = malloc(n - off);
+                    if (!c->paused->rest) {
+                        kill_conn(w, c);
+                        return;
+                    }
+                    memcpy(c->paused->rest, buf + off, n - off);
+                    c->paused->rest_len = n - off;
+                }
+                return;
+            }
             break;
         case WS_EV_PING:
             if (c->state == CONN_OPEN)
-                queue_control(w, c, WS_OP_PONG, ev.data, ev.len);
+                answer_ping(w, c, ev.data, ev.len);
             break;
         case WS_EV_PONG: break;
         case WS_EV_CLOSE: on_close_frame(w, c, &ev); return;
@@ -566,16 +761,20 @@ static void adopt(struct worker *w, struct conn_handoff *h)
     wheel_schedule(w, c, w->now + w->cfg->ping_interval_ms);
 
     if (c->kind == CONN_CHAT) {
-        if (room_add(&w->chat, &c->chat_m) == 0)
+        if (room_add(&w->chat, &c->chat_m) == 0) {
             c->in_chat = 1;
-        else
+            fanout_member(w->fan, w->id, FANOUT_GLOBAL, 1);
+        } else {
             kill_conn(w, c);
+        }
         if (h->has_room) {
             c->room = room_join(&w->rooms, h->room, &c->room_m);
-            if (c->room)
+            if (c->room) {
                 stats_room_join(&w->srv->rooms, h->room);
-            else
+                fanout_member(w->fan, w->id, fanout_room_slot(c->room->hash), 1);
+            } else {
                 kill_conn(w, c);
+            }
         }
         if (c->state == CONN_OPEN) {
             struct envelope_ctx ctx;
@@ -602,12 +801,24 @@ static void free_conn(struct worker *w, struct conn *c)
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     wheel_unlink(w, c);
+    if (c->paused) {
+        /* A message the client sent and we could not pass on before it went. */
+        bump(&w->counters->dropped, 1);
+        fbuf_unref(c->paused->parked);
+        size_t len;
+        free(unpause(w, c, &len));
+    }
+    if (c->pong)
+        fbuf_unref(c->pong);
     if (c->room) {
+        fanout_member(w->fan, w->id, fanout_room_slot(c->room->hash), -1);
         stats_room_leave(&w->srv->rooms, c->room->name);
         room_leave(&w->rooms, c->room, &c->room_m);
     }
-    if (c->in_chat)
+    if (c->in_chat) {
+        fanout_member(w->fan, w->id, FANOUT_GLOBAL, -1);
         room_remove(&w->chat, &c->chat_m);
+    }
     if (c->in_all)
         room_remove(&w->all, &c->any_m);
     while (c->ring_n > 0)
@@ -641,6 +852,11 @@ static void heartbeat(struct worker *w, struct conn *c)
         else
             wheel_schedule(w, c, c->close_deadline_ms);
         return;
+    }
+    if (c->paused) {
+        /* Not read by our choice: its silence is not the client's. */
+        c->last_rx_ms = now;
+        c->pinged = 0;
     }
     uint64_t idle = now - c->last_rx_ms;
     if (idle >= w->cfg->pong_timeout_ms) {
@@ -723,17 +939,18 @@ static void begin_drain(struct worker *w)
 static void process_inbox(struct worker *w)
 {
     struct inbox_item *items;
-    size_t n = inbox_take(&w->inbox, &items);
+    size_t n = inbox_take(fanout_inbox(w->fan, w->id), &items);
     for (size_t i = 0; i < n; i++) {
         switch (items[i].kind) {
         case INBOX_CONN: adopt(w, items[i].ptr); break;
         case INBOX_FRAME:
             deliver(w, items[i].ptr);
+            fanout_delivered(w->fan, w->id, &items[i]);
             fbuf_unref(items[i].ptr);
             break;
-        case INBOX_SHUTDOWN: begin_drain(w); break;
         }
     }
+    fanout_batch_done(w->fan, w->id);
 }
 
 static void flush_dirty(struct worker *w)
@@ -774,11 +991,18 @@ static void *worker_main(void *arg)
             }
             if (c->state == CONN_DEAD)
                 continue;
-            if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+            if (c->paused && (events[i].events & (EPOLLHUP | EPOLLERR)))
+                kill_conn(w, c); /* gone while we were not reading it */
+            else if (!c->paused && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 on_readable(w, c);
             if (c->state != CONN_DEAD && (events[i].events & EPOLLOUT))
                 flush(w, c);
         }
+        if (w->paused_head)
+            retry_paused(w);
+        /* SIGTERM: the main thread sets the flag and kicks every worker. */
+        if (!w->draining && atomic_load(&w->srv->shutting_down))
+            begin_drain(w);
         run_timers(w);
         flush_dirty(w);
         if (w->draining && w->now >= w->drain_deadline_ms) {
@@ -789,6 +1013,7 @@ static void *worker_main(void *arg)
         if (w->draining && w->nconns == 0)
             break;
     }
+    atomic_fetch_add(&w->srv->workers_ended, 1);
     return NULL;
 }
 
@@ -801,6 +1026,7 @@ struct worker *worker_create(struct server *srv, unsigned id)
     w->srv = srv;
     w->cfg = &srv->cfg;
     w->counters = &srv->counters[id];
+    w->fan = srv->fanout;
     w->epfd = -1;
     uint32_t shortest = w->cfg->ping_interval_ms;
     uint32_t grace = w->cfg->pong_timeout_ms - w->cfg->ping_interval_ms;
@@ -814,15 +1040,14 @@ struct worker *worker_create(struct server *srv, unsigned id)
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
         w->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)id;
     w->ping = fbuf_new_frame(WS_OP_PING, NULL, 0);
-    if (!w->ping || inbox_init(&w->inbox) < 0) {
-        if (w->ping)
-            fbuf_unref(w->ping);
+    if (!w->ping) {
         free(w);
         return NULL;
     }
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (w->epfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->inbox.efd, &ev) < 0) {
+    if (w->epfd < 0 ||
+        epoll_ctl(w->epfd, EPOLL_CTL_ADD, fanout_inbox(w->fan, id)->efd, &ev) < 0) {
         worker_destroy(w);
         return NULL;
     }
@@ -849,18 +1074,7 @@ void worker_destroy(struct worker *w)
 {
     if (!w)
         return;
-    /* Whatever is still in the inbox owns references or sockets. */
-    struct inbox_item *items;
-    size_t n = inbox_take(&w->inbox, &items);
-    for (size_t i = 0; i < n; i++) {
-        if (items[i].kind == INBOX_FRAME) {
-            fbuf_unref(items[i].ptr);
-        } else if (items[i].kind == INBOX_CONN) {
-            struct conn_handoff *h = items[i].ptr;
-            close(h->fd);
-            free(h);
-        }
-    }
+    /* What is still in its inbox is the fanout's to release. */
     for (uint32_t i = w->all.n; i > 0; i--)
         kill_conn(w, container_of(w->all.members[i - 1], struct conn, any_m));
     reap(w);
@@ -871,25 +1085,5 @@ void worker_destroy(struct worker *w)
     fbuf_unref(w->ping);
     if (w->epfd >= 0)
         close(w->epfd);
-    inbox_destroy(&w->inbox);
     free(w);
-}
-
-struct inbox *worker_inbox(struct worker *w)
-{
-    return &w->inbox;
-}
-
-unsigned worker_broadcast(struct server *srv, struct fbuf *msg)
-{
-    unsigned missed = 0;
-    for (unsigned i = 0; i < srv->nworkers; i++) {
-        fbuf_ref(msg);
-        struct inbox_item it = {INBOX_FRAME, msg};
-        if (inbox_push(worker_inbox(srv->workers[i]), it) < 0) {
-            fbuf_unref(msg);
-            missed++;
-        }
-    }
-    return missed;
 }

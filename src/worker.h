@@ -2,9 +2,10 @@
  *
  * DESIGN: a connection belongs to exactly one worker, which alone reads,
  * writes and frees it: socket, frame parser, send ring, heartbeat and room
- * membership. Other threads reach a worker only through its inbox: the
- * acceptor hands over new connections, and every worker (and the Redis
- * subscriber) posts broadcast frames, each holding one fbuf reference. */
+ * membership. Other threads reach a worker only through its lane of the
+ * fanout (fanout.h): the acceptor hands over new connections, and every
+ * worker (and the Redis subscriber) posts broadcast frames, each holding
+ * one fbuf reference and the credit it was admitted with. */
 #ifndef CHAT_WORKER_H
 #define CHAT_WORKER_H
 
@@ -16,8 +17,6 @@
 #include "ws/handshake.h"
 
 struct server;
-struct fbuf;
-struct inbox;
 
 enum conn_kind {
     CONN_CHAT,
@@ -41,18 +40,12 @@ struct worker *worker_create(struct server *srv, unsigned id);
 /* Starts its thread. Returns 0 or -errno. Main thread. */
 int worker_start(struct worker *w);
 
-/* Waits for the thread to end: it ends after a shutdown item, once its
- * connections are closed or SHUTDOWN_TIMEOUT has passed. Main thread. */
+/* Waits for the thread to end: once the server is shutting down it ends
+ * when its connections are closed or SHUTDOWN_TIMEOUT has passed. Main
+ * thread. */
 void worker_join(struct worker *w);
 
 /* Frees a worker whose thread has ended (or never started). */
 void worker_destroy(struct worker *w);
-
-/* The worker's inbox, for any thread to push to. */
-struct inbox *worker_inbox(struct worker *w);
-
-/* Posts msg to every worker's inbox, one reference each; the caller keeps
- * its own. Returns how many workers could not take it. Any thread. */
-unsigned worker_broadcast(struct server *srv, struct fbuf *msg);
 
 #endif

@@ -17,15 +17,17 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "fanout.h"
 #include "fbuf.h"
 #include "log.h"
 #include "redis/message.h"
 #include "redis/outbox.h"
+#include "room/envelope.h"
 #include "server.h"
-#include "worker.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -45,6 +47,9 @@ struct redis_broker {
     pthread_cond_t cond;
     struct outbox outbox;
     bool stopping;
+    /* Each thread's socket, or -1: set and cleared by that thread under the
+     * lock, so that a stop past its deadline can shut them down. */
+    int pub_fd, sub_fd;
 
     int stop_efd; /* written once by stop: wakes the subscriber's poll */
     pthread_t pub_thread, sub_thread;
@@ -53,8 +58,12 @@ struct redis_broker {
     atomic_int pub_connected;             /* written by the publisher */
     atomic_int sub_ready;                 /* written by the subscriber */
     atomic_uint_fast64_t reconnects;      /* written by the subscriber */
-    atomic_uint_fast64_t foreign_dropped; /* written by the subscriber */
-    atomic_uint_fast64_t received;        /* written by the subscriber */
+    atomic_uint_fast64_t foreign_dropped;  /* written by the subscriber */
+    atomic_uint_fast64_t oversize_dropped; /* written by the subscriber */
+    atomic_uint_fast64_t overload_dropped; /* written by the subscriber */
+    atomic_uint_fast64_t received;         /* written by the subscriber */
+    /* The subscriber's own: the overload episode under way, if any. */
+    uint64_t overload_since_ms, overload_last_ms, overload_at_start;
 };
 
 /* Jittered exponential backoff: a random wait in [d/2, d], then d doubles. */
@@ -130,9 +139,25 @@ static bool command_ok(redisContext *c, const char *what, const char *fmt, ...)
     return ok;
 }
 
+static void set_fd(struct redis_broker *rb, int *slot, int fd)
+{
+    pthread_mutex_lock(&rb->lock);
+    *slot = fd;
+    pthread_mutex_unlock(&rb->lock);
+}
+
+/* Frees a context; its socket is first forgotten (under the lock), so that
+ * a stop past its deadline never shuts down a reused descriptor. */
+static void free_context(struct redis_broker *rb, redisContext *c, int *slot)
+{
+    set_fd(rb, slot, -1);
+    redisFree(c);
+}
+
 /* Connects, authenticates and selects the database. Returns NULL on any
- * failure; quiet says whether to log it at debug level only. */
-static redisContext *connect_redis(struct redis_broker *rb, bool quiet)
+ * failure; quiet says whether to log it at debug level only. The socket is
+ * registered in *slot as soon as it exists. */
+static redisContext *connect_redis(struct redis_broker *rb, bool quiet, int *slot)
 {
     const struct redis_url *u = &rb->cfg->redis;
     struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
@@ -148,6 +173,7 @@ static redisContext *connect_redis(struct redis_broker *rb, bool quiet)
             redisFree(c);
         return NULL;
     }
+    set_fd(rb, slot, c->fd);
     struct timeval ctv = {COMMAND_TIMEOUT_MS / 1000, 0};
     redisSetTimeout(c, ctv);
     redisEnableKeepAlive(c);
@@ -161,7 +187,7 @@ static redisContext *connect_redis(struct redis_broker *rb, bool quiet)
     if (ok && u->db != 0)
         ok = command_ok(c, "SELECT", "SELECT %d", u->db);
     if (!ok) {
-        redisFree(c);
+        free_context(rb, c, slot);
         return NULL;
     }
     return c;
@@ -217,7 +243,7 @@ static void *publisher_main(void *arg)
         if (!c) {
             if (is_stopping(rb))
                 break;
-            c = connect_redis(rb, ever);
+            c = connect_redis(rb, ever, &rb->pub_fd);
             if (!c) {
                 if (!nap(rb, backoff_next(&bo)))
                     break;
@@ -249,7 +275,7 @@ static void *publisher_main(void *arg)
             log_warn("redis: publishing failed: %s; %u messages wait in the outbox, reconnecting",
                      why, n - done);
             atomic_store(&rb->pub_connected, 0);
-            redisFree(c);
+            free_context(rb, c, &rb->pub_fd);
             c = NULL;
             if (!nap(rb, backoff_next(&bo)))
                 break;
@@ -261,12 +287,42 @@ static void *publisher_main(void *arg)
     }
     atomic_store(&rb->pub_connected, 0);
     if (c)
-        redisFree(c);
+        free_context(rb, c, &rb->pub_fd);
     free(batch);
     return NULL;
 }
 
 /* ---- subscriber ---- */
+
+/* Redis delivers faster than the workers fan out: the subscriber never
+ * waits for them (it would only move the backlog into Redis, which cuts a
+ * subscriber off past its output buffer limit and loses it uncounted). It
+ * drops what no lane admits, counts it, and logs once when an episode
+ * starts and once when it ends (a second without a drop). */
+#define OVERLOAD_QUIET_MS 1000
+
+static void on_overload(struct redis_broker *rb)
+{
+    uint_fast64_t n = atomic_fetch_add(&rb->overload_dropped, 1);
+    rb->overload_last_ms = server_now_ms();
+    if (rb->overload_since_ms)
+        return;
+    rb->overload_since_ms = rb->overload_last_ms;
+    rb->overload_at_start = n;
+    log_warn("redis: messages arrive faster than this pod can deliver them; dropping what does "
+             "not fit (counted in stats as broker.overload_dropped)");
+}
+
+static void end_overload(struct redis_broker *rb, uint64_t now)
+{
+    if (!rb->overload_since_ms || now - rb->overload_last_ms < OVERLOAD_QUIET_MS)
+        return;
+    uint64_t n = atomic_load(&rb->overload_dropped) - rb->overload_at_start;
+    log_warn("redis: overload over after %.1f s; %llu messages from Redis were dropped",
+             (double)(rb->overload_last_ms - rb->overload_since_ms) / 1000.0,
+             (unsigned long long)n);
+    rb->overload_since_ms = 0;
+}
 
 static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, const redisReply *pl)
 {
@@ -287,12 +343,28 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
                      (int)ch->len, ch->str);
         return;
     }
+    /* interface.md bounds what clients receive; a backend is held to the
+     * same bound as this pod's own clients (envelope.h). */
+    if (pl->len > rb->cfg->max_message + ENVELOPE_SLACK) {
+        uint_fast64_t n = atomic_fetch_add(&rb->oversize_dropped, 1);
+        if (n == 0)
+            log_warn("redis: dropped a %zu-byte payload on %.*s, over MAX_MESSAGE_SIZE + %d "
+                     "(counted in stats as broker.oversize_dropped)",
+                     pl->len, (int)ch->len, ch->str, ENVELOPE_SLACK);
+        return;
+    }
     struct fbuf *b = fbuf_new_broadcast(pl->str, pl->len, room[0] ? room : NULL);
     if (!b)
         return;
-    atomic_fetch_add(&rb->received, 1);
-    worker_broadcast(rb->srv, b);
+    int rc = fanout_post(rb->srv->fanout, b, FANOUT_FROM_REDIS);
     fbuf_unref(b);
+    if (rc == -EAGAIN) {
+        on_overload(rb);
+        return;
+    }
+    atomic_fetch_add(&rb->received, 1);
+    if (rc > 0)
+        atomic_fetch_add(&rb->overload_dropped, 1);
 }
 
 /* Handles one reply in subscribe mode. Returns how many subscriptions it
@@ -374,6 +446,7 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
         /* Read the clock after the replies: last_seen may be later than any
          * time taken before them. */
         uint64_t now = server_now_ms();
+        end_overload(rb, now);
         if (now - last_ping >= SUB_PING_MS) {
             if (redisAppendCommand(c, "PING") != REDIS_OK || !flush_out(c))
                 return true;
@@ -394,7 +467,7 @@ static void *subscriber_main(void *arg)
     backoff_init(&bo);
     bool ever = false;
     for (;;) {
-        redisContext *c = connect_redis(rb, ever);
+        redisContext *c = connect_redis(rb, ever, &rb->sub_fd);
         bool go_on = true;
         if (c) {
             bo.next_ms = 0;
@@ -404,7 +477,7 @@ static void *subscriber_main(void *arg)
                          "/readyz answers 503 until it is back",
                          c->err ? c->errstr : "no answer");
             atomic_store(&rb->sub_ready, 0);
-            redisFree(c);
+            free_context(rb, c, &rb->sub_fd);
         }
         if (!go_on || !nap(rb, backoff_next(&bo)))
             break;
@@ -437,11 +510,40 @@ static void redis_status(struct broker *b, struct broker_status *out)
         .outbox = n,
         .outbox_dropped = dropped,
         .foreign_dropped = atomic_load(&rb->foreign_dropped),
+        .oversize_dropped = atomic_load(&rb->oversize_dropped),
+        .overload_dropped = atomic_load(&rb->overload_dropped),
         .received = atomic_load(&rb->received),
     };
 }
 
-static void redis_stop(struct broker *b)
+/* Waits for a thread until deadline_ms; past it, shuts down the sockets
+ * the broker's threads may be waiting on (a Redis that hangs answers
+ * nothing until its timeout), which makes them give up at once. */
+static void join_by(struct redis_broker *rb, pthread_t t, uint64_t deadline_ms)
+{
+    uint64_t now = server_now_ms();
+    uint64_t wait = deadline_ms > now ? deadline_ms - now : 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(wait / 1000);
+    ts.tv_nsec += (long)(wait % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000;
+    }
+    if (pthread_timedjoin_np(t, NULL, &ts) == 0)
+        return;
+    pthread_mutex_lock(&rb->lock);
+    if (rb->pub_fd >= 0)
+        shutdown(rb->pub_fd, SHUT_RDWR);
+    if (rb->sub_fd >= 0)
+        shutdown(rb->sub_fd, SHUT_RDWR);
+    pthread_mutex_unlock(&rb->lock);
+    log_warn("redis: no answer from Redis by the shutdown deadline; giving up on it");
+    pthread_join(t, NULL);
+}
+
+static void redis_stop(struct broker *b, uint64_t deadline_ms)
 {
     struct redis_broker *rb = b->impl;
     if (!rb)
@@ -454,9 +556,9 @@ static void redis_stop(struct broker *b)
     ssize_t w = write(rb->stop_efd, &one, sizeof(one));
     (void)w;
     if (rb->pub_started)
-        pthread_join(rb->pub_thread, NULL);
+        join_by(rb, rb->pub_thread, deadline_ms);
     if (rb->sub_started)
-        pthread_join(rb->sub_thread, NULL);
+        join_by(rb, rb->sub_thread, deadline_ms);
     if (rb->outbox.n)
         log_warn("redis: %u messages were still waiting for Redis at exit", rb->outbox.n);
     outbox_free(&rb->outbox);
@@ -474,6 +576,7 @@ int redis_broker_start(struct server *srv, struct broker *b)
         return -1;
     rb->srv = srv;
     rb->cfg = &srv->cfg;
+    rb->pub_fd = rb->sub_fd = -1;
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -494,7 +597,7 @@ int redis_broker_start(struct server *srv, struct broker *b)
     rb->pub_started = pthread_create(&rb->pub_thread, NULL, publisher_main, rb) == 0;
     rb->sub_started = pthread_create(&rb->sub_thread, NULL, subscriber_main, rb) == 0;
     if (!rb->pub_started || !rb->sub_started) {
-        redis_stop(b);
+        redis_stop(b, server_now_ms());
         return -1;
     }
     return 0;

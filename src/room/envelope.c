@@ -156,6 +156,20 @@ static int room_allowed(const struct envelope_ctx *c, struct json_span r)
     return json_string_eq(r, c->room);
 }
 
+/* Checks the message built from out[start..]: on failure it is taken out
+ * again and the error returned. */
+static int finish(const struct envelope_ctx *c, struct json_out *out, size_t start)
+{
+    int rc = 0;
+    if (out->oom)
+        rc = ENVELOPE_ERR_NOMEM;
+    else if (c->max_len && out->len - start > c->max_len)
+        rc = ENVELOPE_ERR_TOO_LARGE;
+    if (rc < 0)
+        out->len = start;
+    return rc;
+}
+
 int envelope_from_client(const struct envelope_ctx *c, const char *text, size_t len,
                          struct json_out *out)
 {
@@ -163,13 +177,17 @@ int envelope_from_client(const struct envelope_ctx *c, const char *text, size_t 
     size_t start = out->len;
 
     if (read_fields(text, len, &f) < 0) {
-        /* Not a JSON object: a line typed into websocat. */
+        /* Not a JSON object: a line typed into websocat. Measured before it
+         * is built, so a text that escapes to many times its size never
+         * takes that much memory. */
+        if (c->max_len && json_str_len(text, len) > c->max_len)
+            return ENVELOPE_ERR_TOO_LARGE;
         open_message(c, out, NULL, 0, "chat", c->client_id);
         json_out_lit(out, "{\"text\":");
         json_out_str(out, text, len);
         json_out_lit(out, "}");
         close_message(c, out);
-        return out->oom ? ENVELOPE_ERR_NOMEM : 0;
+        return finish(c, out, start);
     }
 
     const char *type = "chat";
@@ -187,6 +205,8 @@ int envelope_from_client(const struct envelope_ctx *c, const char *text, size_t 
             return ENVELOPE_ERR_ID;
     }
 
+    if (c->max_len && f.has_data && f.data.len > c->max_len)
+        return ENVELOPE_ERR_TOO_LARGE;
     open_message(c, out, id_len >= 0 ? id : NULL, id_len >= 0 ? (size_t)id_len : 0, type,
                  c->client_id);
     if (f.has_data)
@@ -194,11 +214,7 @@ int envelope_from_client(const struct envelope_ctx *c, const char *text, size_t 
     else
         json_out_lit(out, "{}");
     close_message(c, out);
-    if (out->oom) {
-        out->len = start;
-        return ENVELOPE_ERR_NOMEM;
-    }
-    return 0;
+    return finish(c, out, start);
 }
 
 const char *envelope_err_code(int err)
@@ -207,6 +223,7 @@ const char *envelope_err_code(int err)
     case ENVELOPE_ERR_TYPE: return "invalid_type";
     case ENVELOPE_ERR_ROOM: return "not_in_room";
     case ENVELOPE_ERR_ID: return "invalid_id";
+    case ENVELOPE_ERR_TOO_LARGE: return "too_large";
     default: return "internal_error";
     }
 }
@@ -218,6 +235,8 @@ const char *envelope_err_message(int err)
     case ENVELOPE_ERR_ROOM:
         return "room must be this connection's own room (null on a global connection)";
     case ENVELOPE_ERR_ID: return "id must be a string of at most 64 bytes";
+    case ENVELOPE_ERR_TOO_LARGE:
+        return "the message would pass MAX_MESSAGE_SIZE plus 1 KiB once wrapped for delivery";
     default: return "the server could not process the message";
     }
 }

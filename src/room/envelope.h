@@ -14,12 +14,19 @@
 /* The id a client may choose is at most this many bytes. */
 #define ENVELOPE_ID_MAX 64
 
+/* A message the server sends is at most MAX_MESSAGE_SIZE plus this many
+ * bytes: the room for the fields the server adds around a client's data.
+ * A client message whose envelope would be larger (its text escaped six-fold,
+ * say) is refused with too_large; backend payloads follow the same bound. */
+#define ENVELOPE_SLACK 1024
+
 /* Everything about the sender and the moment that the server sets. */
 struct envelope_ctx {
     const char *client_id; /* becomes `from` */
     const char *room;      /* the connection's room; NULL on a global connection */
     const char *pod_id;    /* the pod that accepted the message */
     int64_t now_ms;        /* Unix time in milliseconds */
+    size_t max_len;        /* largest message built; 0: no bound */
     uint8_t rand[16];      /* fresh random bytes, for a UUID v4 id */
 };
 
@@ -29,12 +36,14 @@ enum envelope_err {
     ENVELOPE_ERR_ROOM = -2, /* room is not the connection's own */
     ENVELOPE_ERR_ID = -3,   /* id is not a string of at most 64 bytes */
     ENVELOPE_ERR_NOMEM = -4,
+    ENVELOPE_ERR_TOO_LARGE = -5, /* the envelope would pass max_len */
 };
 
 /* Builds the message for a client's text frame text[0..len) (valid UTF-8) and
  * appends it to out. A JSON object gives type, data and id; anything else is
  * a chat message with data {"text": <the text>}. Returns 0, or an
- * envelope_err with nothing appended. */
+ * envelope_err with nothing appended. Never grows out by much more than
+ * max_len, whatever the text. */
 int envelope_from_client(const struct envelope_ctx *c, const char *text, size_t len,
                          struct json_out *out);
 

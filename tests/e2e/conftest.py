@@ -39,6 +39,7 @@ def wait_for(pred, timeout=10.0, what="condition"):
 class Server:
     def __init__(self, env, wrapper=(), start_timeout=20):
         self.port = free_port()
+        self.terminated = False
         full = dict(os.environ)
         full.update({"PORT": str(self.port), "BIND_ADDR": "127.0.0.1", "WORKERS": "2",
                      "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "5s"})
@@ -69,10 +70,15 @@ class Server:
         assert status == 200
         return json.loads(body)
 
-    def stop(self, timeout=30):
-        """SIGTERM; returns (exit status, stderr)."""
-        if self.proc.poll() is None:
+    def terminate(self):
+        """Sends SIGTERM once: a second one means "exit at once"."""
+        if not self.terminated and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            self.terminated = True
+
+    def stop(self, timeout=30):
+        """SIGTERM (unless already sent); returns (exit status, stderr)."""
+        self.terminate()
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

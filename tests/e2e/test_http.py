@@ -95,7 +95,7 @@ def test_readyz_and_upgrades_refused_while_shutting_down(start_server):
     srv = start_server(SHUTDOWN_TIMEOUT="3s")
     holder = Raw(srv.port, "/ws/lobby")  # keeps the drain going
     holder.recv_frame()
-    srv.proc.send_signal(15)
+    srv.terminate()
     code, reason, _ = holder.recv_until_close()
     assert code == 1001
     assert http_get(srv.port, "/readyz")[0] == 503

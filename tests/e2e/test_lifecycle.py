@@ -98,7 +98,7 @@ def test_graceful_shutdown_sends_queued_messages_then_1001():
                 await sender.send(json.dumps({"data": {"seq": i}}))
             for i in range(50):
                 assert json.loads(await asyncio.wait_for(sender.recv(), 5))["data"]["seq"] == i
-            srv.proc.send_signal(15)
+            srv.terminate()
             # The sender is closed with 1001 too.
             await asyncio.wait_for(sender.wait_closed(), 10)
             assert sender.close_code == 1001

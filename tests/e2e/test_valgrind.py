@@ -37,7 +37,7 @@ def test_no_leaks_under_valgrind():
             await a.send(json.dumps({"room": "elsewhere"}))  # an error answer
             await asyncio.wait_for(a.recv(), 20)
             # Left open: graceful shutdown closes them.
-            srv.proc.send_signal(15)
+            srv.terminate()
             await asyncio.wait_for(a.wait_closed(), 30)
     bad = Raw(srv.port, "/ws/lobby", timeout=30)
     bad.recv_frame()

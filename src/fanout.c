@@ -1,0 +1,198 @@
+/* fanout.c: lanes, credit and the broadcast to every worker (see fanout.h). */
+#include "fanout.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "fbuf.h"
+#include "worker.h"
+
+/* One worker's lane. Counters are written by producers (reserving) and by
+ * the lane's worker (giving back); members only by the lane's worker. */
+struct lane {
+    struct inbox inbox;
+    _Alignas(64) atomic_uint_fast64_t work;
+    atomic_int starved; /* a producer was refused since the last batch */
+    atomic_uint_fast64_t slot_work[FANOUT_SLOTS + 1];
+    atomic_uint_fast32_t members[FANOUT_SLOTS + 1];
+};
+
+struct fanout {
+    unsigned nlanes;
+    struct lane *lanes;
+};
+
+struct fanout *fanout_create(unsigned nlanes)
+{
+    if (nlanes == 0 || nlanes > FANOUT_MAX_LANES)
+        return NULL;
+    struct fanout *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->lanes = aligned_alloc(64, nlanes * sizeof(*f->lanes));
+    if (!f->lanes) {
+        free(f);
+        return NULL;
+    }
+    for (unsigned i = 0; i < nlanes; i++) {
+        struct lane *l = &f->lanes[i];
+        atomic_init(&l->work, 0);
+        atomic_init(&l->starved, 0);
+        for (unsigned s = 0; s <= FANOUT_SLOTS; s++) {
+            atomic_init(&l->slot_work[s], 0);
+            atomic_init(&l->members[s], 0);
+        }
+        if (inbox_init(&l->inbox) < 0) {
+            f->nlanes = i;
+            fanout_destroy(f);
+            return NULL;
+        }
+    }
+    f->nlanes = nlanes;
+    return f;
+}
+
+void fanout_destroy(struct fanout *f)
+{
+    if (!f)
+        return;
+    for (unsigned i = 0; i < f->nlanes; i++) {
+        struct inbox_item *items;
+        size_t n = inbox_take(&f->lanes[i].inbox, &items);
+        for (size_t k = 0; k < n; k++) {
+            if (items[k].kind == INBOX_FRAME) {
+                fbuf_unref(items[k].ptr);
+            } else {
+                struct conn_handoff *h = items[k].ptr;
+                close(h->fd);
+                free(h);
+            }
+        }
+        inbox_destroy(&f->lanes[i].inbox);
+    }
+    free(f->lanes);
+    free(f);
+}
+
+struct inbox *fanout_inbox(struct fanout *f, unsigned lane)
+{
+    return &f->lanes[lane].inbox;
+}
+
+unsigned fanout_room_slot(uint32_t room_hash)
+{
+    return room_hash % FANOUT_SLOTS;
+}
+
+unsigned fanout_slot(const struct fbuf *msg)
+{
+    return msg->room ? fanout_room_slot(msg->room_hash) : FANOUT_GLOBAL;
+}
+
+void fanout_member(struct fanout *f, unsigned lane, unsigned slot, int delta)
+{
+    atomic_uint_fast32_t *m = &f->lanes[lane].members[slot];
+    if (delta > 0)
+        atomic_fetch_add_explicit(m, (uint_fast32_t)delta, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(m, (uint_fast32_t)-delta, memory_order_relaxed);
+}
+
+/* Adds cost to c unless that passes cap; an empty counter takes anything.
+ * Concurrent producers may refuse each other for a moment (each sees the
+ * other's optimistic add): that errs on the side of the bound. */
+static bool take(atomic_uint_fast64_t *c, uint64_t cost, uint64_t cap)
+{
+    uint64_t old = atomic_fetch_add(c, cost);
+    if (old == 0 || old + cost <= cap)
+        return true;
+    atomic_fetch_sub(c, cost);
+    return false;
+}
+
+static bool reserve(struct lane *l, unsigned slot, uint64_t cost, uint64_t lane_cap)
+{
+    if (!take(&l->work, cost, lane_cap))
+        return false;
+    if (take(&l->slot_work[slot], cost, FANOUT_BUDGET / 2))
+        return true;
+    atomic_fetch_sub(&l->work, cost);
+    return false;
+}
+
+static void release(struct lane *l, unsigned slot, uint64_t cost)
+{
+    atomic_fetch_sub(&l->slot_work[slot], cost);
+    atomic_fetch_sub(&l->work, cost);
+}
+
+int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src)
+{
+    uint64_t cost[FANOUT_MAX_LANES];
+    unsigned slot = fanout_slot(msg);
+    uint64_t lane_cap = src == FANOUT_FROM_REDIS ? FANOUT_BUDGET / 4 * 3 : FANOUT_BUDGET;
+    uint64_t bytes = (uint64_t)msg->len + FANOUT_ITEM_OVERHEAD;
+    for (unsigned i = 0; i < f->nlanes; i++) {
+        struct lane *l = &f->lanes[i];
+        uint64_t recipients = atomic_load_explicit(&l->members[slot], memory_order_relaxed);
+        cost[i] = (recipients + 1) * bytes;
+        bool ok = reserve(l, slot, cost[i], lane_cap);
+        if (!ok && src == FANOUT_FROM_CLIENT) {
+            /* Say that we wait, then look once more: either this second try
+             * sees the credit the worker gave back, or the worker, which
+             * gives credit back before it reads the flag, sees the flag and
+             * kicks us (both sequentially consistent). */
+            atomic_store(&l->starved, 1);
+            ok = reserve(l, slot, cost[i], lane_cap);
+        }
+        if (!ok) {
+            while (i-- > 0)
+                release(&f->lanes[i], slot, cost[i]);
+            return -EAGAIN;
+        }
+    }
+    int missed = 0;
+    fbuf_ref_n(msg, f->nlanes);
+    for (unsigned i = 0; i < f->nlanes; i++) {
+        struct inbox_item it = {.kind = INBOX_FRAME, .slot = (uint16_t)slot, .ptr = msg,
+                                .cost = cost[i]};
+        if (inbox_push(&f->lanes[i].inbox, it) < 0) {
+            release(&f->lanes[i], slot, cost[i]);
+            fbuf_unref(msg);
+            missed++;
+        }
+    }
+    return missed;
+}
+
+int fanout_hand_over(struct fanout *f, unsigned lane, struct conn_handoff *h)
+{
+    struct inbox_item it = {.kind = INBOX_CONN, .ptr = h};
+    return inbox_push(&f->lanes[lane].inbox, it);
+}
+
+void fanout_delivered(struct fanout *f, unsigned lane, const struct inbox_item *it)
+{
+    release(&f->lanes[lane], it->slot, it->cost);
+}
+
+void fanout_batch_done(struct fanout *f, unsigned lane)
+{
+    if (atomic_load(&f->lanes[lane].starved) &&
+        atomic_exchange(&f->lanes[lane].starved, 0))
+        fanout_kick_all(f);
+}
+
+void fanout_kick_all(struct fanout *f)
+{
+    for (unsigned i = 0; i < f->nlanes; i++)
+        inbox_wake(&f->lanes[i].inbox);
+}
+
+uint64_t fanout_lane_work(struct fanout *f, unsigned lane)
+{
+    return atomic_load_explicit(&f->lanes[lane].work, memory_order_relaxed);
+}

@@ -1,0 +1,96 @@
+/* fanout.h: the worker inboxes and the flow control between threads.
+ *
+ * DESIGN: every worker has one lane: its inbox and the credit that bounds
+ * what waits in it. A backlog is measured in the work it stands for, bytes
+ * to be written: a frame posted to a lane costs
+ *     (recipients on that lane + 1) * (frame bytes + FANOUT_ITEM_OVERHEAD).
+ * Recipients come from member counters that each worker keeps for its own
+ * rooms, in FANOUT_SLOTS buckets by room hash (plus one bucket for global
+ * messages, whose recipients are all chat connections). A bucket shared by
+ * two rooms holds the sum of both: an overestimate, never an underestimate.
+ *
+ * Admission is all or nothing across lanes, and on each lane
+ *   - the lane's work stays within FANOUT_BUDGET for client messages, and
+ *     within three quarters of it for Redis input, so a flood from Redis
+ *     always leaves room for this pod's own clients;
+ *   - one bucket's work stays within half of FANOUT_BUDGET, so one flooded
+ *     room (or the global scope) never fills a lane and other rooms' messages
+ *     are admitted and delivered after at most a budget's worth of work;
+ *   - an empty lane or bucket admits anything, so a single message larger
+ *     than the budget still goes through, alone.
+ * What a producer does when refused is its decision: a worker stops reading
+ * the connection that sent the message and retries when kicked; the Redis
+ * subscriber drops the message and counts it. The owning worker gives the
+ * credit back item by item as it delivers, and after a batch kicks every
+ * worker if any producer was refused meanwhile.
+ *
+ * Threads: any thread posts; lane i's worker alone takes from its inbox,
+ * calls fanout_delivered and changes its member counters. */
+#ifndef CHAT_FANOUT_H
+#define CHAT_FANOUT_H
+
+#include <stdint.h>
+
+#include "inbox.h"
+
+struct fbuf;
+struct conn_handoff;
+struct fanout;
+
+/* Work a lane may hold: about 16 ms of writing on loopback at the rates
+ * bench/README.md measured, and at most this much memory of frames. */
+#define FANOUT_BUDGET (16u << 20)
+/* Counted per item on top of its bytes: the queue slot and ring append. */
+#define FANOUT_ITEM_OVERHEAD 64u
+#define FANOUT_SLOTS 512u
+#define FANOUT_GLOBAL FANOUT_SLOTS /* the bucket of global messages */
+#define FANOUT_MAX_LANES 256u
+
+enum fanout_source {
+    FANOUT_FROM_CLIENT, /* a worker posting its client's message */
+    FANOUT_FROM_REDIS,  /* the subscriber posting what Redis delivered */
+};
+
+/* Creates nlanes lanes (1..FANOUT_MAX_LANES). NULL when out of memory or
+ * out of descriptors. Main thread. */
+struct fanout *fanout_create(unsigned nlanes);
+
+/* Releases what is still queued (frame references, handed-over sockets) and
+ * frees everything. Main thread, after every producer and worker stopped. */
+void fanout_destroy(struct fanout *f);
+
+/* Lane i's inbox, for its worker to poll and take from. */
+struct inbox *fanout_inbox(struct fanout *f, unsigned lane);
+
+/* Posts msg to every lane if every lane admits it. Takes one reference per
+ * lane; the caller keeps its own. Returns 0; -EAGAIN when some lane is full
+ * (nothing was posted, nothing is owed); or the number (> 0) of lanes that
+ * could not take it for lack of memory (the others did). Any thread. */
+int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src);
+
+/* Hands a new connection to lane's worker; connections cost no credit (they
+ * are bounded by MAX_CONNECTIONS). Returns 0 or -ENOMEM (h is still the
+ * caller's). Acceptor thread. */
+int fanout_hand_over(struct fanout *f, unsigned lane, struct conn_handoff *h);
+
+/* The bucket of a room (by room_hash), or FANOUT_GLOBAL for NULL. */
+unsigned fanout_slot(const struct fbuf *msg);
+unsigned fanout_room_slot(uint32_t room_hash);
+
+/* A member joined (+1) or left (-1) bucket slot on lane. Lane's worker. */
+void fanout_member(struct fanout *f, unsigned lane, unsigned slot, int delta);
+
+/* Gives back the credit of a frame item lane's worker has delivered. */
+void fanout_delivered(struct fanout *f, unsigned lane, const struct inbox_item *it);
+
+/* Called by lane's worker after a batch: kicks every worker if a producer
+ * was refused by this lane since the last call. */
+void fanout_batch_done(struct fanout *f, unsigned lane);
+
+/* Wakes every worker. Any thread. */
+void fanout_kick_all(struct fanout *f);
+
+/* The work now waiting in lane, in the units above, for stats. Any thread. */
+uint64_t fanout_lane_work(struct fanout *f, unsigned lane);
+
+#endif
