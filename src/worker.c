@@ -242,14 +242,36 @@ static void set_out(struct worker *w, struct conn *c, bool on)
         watch(w, c, on);
 }
 
+static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, size_t len,
+                        bool then_drop);
+
 /* A client whose queue is full while its socket takes nothing more is closed
- * so it never holds up anyone else (interface.md), with a best-effort 1008. */
+ * so it never holds up anyone else (interface.md). What was queued for it is
+ * dropped, but for a frame already half written (the stream stays well
+ * formed), and a 1008 close takes its place: the client finds it as soon as
+ * it reads again, within the usual wait for its answer. */
 static void close_slow_consumer(struct worker *w, struct conn *c)
 {
     bump(&w->counters->slow_consumers_closed, 1);
     log_debug("worker %u: closing slow consumer %s", w->id, c->client_id);
-    write_close_now(c, WS_CLOSE_POLICY, "slow consumer: send queue full");
-    kill_conn(w, c);
+    if (c->state != CONN_OPEN) {
+        kill_conn(w, c);
+        return;
+    }
+    uint32_t keep = c->head_off ? 1 : 0;
+    while (c->ring_n > keep) {
+        c->ring_n--;
+        fbuf_unref(c->ring[(c->ring_head + c->ring_n) % c->ring_cap]);
+    }
+    if (c->pong) {
+        fbuf_unref(c->pong);
+        c->pong = NULL;
+    }
+    static const char reason[] = "slow consumer: send queue full";
+    uint8_t frame[64];
+    size_t n = ws_frame_encode_close(frame, sizeof(frame), WS_CLOSE_POLICY, reason,
+                                     sizeof(reason) - 1);
+    queue_close(w, c, frame + 2, n - 2, false);
 }
 
 static void ring_pop(struct conn *c)

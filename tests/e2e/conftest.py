@@ -6,12 +6,15 @@ with SIGTERM at the end and must exit 0: a sanitizer finding (a leak, a race)
 makes the exit status non-zero and fails the test that ran it.
 """
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
+import redis
 
 from wsraw import http_get
 
@@ -40,6 +43,7 @@ class Server:
     def __init__(self, env, wrapper=(), start_timeout=20):
         self.port = free_port()
         self.terminated = False
+        self.expect_code = 0  # the exit status the fixture expects
         full = dict(os.environ)
         full.update({"PORT": str(self.port), "BIND_ADDR": "127.0.0.1", "WORKERS": "2",
                      "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "5s"})
@@ -99,9 +103,61 @@ def start_server():
     yield start
     for s in started:
         code, err = s.stop()
-        assert code == 0, f"server exited {code}:\n{err}"
+        assert code == s.expect_code, f"server exited {code}:\n{err}"
 
 
 @pytest.fixture
 def server(start_server):
     return start_server()
+
+
+class RedisServer:
+    def __init__(self, port=None, password=None):
+        self.port = port or free_port()
+        self.dir = tempfile.mkdtemp(prefix="chat-redis-")
+        self.start(password)
+
+    def start(self, password=None):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", self.dir]
+        if password:
+            args += ["--requirepass", password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.password = password
+
+        def up():
+            try:
+                return self.client().ping()
+            except redis.exceptions.ConnectionError:
+                return False
+        try:
+            wait_for(up, 10, "redis-server to answer PING")
+        except BaseException:
+            self.proc.kill()  # never leave a half-started Redis behind
+            self.proc.wait()
+            raise
+
+    def client(self):
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server():
+    servers = []
+
+    def start(**kw):
+        r = RedisServer(**kw)
+        servers.append(r)
+        return r
+    yield start
+    for r in servers:
+        r.close()

@@ -4,7 +4,6 @@ spread over both pods, and messages cross between them."""
 import asyncio
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile

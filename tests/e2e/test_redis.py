@@ -2,72 +2,14 @@
 publishing, bad payloads, outages and AUTH."""
 import asyncio
 import json
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 
 import pytest
-import redis
 import websockets
 
 from aio import T, recv_json, silent
 from conftest import free_port, wait_for
 from wsraw import http_get
 
-
-
-class RedisServer:
-    def __init__(self, port=None, password=None):
-        self.port = port or free_port()
-        self.dir = tempfile.mkdtemp(prefix="chat-redis-")
-        self.start(password)
-
-    def start(self, password=None):
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                "--appendonly", "no", "--dir", self.dir]
-        if password:
-            args += ["--requirepass", password]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.password = password
-
-        def up():
-            try:
-                return self.client().ping()
-            except redis.exceptions.ConnectionError:
-                return False
-        try:
-            wait_for(up, 10, "redis-server to answer PING")
-        except BaseException:
-            self.proc.kill()  # never leave a half-started Redis behind
-            self.proc.wait()
-            raise
-
-    def client(self):
-        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
-
-    def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def redis_server():
-    servers = []
-
-    def start(**kw):
-        r = RedisServer(**kw)
-        servers.append(r)
-        return r
-    yield start
-    for r in servers:
-        r.close()
 
 
 def ready(srv):

@@ -1,0 +1,293 @@
+"""Overload: what a hostile client or backend can make the server do.
+Every bound is measured from the outside: RSS and descriptors from /proc,
+latency and close codes as clients see them, drops as stats count them."""
+import json
+import resource
+import socket
+import time
+
+
+from conftest import wait_for
+from overload import (MEM_SCALE, Backend, Drain, Flooder, Sampler, open_fds, probe_latencies,
+                      readers, rss_mb, server_env)
+from wsraw import Raw, encode_frame, http_get
+
+FLOOD_S = 10          # the issue's flood length
+PROBE_LIMIT = 0.25    # a message in another room arrives within this
+MEM_GROWTH_MB = 64    # RSS growth allowed during a flood (times MEM_SCALE)
+
+
+def ready(srv):
+    return http_get(srv.port, "/readyz")[0] == 200
+
+
+def joined(port, path):
+    r = Raw(port, path)
+    _, op, payload = r.recv_frame()
+    assert op == 1 and json.loads(payload)["data"]["event"] == "welcome"
+    return r
+
+
+def send_text(raw):
+    return lambda text: raw.send_frame(1, text.encode())
+
+
+def run_probes(seconds, *senders_and_members):
+    """Probes every (send, member) pair in turn until seconds have passed."""
+    lat = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for send, member in senders_and_members:
+            lat += probe_latencies(send, member, 1, every=0.15)
+    return lat
+
+
+def test_client_flood_is_slowed_not_buffered(start_server):
+    """One connection writes as fast as TCP allows into a room of 100
+    readers. The server stops reading it whenever the workers' inboxes are
+    full, so memory stays flat, a message in another room still arrives
+    within 250 ms, and nothing the flooder sent is dropped."""
+    srv = start_server(WORKERS=2, **server_env())
+    pid = srv.proc.pid
+    big = readers(srv.port, "/ws/big", 100)
+    drain = Drain(big)
+    member, sender = joined(srv.port, "/ws/quiet"), joined(srv.port, "/ws/quiet")
+    base = rss_mb(pid)
+    sampler = Sampler(pid)
+    flood = Flooder(srv.port, "/ws/big")
+    lat = run_probes(FLOOD_S, (send_text(sender), member))
+    peak = sampler.stop()
+    flood.stop_sending()
+    st = wait_for(lambda: (s := srv.stats())["backpressure"]["paused_now"] == 0 and s, 10,
+                  "the flooder's last message to be admitted")
+    flood.stop()
+    drain.stop()
+    print(f"client flood: {flood.frames_sent} frames sent, peak RSS {peak:.0f} MB "
+          f"(base {base:.0f}), probes max {max(lat) * 1000:.0f} ms over {len(lat)}, "
+          f"reads paused {st['backpressure']['reads_paused']}, slow closed "
+          f"{st['slow_consumers_closed']}, drained {drain.bytes >> 20} MiB")
+    assert st["backpressure"]["reads_paused"] > 0, "the flood outran the workers and was slowed"
+    assert st["messages"]["dropped"] == 0, "nothing a client sent was dropped for the flood"
+    assert max(lat) < PROBE_LIMIT, f"another room waited {max(lat):.3f} s"
+    assert peak - base < MEM_GROWTH_MB * MEM_SCALE, f"RSS grew {peak - base:.0f} MB"
+    for r in big + [member, sender]:
+        r.close()
+
+
+def test_redis_flood_is_dropped_and_counted(start_server, redis_server):
+    """A backend publishes to a room of 100 members as fast as Redis takes
+    it. What the workers have no room for is dropped and counted (every
+    published message is either delivered or counted), memory stays flat,
+    and other rooms, whether their messages come from a local client or
+    from Redis, are served within 250 ms."""
+    r = redis_server()
+    srv = start_server(WORKERS=2, REDIS_URL=f"redis://127.0.0.1:{r.port}", POD_ID="p1",
+                       **server_env())
+    wait_for(lambda: ready(srv), 10, "the pod to be ready")
+    pid = srv.proc.pid
+    big = readers(srv.port, "/ws/big", 100)
+    drain = Drain(big)
+    member, sender = joined(srv.port, "/ws/quiet"), joined(srv.port, "/ws/quiet")
+    side = r.client()
+    via_redis = []
+
+    def publish_quiet(text):
+        via_redis.append(text)
+        side.publish("realtime:room:quiet",
+                     json.dumps({"type": "chat", "room": "quiet", "data": {"text": text}}))
+
+    base = rss_mb(pid)
+    sampler = Sampler(pid)
+    payload = json.dumps({"type": "notification", "room": "big", "data": {"n": "x" * 64}})
+    backend = Backend(r.client(), "realtime:room:big", payload)
+    lat = run_probes(FLOOD_S, (send_text(sender), member), (publish_quiet, member))
+    peak = sampler.stop()
+    backend.stop()
+    expected = backend.published + len(via_redis)
+
+    def accounted():
+        b = srv.stats()["broker"]
+        return b["received"] + b["overload_dropped"] == expected and b
+    b = wait_for(accounted, 20, "every published message to be delivered or counted")
+    drain.stop()
+    print(f"redis flood: {backend.published} published, {b['overload_dropped']} dropped, "
+          f"peak RSS {peak:.0f} MB (base {base:.0f}), probes max {max(lat) * 1000:.0f} ms")
+    assert b["overload_dropped"] > 0, "the flood outran the pod"
+    assert b["reconnects"] == 0, "the subscriber kept up with Redis: nothing was lost uncounted"
+    assert max(lat) < PROBE_LIMIT, f"another room waited {max(lat):.3f} s"
+    assert peak - base < MEM_GROWTH_MB * MEM_SCALE, f"RSS grew {peak - base:.0f} MB"
+    code, err = srv.stop()
+    assert code == 0, err
+    assert err.count("dropping what does not fit") == 1, "one log line when the episode starts"
+    assert err.count("overload over") == 1, "and one when it ends"
+    for c in big + [member, sender]:
+        c.close()
+
+
+def test_sigterm_during_a_flood_keeps_shutdown_timeout(start_server, redis_server):
+    """SIGTERM while a client and a backend flood: the process exits 0
+    within SHUTDOWN_TIMEOUT + 1 s, whatever is queued."""
+    r = redis_server()
+    srv = start_server(WORKERS=2, REDIS_URL=f"redis://127.0.0.1:{r.port}", POD_ID="p1",
+                       SHUTDOWN_TIMEOUT="3s", **server_env())
+    wait_for(lambda: ready(srv), 10, "the pod to be ready")
+    big = readers(srv.port, "/ws/big", 50)  # they never answer a close: the timeout decides
+    drain = Drain(big)
+    flood = Flooder(srv.port, "/ws/big")
+    backend = Backend(r.client(), "realtime:room:big", json.dumps({"data": {"n": 1}}))
+    wait_for(lambda: srv.stats()["backpressure"]["reads_paused"] > 0, 10, "the flood to bite")
+    t0 = time.monotonic()
+    srv.terminate()
+    code = srv.proc.wait(10)
+    took = time.monotonic() - t0
+    backend.stop()
+    flood.stop()
+    drain.stop()
+    assert code == 0
+    assert took < 3 + 1, f"shutdown took {took:.1f} s"
+    for c in big:
+        c.close()
+
+
+def test_second_signal_exits_at_once(start_server):
+    srv = start_server(SHUTDOWN_TIMEOUT="60s")
+    mute = joined(srv.port, "/ws/lobby")  # never answers the close: shutdown would wait 60 s
+    srv.terminate()
+    wait_for(lambda: srv.stats()["shutting_down"], 5, "the shutdown to begin")
+    t0 = time.monotonic()
+    srv.proc.send_signal(2)  # SIGINT, as a second Ctrl-C
+    srv.expect_code = 128 + 2
+    assert srv.proc.wait(5) == 128 + 2
+    assert time.monotonic() - t0 < 1
+    mute.close()
+    _, err = srv.stop()
+    assert "second signal during shutdown: exiting at once" in err
+
+
+def test_pipelined_pings_get_the_latest_pong_and_keep_the_connection(start_server):
+    """1000 pings in one write, with an 8-message send queue: the client gets
+    the pong of the latest ping (RFC 6455 5.5.3), stays connected, and no
+    one is counted as a slow consumer."""
+    srv = start_server(SEND_BUFFER="8", WORKERS=1)
+    c = joined(srv.port, "/ws/pings")
+    c.send(b"".join(encode_frame(9, b"%d" % i) for i in range(1000)))
+    pongs = []
+    while not pongs or pongs[-1] != b"999":
+        _, op, payload = c.recv_frame()
+        assert op == 10, f"unexpected frame {op}"
+        pongs.append(payload)
+    assert 1 <= len(pongs) <= 1000
+    assert pongs == sorted(pongs, key=int), "pongs answer pings in order"
+    c.send_frame(1, b"still here")
+    _, op, payload = c.recv_frame()
+    assert op == 1 and json.loads(payload)["data"] == {"text": "still here"}
+    assert srv.stats()["slow_consumers_closed"] == 0
+    c.close()
+
+
+def test_slow_consumer_is_told_1008_and_counted(start_server):
+    srv = start_server(SEND_BUFFER="8", WORKERS=1)
+    slow = Raw(srv.port, "/ws/s", rcvbuf=4096)  # reads nothing until it is closed
+    sender = joined(srv.port, "/ws/s")
+    pad = "p" * 30000
+    for i in range(200):
+        sender.send_frame(1, json.dumps({"data": {"i": i, "pad": pad}}).encode())
+        if srv.stats()["slow_consumers_closed"]:
+            break
+    assert srv.stats()["slow_consumers_closed"] == 1
+    code, reason, _ = slow.recv_until_close()
+    assert (code, reason) == (1008, "slow consumer: send queue full")
+    slow.close()
+    sender.close()
+
+
+def test_headless_connections_cannot_starve_real_clients(start_server):
+    """19,000 connections that never send a request head: the server keeps a
+    bounded number, drops the oldest first, and /healthz and a real upgrade
+    still work within a second."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    srv = start_server(WORKERS=1)
+    idle = []
+    try:
+        for i in range(19000):
+            s = socket.socket()
+            s.setblocking(False)
+            s.bind((f"127.0.0.{2 + i % 4}", 0))  # spread over source addresses
+            try:
+                s.connect(("127.0.0.1", srv.port))
+            except BlockingIOError:
+                pass
+            idle.append(s)
+        wait_for(lambda: srv.stats()["http"]["heads_evicted"] > 17000, 30,
+                 "the server to drop the oldest head-less clients")
+        t0 = time.monotonic()
+        assert http_get(srv.port, "/healthz")[0] == 200
+        c = joined(srv.port, "/ws/real")
+        assert time.monotonic() - t0 < 1
+        c.close()
+        st = srv.stats()
+        assert st["http"]["pending_heads"] <= 1024
+        assert open_fds(srv.proc.pid) < 1200, "descriptors stay bounded"
+    finally:
+        for s in idle:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_escaped_expansion_is_refused_not_amplified(start_server):
+    """A text of control characters escapes six-fold in JSON: the server
+    answers too_large instead of sending others a frame they cannot take,
+    and never builds the blown-up frame."""
+    srv = start_server(MAX_MESSAGE_SIZE="16777216", WORKERS=1, **server_env())
+    a, b = joined(srv.port, "/ws/x"), joined(srv.port, "/ws/x")
+    base = rss_mb(srv.proc.pid)
+    a.send_frame(1, b"\x01" * (4 << 20))
+    _, op, payload = a.recv_frame()
+    m = json.loads(payload)
+    assert m["type"] == "system" and m["data"]["code"] == "too_large"
+    assert rss_mb(srv.proc.pid) - base < 48 * MEM_SCALE, "the 24 MiB envelope was never built"
+    # Right up to the bound passes: MAX_MESSAGE_SIZE of plain text, plus the envelope.
+    a.send_frame(1, b"y" * (16 << 20))
+    for c in (a, b):
+        _, op, payload = c.recv_frame()
+        assert len(payload) <= (16 << 20) + 1024
+        assert json.loads(payload)["data"]["text"] == "y" * (16 << 20)
+    st = srv.stats()
+    assert st["messages"]["too_large"] == 1
+    a.close()
+    b.close()
+
+
+def test_default_limit_frames_stay_within_max_message_size_plus_slack(start_server):
+    srv = start_server(WORKERS=1)
+    a, b = joined(srv.port, "/ws/x"), joined(srv.port, "/ws/x")
+    a.send_frame(1, b"\n" * 40000)  # 80,000 bytes escaped: over 65536 + 1024
+    m = json.loads(a.recv_frame()[2])
+    assert m["data"]["code"] == "too_large"
+    a.send_frame(1, json.dumps({"data": {"t": "z" * 65000}}).encode())
+    for c in (a, b):
+        payload = c.recv_frame()[2]
+        assert len(payload) <= 65536 + 1024
+        assert json.loads(payload)["data"]["t"] == "z" * 65000
+    a.close()
+    b.close()
+
+
+def test_oversize_backend_payload_is_dropped_and_counted(start_server, redis_server):
+    r = redis_server()
+    srv = start_server(REDIS_URL=f"redis://127.0.0.1:{r.port}", POD_ID="p1",
+                       MAX_MESSAGE_SIZE="4096")
+    wait_for(lambda: ready(srv), 10, "the pod to be ready")
+    c = joined(srv.port, "/ws/x")
+    cli = r.client()
+
+    def payload(total):
+        head = '{"data":{"t":"'
+        return head + "q" * (total - len(head) - 3) + '"}}'
+    cli.publish("realtime:room:x", payload(4096 + 1024 + 1))
+    cli.publish("realtime:room:x", payload(4096 + 1024))
+    got = c.recv_frame()[2]
+    assert len(got) == 4096 + 1024, "the one at the bound arrives, the one past it does not"
+    assert wait_for(lambda: srv.stats()["broker"]["oversize_dropped"] == 1, 5, "the drop counted")
+    c.close()
