@@ -92,6 +92,11 @@ class Server:
         return self.proc.returncode, self.proc.stderr.read().decode()
 
 
+def ready(srv):
+    """Whether srv answers /readyz with 200."""
+    return http_get(srv.port, "/readyz")[0] == 200
+
+
 @pytest.fixture
 def start_server():
     started = []

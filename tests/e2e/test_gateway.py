@@ -11,8 +11,7 @@ import tempfile
 import pytest
 import websockets
 
-from conftest import free_port, wait_for
-from test_redis import RedisServer, ready
+from conftest import RedisServer, free_port, ready, wait_for
 from wsraw import http_get
 
 HERE = os.path.dirname(os.path.abspath(__file__))

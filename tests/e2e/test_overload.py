@@ -7,7 +7,7 @@ import socket
 import time
 
 
-from conftest import wait_for
+from conftest import ready, wait_for
 from overload import (MEM_SCALE, Backend, Drain, Flooder, Sampler, open_fds, probe_latencies,
                       readers, rss_mb, server_env)
 from wsraw import Raw, encode_frame, http_get
@@ -15,10 +15,6 @@ from wsraw import Raw, encode_frame, http_get
 FLOOD_S = 10          # the flood length
 PROBE_LIMIT = 0.25    # a message in another room arrives within this
 MEM_GROWTH_MB = 64    # RSS growth allowed during a flood (times MEM_SCALE)
-
-
-def ready(srv):
-    return http_get(srv.port, "/readyz")[0] == 200
 
 
 def joined(port, path):

@@ -7,13 +7,9 @@ import pytest
 import websockets
 
 from aio import T, recv_json, silent
-from conftest import free_port, wait_for
+from conftest import free_port, ready, wait_for
 from wsraw import http_get
 
-
-
-def ready(srv):
-    return http_get(srv.port, "/readyz")[0] == 200
 
 
 @pytest.fixture

@@ -16,5 +16,6 @@ Suite *redis_url_suite(void);
 Suite *fbuf_suite(void);
 Suite *outbox_suite(void);
 Suite *redis_message_suite(void);
+Suite *fanout_suite(void);
 
 #endif

@@ -214,6 +214,45 @@ START_TEST(timestamps)
 }
 END_TEST
 
+START_TEST(bounded_by_max_len)
+{
+    struct envelope_ctx c = room_ctx();
+    struct json_out o = {0};
+    int rc;
+    /* Unbounded, 1000 control characters escape to 6000 bytes. */
+    char text[1001];
+    memset(text, '\x01', 1000);
+    text[1000] = '\0';
+    cJSON *j = build(&c, text, &rc, &o);
+    ck_assert_int_eq(rc, 0);
+    size_t full = o.len;
+    ck_assert_uint_gt(full, 6000);
+    cJSON_Delete(j);
+    /* Bounded just below what it needs: refused, nothing left in out, and
+     * the buffer never grew to the blown-up size. */
+    c.max_len = full - 1;
+    json_out_free(&o);
+    o.len = 0;
+    ck_assert_int_eq(envelope_from_client(&c, text, 1000, &o), ENVELOPE_ERR_TOO_LARGE);
+    ck_assert_uint_eq(o.len, 0);
+    json_out_free(&o);
+    c.max_len = 3000;
+    ck_assert_int_eq(envelope_from_client(&c, text, 1000, &o), ENVELOPE_ERR_TOO_LARGE);
+    ck_assert_uint_lt(o.cap, 3000);
+    /* At the bound it passes. */
+    c.max_len = full;
+    ck_assert_int_eq(envelope_from_client(&c, text, 1000, &o), 0);
+    ck_assert_uint_eq(o.len, full);
+    /* An object's data counts too. */
+    c.max_len = 100;
+    o.len = 0;
+    const char *obj = "{\"data\":\"0123456789012345678901234567890123456789012345678901234567890123456789\"}";
+    ck_assert_int_eq(envelope_from_client(&c, obj, strlen(obj), &o), ENVELOPE_ERR_TOO_LARGE);
+    ck_assert_str_eq(envelope_err_code(ENVELOPE_ERR_TOO_LARGE), "too_large");
+    json_out_free(&o);
+}
+END_TEST
+
 Suite *envelope_suite(void)
 {
     Suite *s = suite_create("envelope");
@@ -224,6 +263,7 @@ Suite *envelope_suite(void)
     tcase_add_test(tc, global_connection);
     tcase_add_test(tc, system_messages);
     tcase_add_test(tc, timestamps);
+    tcase_add_test(tc, bounded_by_max_len);
     suite_add_tcase(s, tc);
     return s;
 }

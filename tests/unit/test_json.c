@@ -138,6 +138,19 @@ START_TEST(builder_escapes)
 }
 END_TEST
 
+START_TEST(escaped_length_is_exact)
+{
+    const char *cases[] = {"", "plain", "q\"b\\n\nr\rt\tb\bf\f", "\x01\x1f\x7f", "\xc3\xa9"};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct json_out o = {0};
+        json_out_str(&o, cases[i], strlen(cases[i]));
+        ck_assert_uint_eq(json_str_len(cases[i], strlen(cases[i])), o.len);
+        json_out_free(&o);
+    }
+    ck_assert_uint_eq(json_str_len("\x01", 1), 8); /* "\u0001" with its quotes */
+}
+END_TEST
+
 Suite *json_suite(void)
 {
     Suite *s = suite_create("json");
@@ -147,6 +160,7 @@ Suite *json_suite(void)
     tcase_add_test(tc, members);
     tcase_add_test(tc, string_decode);
     tcase_add_test(tc, builder_escapes);
+    tcase_add_test(tc, escaped_length_is_exact);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,181 @@
+/* test_fanout.c: admission by credit, per lane and per room bucket. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+
+#include "fanout.h"
+#include "fbuf.h"
+#include "room/room.h"
+#include "suites.h"
+
+static struct fbuf *to_room(const char *room, size_t len)
+{
+    static char text[1 << 16];
+    memset(text, 'x', sizeof(text));
+    return fbuf_new_broadcast(text, len, room);
+}
+
+/* Posts copies of one message until a lane refuses; returns how many went in. */
+static unsigned fill(struct fanout *f, const char *room, size_t len, enum fanout_source src)
+{
+    struct fbuf *b = to_room(room, len);
+    unsigned n = 0;
+    while (fanout_post(f, b, src) == 0)
+        n++;
+    fbuf_unref(b);
+    return n;
+}
+
+/* Delivers (takes and gives back the credit of) everything in lane. */
+static size_t deliver_all(struct fanout *f, unsigned lane)
+{
+    struct inbox_item *items;
+    size_t n = inbox_take(fanout_inbox(f, lane), &items);
+    for (size_t i = 0; i < n; i++) {
+        fanout_delivered(f, lane, &items[i]);
+        fbuf_unref(items[i].ptr);
+    }
+    fanout_batch_done(f, lane);
+    return n;
+}
+
+static unsigned slot_of(const char *room)
+{
+    return fanout_room_slot(room_hash(room, strlen(room)));
+}
+
+START_TEST(cost_grows_with_recipients)
+{
+    struct fanout *f = fanout_create(1);
+    /* Alone in its bucket, a room may hold half the budget. */
+    unsigned none = fill(f, "big", 936, FANOUT_FROM_CLIENT);
+    /* 936 bytes framed with a 4-byte header, plus the per-item overhead. */
+    ck_assert_uint_eq(none, FANOUT_BUDGET / 2 / (940 + FANOUT_ITEM_OVERHEAD));
+    deliver_all(f, 0);
+    ck_assert_uint_eq(fanout_lane_work(f, 0), 0);
+    for (int i = 0; i < 99; i++)
+        fanout_member(f, 0, slot_of("big"), 1);
+    unsigned hundred = fill(f, "big", 936, FANOUT_FROM_CLIENT);
+    /* 100 recipients (99 members and the item itself): a hundredth as many. */
+    ck_assert_uint_eq(hundred, none / 100);
+    deliver_all(f, 0);
+    fanout_destroy(f);
+}
+END_TEST
+
+START_TEST(one_room_never_fills_a_lane)
+{
+    struct fanout *f = fanout_create(2);
+    ck_assert_ptr_nonnull(f);
+    unsigned big = fill(f, "big", 1000, FANOUT_FROM_CLIENT);
+    ck_assert_uint_gt(big, 0);
+    ck_assert_uint_le(fanout_lane_work(f, 0), FANOUT_BUDGET / 2);
+    /* Another room (in another bucket) still gets in, on every lane. */
+    ck_assert_uint_ne(slot_of("big"), slot_of("quiet"));
+    struct fbuf *q = to_room("quiet", 10);
+    ck_assert_int_eq(fanout_post(f, q, FANOUT_FROM_CLIENT), 0);
+    /* So do global messages: a bucket of their own. */
+    struct fbuf *g = fbuf_new_broadcast("g", 1, NULL);
+    ck_assert_int_eq(fanout_post(f, g, FANOUT_FROM_REDIS), 0);
+    fbuf_unref(g);
+    fbuf_unref(q);
+    ck_assert_uint_eq(deliver_all(f, 0), big + 2);
+    ck_assert_uint_eq(deliver_all(f, 1), big + 2);
+    ck_assert_uint_eq(fanout_lane_work(f, 0) + fanout_lane_work(f, 1), 0);
+    fanout_destroy(f);
+}
+END_TEST
+
+START_TEST(redis_leaves_a_quarter_for_clients)
+{
+    struct fanout *f = fanout_create(1);
+    const char *rooms[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_ne(slot_of(rooms[i]), slot_of("i"));
+    for (size_t i = 0; i < 8; i++)
+        fill(f, rooms[i], 4000, FANOUT_FROM_REDIS);
+    uint64_t work = fanout_lane_work(f, 0);
+    ck_assert_uint_le(work, FANOUT_BUDGET / 4 * 3);
+    ck_assert_uint_gt(work, FANOUT_BUDGET / 4 * 3 - 2 * (4000 + 4 + FANOUT_ITEM_OVERHEAD));
+    /* A client of this pod still gets in, even to a room the flood uses. */
+    struct fbuf *b = to_room("i", 4000);
+    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_REDIS), -EAGAIN);
+    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
+    fbuf_unref(b);
+    deliver_all(f, 0);
+    fanout_destroy(f);
+}
+END_TEST
+
+START_TEST(big_message_goes_alone)
+{
+    struct fanout *f = fanout_create(1);
+    for (int i = 0; i < 1000; i++)
+        fanout_member(f, 0, slot_of("r"), 1);
+    /* 1001 * (64 KiB + overhead) is four times the budget: an empty lane
+     * still takes it, but nothing more of that room until it is delivered. */
+    struct fbuf *b = to_room("r", 65536);
+    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
+    ck_assert_uint_gt(fanout_lane_work(f, 0), FANOUT_BUDGET);
+    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), -EAGAIN);
+    deliver_all(f, 0);
+    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
+    fbuf_unref(b);
+    deliver_all(f, 0);
+    fanout_destroy(f);
+}
+END_TEST
+
+START_TEST(all_or_nothing_across_lanes)
+{
+    struct fanout *f = fanout_create(2);
+    for (int i = 0; i < 50; i++)
+        fanout_member(f, 1, slot_of("r"), 1);
+    fill(f, "r", 2000, FANOUT_FROM_CLIENT); /* lane 1 fills first */
+    uint64_t w0 = fanout_lane_work(f, 0);
+    struct fbuf *b = to_room("r", 2000);
+    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), -EAGAIN);
+    ck_assert_uint_eq(fanout_lane_work(f, 0), w0); /* nothing held on lane 0 */
+    ck_assert_uint_eq(b->refs, 1);                /* and no reference taken */
+    fbuf_unref(b);
+    deliver_all(f, 0);
+    deliver_all(f, 1);
+    fanout_destroy(f);
+}
+END_TEST
+
+START_TEST(refused_client_is_kicked_when_credit_returns)
+{
+    struct fanout *f = fanout_create(2);
+    fill(f, "r", 3000, FANOUT_FROM_CLIENT); /* the last try marked lanes starved */
+    /* Drain the wake-ups the posts themselves caused. */
+    struct inbox_item *items;
+    size_t n0 = inbox_take(fanout_inbox(f, 0), &items);
+    for (size_t i = 0; i < n0; i++) {
+        fanout_delivered(f, 0, &items[i]);
+        fbuf_unref(items[i].ptr);
+    }
+    deliver_all(f, 1);
+    struct pollfd p = {.fd = fanout_inbox(f, 1)->efd, .events = POLLIN};
+    ck_assert_int_eq(poll(&p, 1, 0), 0);
+    /* Giving back lane 0's credit wakes every worker, so the refused
+     * producer (on whichever worker) tries again. */
+    fanout_batch_done(f, 0);
+    ck_assert_int_eq(poll(&p, 1, 0), 1);
+    fanout_destroy(f);
+}
+END_TEST
+
+Suite *fanout_suite(void)
+{
+    Suite *s = suite_create("fanout");
+    TCase *tc = tcase_create("credit");
+    tcase_add_test(tc, cost_grows_with_recipients);
+    tcase_add_test(tc, one_room_never_fills_a_lane);
+    tcase_add_test(tc, redis_leaves_a_quarter_for_clients);
+    tcase_add_test(tc, big_message_goes_alone);
+    tcase_add_test(tc, all_or_nothing_across_lanes);
+    tcase_add_test(tc, refused_client_is_kicked_when_credit_returns);
+    suite_add_tcase(s, tc);
+    return s;
+}
