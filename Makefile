@@ -1,5 +1,5 @@
 # chat-api: plain GNU make. Objects under build/, -MMD -MP dependencies.
-# Targets: all deps test run asan tsan fuzz lint format bench clean.
+# Targets: all deps test run asan tsan fuzz lint format bench soak clean.
 
 CC      ?= gcc
 BUILD   ?= build
@@ -45,7 +45,7 @@ TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps fuzz-deps test unit e2e compose-check run run-cluster asan tsan fuzz lint \
-        format bench clean
+        format bench soak clean
 
 all: $(BUILD)/chat-api
 
@@ -135,6 +135,13 @@ bench: deps
 	@./scripts/deps.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory $(BUILD)/chat-api $(BUILD)/chat-bench
 	bench/run.sh
+
+# Ten minutes of mixed traffic against two pods and Redis; RSS and descriptors
+# must end flat (bench/soak.py). Not part of make test.
+soak: deps
+	@./scripts/deps.sh gnuplot-nox
+	@$(MAKE) --no-print-directory $(BUILD)/chat-api
+	/usr/bin/python3 bench/soak.py
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

@@ -11,8 +11,8 @@ RUNS=${RUNS:-3}
 DUR=${DUR:-5}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
-OUT=bench/results
-BIN=build/chat-api
+OUT=${OUT:-bench/results}
+BIN=${BIN:-build/chat-api}  # BIN=... compares another build
 GEN=build/chat-bench
 mkdir -p "$OUT"
 rm -f "$OUT"/*.jsonl

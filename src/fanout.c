@@ -129,24 +129,50 @@ static void release(struct lane *l, unsigned slot, uint64_t cost)
     atomic_fetch_sub(&l->work, cost);
 }
 
+static bool fits(const atomic_uint_fast64_t *c, uint64_t cost, uint64_t cap)
+{
+    uint64_t now = atomic_load_explicit(c, memory_order_relaxed);
+    return now == 0 || now + cost <= cap;
+}
+
+static uint64_t lane_cap(enum fanout_source src)
+{
+    return src == FANOUT_FROM_REDIS ? FANOUT_BUDGET / 4 * 3 : FANOUT_BUDGET;
+}
+
+static uint64_t cost_on(struct lane *l, unsigned slot, size_t frame_len)
+{
+    uint64_t recipients = atomic_load_explicit(&l->members[slot], memory_order_relaxed);
+    return (recipients + 1) * ((uint64_t)frame_len + FANOUT_ITEM_OVERHEAD);
+}
+
+bool fanout_admits(struct fanout *f, unsigned slot, size_t frame_len, enum fanout_source src)
+{
+    for (unsigned i = 0; i < f->nlanes; i++) {
+        struct lane *l = &f->lanes[i];
+        uint64_t cost = cost_on(l, slot, frame_len);
+        if (!fits(&l->work, cost, lane_cap(src)) || !fits(&l->slot_work[slot], cost, FANOUT_BUDGET / 2))
+            return false;
+    }
+    return true;
+}
+
 int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src)
 {
     uint64_t cost[FANOUT_MAX_LANES];
     unsigned slot = fanout_slot(msg);
-    uint64_t lane_cap = src == FANOUT_FROM_REDIS ? FANOUT_BUDGET / 4 * 3 : FANOUT_BUDGET;
-    uint64_t bytes = (uint64_t)msg->len + FANOUT_ITEM_OVERHEAD;
+    uint64_t cap = lane_cap(src);
     for (unsigned i = 0; i < f->nlanes; i++) {
         struct lane *l = &f->lanes[i];
-        uint64_t recipients = atomic_load_explicit(&l->members[slot], memory_order_relaxed);
-        cost[i] = (recipients + 1) * bytes;
-        bool ok = reserve(l, slot, cost[i], lane_cap);
+        cost[i] = cost_on(l, slot, msg->len);
+        bool ok = reserve(l, slot, cost[i], cap);
         if (!ok && src == FANOUT_FROM_CLIENT) {
             /* Say that we wait, then look once more: either this second try
              * sees the credit the worker gave back, or the worker, which
              * gives credit back before it reads the flag, sees the flag and
              * kicks us (both sequentially consistent). */
             atomic_store(&l->starved, 1);
-            ok = reserve(l, slot, cost[i], lane_cap);
+            ok = reserve(l, slot, cost[i], cap);
         }
         if (!ok) {
             while (i-- > 0)

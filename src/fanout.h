@@ -29,6 +29,8 @@
 #ifndef CHAT_FANOUT_H
 #define CHAT_FANOUT_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "inbox.h"
@@ -67,6 +69,12 @@ struct inbox *fanout_inbox(struct fanout *f, unsigned lane);
  * (nothing was posted, nothing is owed); or the number (> 0) of lanes that
  * could not take it for lack of memory (the others did). Any thread. */
 int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src);
+
+/* Whether msg's bytes to slot would be admitted now (src's rules), without
+ * reserving anything: a cheap look for a producer that would rather drop
+ * than do the work of building a message no lane takes. fanout_post still
+ * decides. Any thread. */
+bool fanout_admits(struct fanout *f, unsigned slot, size_t frame_len, enum fanout_source src);
 
 /* Hands a new connection to lane's worker; connections cost no credit (they
  * are bounded by MAX_CONNECTIONS). Returns 0 or -ENOMEM (h is still the

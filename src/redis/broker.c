@@ -27,7 +27,9 @@
 #include "redis/message.h"
 #include "redis/outbox.h"
 #include "room/envelope.h"
+#include "room/room.h"
 #include "server.h"
+#include "ws/frame.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -329,6 +331,19 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
     char room[WS_HS_ROOM_MAX + 1];
     if (ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING) {
         atomic_fetch_add(&rb->foreign_dropped, 1);
+        return;
+    }
+    /* Shed load before doing any work on the payload: when the workers have
+     * no room for it anyway, checking UTF-8 and JSON and framing it would
+     * only slow the subscriber down, and a subscriber that falls behind
+     * Redis makes everyone's messages wait in Redis. Our own messages are
+     * let through to be recognised and suppressed, not counted. */
+    if (redis_msg_room(ch->str, ch->len, room) == 0 &&
+        !redis_msg_maybe_own(pl->str, pl->len, rb->cfg->pod_id) &&
+        !fanout_admits(rb->srv->fanout,
+                       room[0] ? fanout_room_slot(room_hash(room, strlen(room))) : FANOUT_GLOBAL,
+                       pl->len + ws_frame_header_len(pl->len), FANOUT_FROM_REDIS)) {
+        on_overload(rb);
         return;
     }
     enum redis_msg_kind k =

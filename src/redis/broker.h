@@ -6,8 +6,10 @@
  *   pipelined batches, in order. Messages it could not get confirmed go back
  *   to the front of the outbox and are sent again after a reconnect.
  * - The subscriber listens on realtime:global and realtime:room:*, drops
- *   this pod's own messages and anything that is not a JSON object, and
- *   posts the rest, framed once, to every worker's inbox.
+ *   this pod's own messages and anything that is not a JSON object or is
+ *   over the outgoing bound, and posts the rest, framed once, to the
+ *   workers through the fanout (fanout.h). What the workers have no room
+ *   for is dropped and counted: the subscriber never waits for them.
  * Both reconnect on their own with jittered exponential backoff (100 ms to
  * 5 s). The broker counts as connected while the publisher is connected and
  * the subscriber is subscribed; /readyz follows that. */

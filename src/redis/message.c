@@ -7,23 +7,42 @@
 #include "json.h"
 #include "ws/utf8.h"
 
-enum redis_msg_kind redis_msg_classify(const char *channel, size_t channel_len, const char *payload,
-                                       size_t payload_len, const char *pod_id,
-                                       char room[WS_HS_ROOM_MAX + 1])
+int redis_msg_room(const char *channel, size_t channel_len, char room[WS_HS_ROOM_MAX + 1])
 {
     static const char prefix[] = REDIS_CHANNEL_ROOM_PREFIX;
     size_t plen = sizeof(prefix) - 1;
     room[0] = '\0';
     if (channel_len == strlen(REDIS_CHANNEL_GLOBAL) &&
-        memcmp(channel, REDIS_CHANNEL_GLOBAL, channel_len) == 0) {
-        /* global */
-    } else if (channel_len > plen && memcmp(channel, prefix, plen) == 0 &&
-               ws_hs_room_valid(channel + plen, channel_len - plen)) {
+        memcmp(channel, REDIS_CHANNEL_GLOBAL, channel_len) == 0)
+        return 0;
+    if (channel_len > plen && memcmp(channel, prefix, plen) == 0 &&
+        ws_hs_room_valid(channel + plen, channel_len - plen)) {
         memcpy(room, channel + plen, channel_len - plen);
         room[channel_len - plen] = '\0';
-    } else {
-        return REDIS_MSG_INVALID;
+        return 0;
     }
+    return -1;
+}
+
+bool redis_msg_maybe_own(const char *payload, size_t payload_len, const char *pod_id)
+{
+    /* envelope.c ends every message with ,"pod":"<id>"} and pod ids need no
+     * escaping (config.c allows A-Z a-z 0-9 - _ . : only). */
+    size_t idlen = strlen(pod_id);
+    size_t need = idlen + 9; /* "pod":" + id + "} */
+    if (payload_len < need)
+        return false;
+    const char *tail = payload + payload_len - need;
+    return memcmp(tail, "\"pod\":\"", 7) == 0 && memcmp(tail + 7, pod_id, idlen) == 0 &&
+           memcmp(tail + 7 + idlen, "\"}", 2) == 0;
+}
+
+enum redis_msg_kind redis_msg_classify(const char *channel, size_t channel_len, const char *payload,
+                                       size_t payload_len, const char *pod_id,
+                                       char room[WS_HS_ROOM_MAX + 1])
+{
+    if (redis_msg_room(channel, channel_len, room) < 0)
+        return REDIS_MSG_INVALID;
     /* Clients get text frames, which must be UTF-8 (RFC 6455 5.6). */
     if (ws_utf8_check((const uint8_t *)payload, payload_len) < 0)
         return REDIS_MSG_INVALID;

@@ -48,8 +48,8 @@ class Sampler:
         while not self.stop_ev.wait(0.1):
             try:
                 self.samples.append(rss_mb(self.pid))
-            except FileNotFoundError:
-                return
+            except (FileNotFoundError, AssertionError):
+                return  # the process has ended
 
     def stop(self):
         self.stop_ev.set()
@@ -66,11 +66,15 @@ class Drain:
         self.bytes = 0
         self.closed = 0
         for c in clients:
-            c.s.setblocking(False)
-            self.sel.register(c.s, selectors.EVENT_READ)
+            self.add(c)
         self.stop_ev = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
+
+    def add(self, client):
+        """Drains one more client (any thread)."""
+        client.s.setblocking(False)
+        self.sel.register(client.s, selectors.EVENT_READ)
 
     def _run(self):
         while not self.stop_ev.is_set():
@@ -83,6 +87,7 @@ class Drain:
                     chunk = b""
                 if not chunk:
                     self.sel.unregister(key.fileobj)
+                    key.fileobj.close()
                     self.closed += 1
                 else:
                     self.bytes += len(chunk)
@@ -136,20 +141,26 @@ class Flooder:
 class Backend:
     """A backend publishing to one channel, pipelined, as fast as it can."""
 
-    def __init__(self, client, channel, payload):
+    def __init__(self, client, channel, payload, rate=None):
         self.client, self.channel, self.payload = client, channel, payload
+        self.rate = rate  # messages per second, or None: as fast as Redis takes them
         self.published = 0
         self.stop_ev = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
 
     def _run(self):
+        t0 = time.monotonic()
         while not self.stop_ev.is_set():
             p = self.client.pipeline(transaction=False)
             for _ in range(500):
                 p.publish(self.channel, self.payload)
             p.execute()
             self.published += 500
+            if self.rate:
+                ahead = t0 + self.published / self.rate - time.monotonic()
+                if ahead > 0:
+                    self.stop_ev.wait(ahead)
 
     def stop(self):
         self.stop_ev.set()

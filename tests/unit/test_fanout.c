@@ -99,6 +99,8 @@ START_TEST(redis_leaves_a_quarter_for_clients)
     ck_assert_uint_gt(work, FANOUT_BUDGET / 4 * 3 - 2 * (4000 + 4 + FANOUT_ITEM_OVERHEAD));
     /* A client of this pod still gets in, even to a room the flood uses. */
     struct fbuf *b = to_room("i", 4000);
+    ck_assert(!fanout_admits(f, slot_of("i"), b->len, FANOUT_FROM_REDIS));
+    ck_assert(fanout_admits(f, slot_of("i"), b->len, FANOUT_FROM_CLIENT));
     ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_REDIS), -EAGAIN);
     ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
     fbuf_unref(b);

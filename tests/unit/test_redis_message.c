@@ -49,11 +49,31 @@ START_TEST(channel_names)
 }
 END_TEST
 
+START_TEST(cheap_looks_before_the_checks)
+{
+    char room[WS_HS_ROOM_MAX + 1];
+    ck_assert_int_eq(redis_msg_room("realtime:room:ops", 17, room), 0);
+    ck_assert_str_eq(room, "ops");
+    ck_assert_int_eq(redis_msg_room("realtime:global", 15, room), 0);
+    ck_assert_str_eq(room, "");
+    ck_assert_int_eq(redis_msg_room("realtime:room:a b", 17, room), -1);
+    ck_assert_int_eq(redis_msg_room("elsewhere", 9, room), -1);
+    /* How envelope.c ends this pod's messages, and near misses. */
+    const char *own = "{\"type\":\"chat\",\"data\":{},\"pod\":\"pod-a\"}";
+    ck_assert(redis_msg_maybe_own(own, strlen(own), "pod-a"));
+    ck_assert(!redis_msg_maybe_own(own, strlen(own), "pod-b"));
+    ck_assert(!redis_msg_maybe_own(own, strlen(own), "od-a"));
+    ck_assert(!redis_msg_maybe_own("{\"pod\":\"pod-a\"} ", 16, "pod-a"));
+    ck_assert(!redis_msg_maybe_own("a\"}", 3, "a"));
+}
+END_TEST
+
 Suite *redis_message_suite(void)
 {
     Suite *s = suite_create("redis_message");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, channels_and_payloads);
+    tcase_add_test(tc, cheap_looks_before_the_checks);
     tcase_add_test(tc, channel_names);
     suite_add_tcase(s, tc);
     return s;
