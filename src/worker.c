@@ -304,6 +304,14 @@ static bool ring_grow(struct worker *w, struct conn *c);
  * message, and so also between messages. */
 static void pong_to_front(struct worker *w, struct conn *c)
 {
+    /* An earlier pong still waiting there, unwritten, answers an older ping:
+     * the new one takes its place, so at most one pong ever waits. */
+    if (c->ring_n > 0 && (c->ring[c->ring_head]->data[0] & 0x0f) == WS_OP_PONG) {
+        fbuf_unref(c->ring[c->ring_head]);
+        c->ring[c->ring_head] = c->pong;
+        c->pong = NULL;
+        return;
+    }
     if (c->ring_n == c->ring_cap && !ring_grow(w, c))
         return;
     c->ring_head = (c->ring_head + c->ring_cap - 1) % c->ring_cap;
