@@ -31,7 +31,8 @@ LDLIBS  += $(PKG_LIBS) -pthread
 
 # Pure protocol modules: bytes in, results out. Unit-tested and fuzzed alone.
 PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
-             src/ws/auth.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c
+             src/ws/auth.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c \
+             src/redis/seq.c
 CORE_SRC  := $(PROTO_SRC) src/config.c src/fbuf.c src/room/room.c src/redis/outbox.c \
              src/inbox.c src/fanout.c
 # The threaded server: main, acceptor, workers, stats, logging, the Redis broker.

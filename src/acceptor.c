@@ -61,6 +61,7 @@ struct pending {
     char *out; /* the answer being written */
     size_t out_len, out_off;
     struct conn_handoff *handoff; /* PHASE_UPGRADE */
+    bool head_only;               /* a HEAD request: answers carry no body */
     unsigned worker;
     struct pending *prev, *next;
 };
@@ -208,6 +209,9 @@ static void answer(struct acceptor *a, struct pending *p, int status, const char
         return;
     }
     p->out_len = http_resp_format(p->out, cap, status, type, extra, body, body_len);
+    /* HEAD: the same head (Content-Length included), no body. */
+    if (p->head_only && p->out_len >= body_len)
+        p->out_len -= body_len;
     p->out_off = 0;
     p->phase = PHASE_ANSWER;
     if (status >= 400 && status < 500)
@@ -288,6 +292,7 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
     };
     struct ws_hs_result res;
     ws_hs_check(req, &pol, &res);
+    p->head_only = res.head_only;
     if (res.status) {
         answer_text(a, p, res.status, res.extra_headers, res.reason);
         return;

@@ -41,6 +41,24 @@ static struct http_str next_line(const char *head, size_t end, size_t *at)
     return line;
 }
 
+/* The length of "scheme://authority" at the start of an absolute-form
+ * target, or 0 for any other form. */
+static size_t absolute_form_prefix(struct http_str t)
+{
+    static const char *const schemes[] = {"http://", "https://"};
+    for (size_t k = 0; k < 2; k++) {
+        size_t n = strlen(schemes[k]);
+        if (t.len < n || !http_str_ieq((struct http_str){t.p, n}, schemes[k]))
+            continue;
+        /* The authority runs to the path, the query, or the end. */
+        size_t i = n;
+        while (i < t.len && t.p[i] != '/' && t.p[i] != '?')
+            i++;
+        return i;
+    }
+    return 0;
+}
+
 static int parse_request_line(struct http_str l, struct http_req *req)
 {
     size_t i = 0;
@@ -57,6 +75,12 @@ static int parse_request_line(struct http_str l, struct http_req *req)
         return HTTP_REQ_BAD;
     req->target = (struct http_str){l.p + t, i - t};
     i++;
+    /* RFC 9112 3.2.2: a server must accept the absolute-form
+     * (http://host/path?query), as proxies send it; what we route on is the
+     * path and query after the authority. */
+    size_t skip = absolute_form_prefix(req->target);
+    req->target.p += skip;
+    req->target.len -= skip;
     if (l.len - i != 8 || memcmp(l.p + i, "HTTP/1.", 7) != 0 || l.p[i + 7] < '0' ||
         l.p[i + 7] > '9')
         return HTTP_REQ_BAD;
@@ -65,6 +89,8 @@ static int parse_request_line(struct http_str l, struct http_req *req)
     const char *q = memchr(req->target.p, '?', req->target.len);
     size_t plen = q ? (size_t)(q - req->target.p) : req->target.len;
     req->path = (struct http_str){req->target.p, plen};
+    if (plen == 0 && skip > 0)
+        req->path = (struct http_str){"/", 1}; /* http://host is http://host/ */
     req->query = q ? (struct http_str){q + 1, req->target.len - plen - 1}
                    : (struct http_str){req->target.p + req->target.len, 0};
     return 0;

@@ -219,6 +219,14 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(b, "foreign_dropped", (double)v->broker.foreign_dropped);
     cJSON_AddNumberToObject(b, "oversize_dropped", (double)v->broker.oversize_dropped);
     cJSON_AddNumberToObject(b, "overload_dropped", (double)v->broker.overload_dropped);
+    cJSON_AddNumberToObject(b, "mismatch_dropped", (double)v->broker.mismatch_dropped);
+    cJSON_AddNumberToObject(b, "forged_pod", (double)v->broker.forged_pod);
+    cJSON_AddNumberToObject(b, "duplicates", (double)v->broker.duplicates);
+    cJSON_AddNumberToObject(b, "lost", (double)v->broker.lost);
+    cJSON *by = cJSON_AddObjectToObject(b, "lost_by_origin");
+    for (unsigned i = 0; i < v->broker.n_origins; i++)
+        cJSON_AddNumberToObject(by, v->broker.origins[i].pod,
+                                (double)load(&v->broker.origins[i].lost));
     cJSON_AddNumberToObject(b, "received", (double)v->broker.received);
 
     cJSON *http = cJSON_AddObjectToObject(o, "http");
@@ -313,6 +321,30 @@ char *stats_metrics(const struct stats_view *v)
            (double)v->broker.overload_dropped);
     metric(&o, "broker_received_total", "counter", "Messages received from other pods.",
            (double)v->broker.received);
+    metric(&o, "broker_mismatch_dropped_total", "counter",
+           "Payloads from Redis dropped because their room is not their channel's.",
+           (double)v->broker.mismatch_dropped);
+    metric(&o, "broker_forged_pod_total", "counter",
+           "Payloads from Redis carrying this pod's id that it did not publish.",
+           (double)v->broker.forged_pod);
+    metric(&o, "broker_duplicates_total", "counter",
+           "Repeated cross-pod messages dropped (resends after a broken batch).",
+           (double)v->broker.duplicates);
+    metric(&o, "broker_lost_total", "counter",
+           "Cross-pod messages known to be missing (sequence gaps).", (double)v->broker.lost);
+    if (v->broker.n_origins) {
+        json_out_lit(&o, "# HELP chat_broker_lost_by_origin_total Cross-pod messages known to be "
+                         "missing, by the pod that published them.\n"
+                         "# TYPE chat_broker_lost_by_origin_total counter\n");
+        for (unsigned i = 0; i < v->broker.n_origins; i++) {
+            char line[160];
+            /* Pod ids are A-Z a-z 0-9 - _ . : (config.c): nothing to escape. */
+            snprintf(line, sizeof(line), "chat_broker_lost_by_origin_total{origin=\"%s\"} %llu\n",
+                     v->broker.origins[i].pod,
+                     (unsigned long long)load(&v->broker.origins[i].lost));
+            json_out_lit(&o, line);
+        }
+    }
     metric(&o, "http_requests_total", "counter", "Complete HTTP request heads.",
            (double)load(&v->acceptor->http_requests));
     metric(&o, "http_bad_requests_total", "counter", "Requests refused with a 4xx status.",

@@ -51,6 +51,13 @@ void stats_registry_free(struct room_registry *reg);
 void stats_room_join(struct room_registry *reg, const char *room);
 void stats_room_leave(struct room_registry *reg, const char *room);
 
+/* Messages from one origin pod known to be missing. The pod name is written
+ * once by the broker's subscriber before the slot is published. */
+struct broker_origin_lost {
+    char pod[64];
+    atomic_uint_fast64_t lost;
+};
+
 /* What the broker reports about itself. */
 struct broker_status {
     const char *mode; /* "standalone" or "redis" */
@@ -61,7 +68,13 @@ struct broker_status {
     uint64_t foreign_dropped;  /* payloads from Redis that were not JSON objects */
     uint64_t oversize_dropped; /* payloads from Redis over the outgoing bound */
     uint64_t overload_dropped; /* payloads from Redis the workers had no room for */
+    uint64_t mismatch_dropped; /* payloads whose room is not their channel's */
+    uint64_t forged_pod;       /* payloads with this pod's id it did not publish */
+    uint64_t duplicates;       /* repeats of numbered messages, dropped */
+    uint64_t lost;             /* numbered messages from other pods that never came */
     uint64_t received;         /* messages from other pods and backends, delivered */
+    const struct broker_origin_lost *origins; /* lost, per origin pod */
+    unsigned n_origins;
 };
 
 struct stats_view {

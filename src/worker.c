@@ -77,7 +77,6 @@ struct conn {
     uint8_t close_queued;    /* our close frame is in the ring */
     uint8_t close_then_drop; /* we answered the client's close: drop once sent */
     uint8_t wr_shut;         /* shutdown(SHUT_WR) done */
-    uint8_t pinged;          /* a ping went out since the last byte arrived */
     uint8_t in_chat;         /* chat_m is in the worker's chat list */
     uint8_t in_all;          /* any_m is in the worker's list of all connections */
     struct ws_frame_parser parser;
@@ -95,6 +94,7 @@ struct conn {
     uint32_t head_off; /* bytes of the oldest frame already written */
 
     uint64_t last_rx_ms;
+    uint64_t last_ping_ms; /* when our last ping went out (0: none yet) */
     uint64_t close_deadline_ms;
     uint64_t due_tick;
     struct conn *tw_prev, *tw_next; /* timer wheel slot list */
@@ -755,7 +755,6 @@ static void on_readable(struct worker *w, struct conn *c)
         return;
     }
     c->last_rx_ms = w->now;
-    c->pinged = 0;
     process_bytes(w, c, w->rbuf, (size_t)n);
 }
 
@@ -886,7 +885,6 @@ static void heartbeat(struct worker *w, struct conn *c)
     if (c->paused) {
         /* Not read by our choice: its silence is not the client's. */
         c->last_rx_ms = now;
-        c->pinged = 0;
     }
     uint64_t idle = now - c->last_rx_ms;
     if (idle >= w->cfg->pong_timeout_ms) {
@@ -895,16 +893,21 @@ static void heartbeat(struct worker *w, struct conn *c)
         kill_conn(w, c);
         return;
     }
-    if (idle >= w->cfg->ping_interval_ms && !c->pinged) {
-        ring_push(w, c, w->ping);
-        c->pinged = 1;
+    /* interface.md: a silent connection is pinged every PING_INTERVAL until
+     * PONG_TIMEOUT closes it; anything it sends restarts the count. */
+    uint64_t since = c->last_ping_ms > c->last_rx_ms ? c->last_ping_ms : c->last_rx_ms;
+    if (now - since >= w->cfg->ping_interval_ms) {
+        if (!ring_push(w, c, w->ping))
+            return;
+        c->last_ping_ms = since = now;
     }
     /* An idle connection gives back what a burst made it take. */
     if (c->ring_n == 0 && c->ring_cap > RING_MIN)
         ring_resize(c, RING_MIN);
     ws_frame_parser_shrink(&c->parser);
-    wheel_schedule(
-        w, c, c->last_rx_ms + (c->pinged ? w->cfg->pong_timeout_ms : w->cfg->ping_interval_ms));
+    uint64_t next_ping = since + w->cfg->ping_interval_ms;
+    uint64_t timeout = c->last_rx_ms + w->cfg->pong_timeout_ms;
+    wheel_schedule(w, c, next_ping < timeout ? next_ping : timeout);
 }
 
 /* Fires every slot up to now. A slot's list is detached first; heartbeat()

@@ -26,6 +26,7 @@
 #include "log.h"
 #include "redis/message.h"
 #include "redis/outbox.h"
+#include "redis/seq.h"
 #include "room/envelope.h"
 #include "room/room.h"
 #include "server.h"
@@ -34,15 +35,52 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 1000
-#define COMMAND_TIMEOUT_MS 5000
+/* A command without an answer for this long means Redis hangs (SIGSTOP, a
+ * paused client): the connection is given up and made again. */
+#define COMMAND_TIMEOUT_MS 3000
 #define BATCH_MAX 512
-/* The subscriber pings Redis this often and reconnects when no reply has
- * come for twice as long (a Redis that hangs without closing). */
-#define SUB_PING_MS 5000
+/* The subscriber pings Redis this often and reconnects when nothing has
+ * come for COMMAND_TIMEOUT_MS, so /readyz turns 503 within about 3 s of a
+ * hang even while nothing is published. */
+#define SUB_PING_MS 1000
+/* An episode (of overload, of loss) ends after this long without news. */
+#define EPISODE_QUIET_MS 1000
+/* How often the sequence tables forget quiet entries. */
+#define SEQ_SWEEP_MS 60000
+/* Origin pods whose losses are counted one by one; more share one line. */
+#define LOST_ORIGINS_MAX 32
+
+/* Something that goes on for a while (drops under overload, losses): one
+ * log line when it starts, one when it has been quiet for a second. Owned by
+ * the thread that notes it. */
+struct episode {
+    uint64_t since_ms, last_ms, at_start;
+};
+
+/* Notes one event; returns true when it starts an episode. */
+static bool episode_note(struct episode *e, uint64_t now, uint64_t count_before)
+{
+    e->last_ms = now;
+    if (e->since_ms)
+        return false;
+    e->since_ms = now;
+    e->at_start = count_before;
+    return true;
+}
+
+/* Returns true (once) when the episode under way has been quiet long enough. */
+static bool episode_over(struct episode *e, uint64_t now)
+{
+    if (!e->since_ms || now - e->last_ms < EPISODE_QUIET_MS)
+        return false;
+    e->since_ms = 0;
+    return true;
+}
 
 struct redis_broker {
     struct server *srv;
     const struct config *cfg;
+    uint64_t epoch; /* this run's boot time (Unix ms): tells restarts of one POD_ID apart */
 
     /* Guards outbox and stopping; cond wakes the publisher. */
     pthread_mutex_t lock;
@@ -57,21 +95,42 @@ struct redis_broker {
     pthread_t pub_thread, sub_thread;
     bool pub_started, sub_started;
 
-    atomic_int pub_connected;             /* written by the publisher */
-    atomic_int sub_ready;                 /* written by the subscriber */
-    atomic_uint_fast64_t reconnects;      /* written by the subscriber */
+    atomic_int pub_connected;              /* written by the publisher */
+    atomic_int sub_ready;                  /* written by the subscriber */
+    atomic_uint_fast64_t reconnects;       /* written by the subscriber */
     atomic_uint_fast64_t foreign_dropped;  /* written by the subscriber */
     atomic_uint_fast64_t oversize_dropped; /* written by the subscriber */
     atomic_uint_fast64_t overload_dropped; /* written by the subscriber */
+    atomic_uint_fast64_t mismatch_dropped; /* written by the subscriber */
+    atomic_uint_fast64_t forged_pod;       /* written by the subscriber */
+    atomic_uint_fast64_t duplicates;       /* written by the subscriber */
+    atomic_uint_fast64_t lost;             /* written by the subscriber */
     atomic_uint_fast64_t received;         /* written by the subscriber */
-    /* The subscriber's own: the overload episode under way, if any. */
-    uint64_t overload_since_ms, overload_last_ms, overload_at_start;
+    /* Losses per origin pod, for /metrics: slots are claimed by the
+     * subscriber (name first, then the count of slots, released). */
+    struct broker_origin_lost origins[LOST_ORIGINS_MAX];
+    atomic_uint n_origins;
+
+    /* The publisher's own. */
+    struct seq_table *tx_seq; /* channel -> last sequence number given */
+    char *scratch;            /* a payload with its sequence, for PUBLISH */
+    size_t scratch_cap;
+    /* The subscriber's own. */
+    struct seq_table *rx_seq; /* origin, epoch, channel -> last seen */
+    struct episode overload, loss;
 };
 
-/* Jittered exponential backoff: a random wait in [d/2, d], then d doubles. */
+/* Jittered exponential backoff: a random wait in [d/2, d], then d doubles.
+ * It goes back to the start only when Redis did real work for us (a PUBLISH
+ * or a subscription confirmed), never on a mere TCP connect or AUTH: a Redis
+ * that accepts connections and refuses everything is tried ever more slowly.
+ * The same failure is logged once per step, not once per try. Each thread
+ * has its own. */
 struct backoff {
     uint32_t next_ms;
+    uint32_t logged_step; /* next_ms when last_err was logged */
     uint64_t rng;
+    char last_err[600];
 };
 
 static uint32_t backoff_next(struct backoff *bo)
@@ -89,9 +148,31 @@ static uint32_t backoff_next(struct backoff *bo)
 
 static void backoff_init(struct backoff *bo)
 {
-    bo->next_ms = 0;
+    *bo = (struct backoff){0};
     if (getrandom(&bo->rng, sizeof(bo->rng), 0) != sizeof(bo->rng) || bo->rng == 0)
         bo->rng = 88172645463325252ull;
+}
+
+/* Redis did real work: the next failure starts from the shortest wait. */
+static void backoff_reset(struct backoff *bo)
+{
+    bo->next_ms = 0;
+    bo->logged_step = 0;
+    bo->last_err[0] = '\0';
+}
+
+/* Logs why a try failed, at warn the first time and whenever the failure
+ * changes or the backoff has moved to a longer step; at debug otherwise. */
+static void backoff_log(struct backoff *bo, const char *who, const char *err)
+{
+    if (strcmp(err, bo->last_err) != 0 || bo->logged_step != bo->next_ms) {
+        log_warn("redis: %s: %s; retrying (backoff up to %u ms)", who, err,
+                 bo->next_ms ? bo->next_ms : BACKOFF_MIN_MS);
+        snprintf(bo->last_err, sizeof(bo->last_err), "%s", err);
+        bo->logged_step = bo->next_ms;
+    } else {
+        log_debug("redis: %s: %s", who, err);
+    }
 }
 
 static bool is_stopping(struct redis_broker *rb)
@@ -123,20 +204,22 @@ static bool nap(struct redis_broker *rb, uint32_t ms)
     return go_on;
 }
 
-/* Runs one command synchronously; true when Redis answered without error. */
-static bool command_ok(redisContext *c, const char *what, const char *fmt, ...)
+/* Runs one command synchronously; true when Redis answered without error,
+ * else false with why in err. */
+static bool command_ok(redisContext *c, char *err, size_t errlen, const char *what,
+                       const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     redisReply *r = redisvCommand(c, fmt, ap);
     va_end(ap);
     if (!r) {
-        log_warn("redis: %s: %s", what, c->errstr);
+        snprintf(err, errlen, "%s: %s", what, c->errstr);
         return false;
     }
     bool ok = r->type != REDIS_REPLY_ERROR;
     if (!ok)
-        log_warn("redis: %s refused: %s", what, r->str);
+        snprintf(err, errlen, "%s refused: %s", what, r->str);
     freeReplyObject(r);
     return ok;
 }
@@ -156,38 +239,36 @@ static void free_context(struct redis_broker *rb, redisContext *c, int *slot)
     redisFree(c);
 }
 
-/* Connects, authenticates and selects the database. Returns NULL on any
- * failure; quiet says whether to log it at debug level only. The socket is
- * registered in *slot as soon as it exists. */
-static redisContext *connect_redis(struct redis_broker *rb, bool quiet, int *slot)
+/* Connects, authenticates, selects the database and checks that Redis
+ * answers (PING). Returns NULL with why in err on any failure. The socket
+ * is registered in *slot as soon as it exists. Secrets never reach err. */
+static redisContext *connect_redis(struct redis_broker *rb, int *slot, char *err, size_t errlen)
 {
     const struct redis_url *u = &rb->cfg->redis;
     struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
     redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
     if (!c || c->err) {
-        if (quiet)
-            log_debug("redis: cannot connect to %s:%u: %s", u->host, u->port,
-                      c ? c->errstr : "out of memory");
-        else
-            log_warn("redis: cannot connect to %s:%u: %s; retrying", u->host, u->port,
-                     c ? c->errstr : "out of memory");
+        snprintf(err, errlen, "cannot connect to %s:%u: %s", u->host, u->port,
+                 c ? c->errstr : "out of memory");
         if (c)
             redisFree(c);
         return NULL;
     }
     set_fd(rb, slot, c->fd);
-    struct timeval ctv = {COMMAND_TIMEOUT_MS / 1000, 0};
+    struct timeval ctv = {COMMAND_TIMEOUT_MS / 1000, (COMMAND_TIMEOUT_MS % 1000) * 1000};
     redisSetTimeout(c, ctv);
     redisEnableKeepAlive(c);
     bool ok = true;
     if (u->password[0]) {
         if (u->user[0])
-            ok = command_ok(c, "AUTH", "AUTH %s %s", u->user, u->password);
+            ok = command_ok(c, err, errlen, "AUTH", "AUTH %s %s", u->user, u->password);
         else
-            ok = command_ok(c, "AUTH", "AUTH %s", u->password);
+            ok = command_ok(c, err, errlen, "AUTH", "AUTH %s", u->password);
     }
     if (ok && u->db != 0)
-        ok = command_ok(c, "SELECT", "SELECT %d", u->db);
+        ok = command_ok(c, err, errlen, "SELECT", "SELECT %d", u->db);
+    if (ok)
+        ok = command_ok(c, err, errlen, "PING", "PING");
     if (!ok) {
         free_context(rb, c, slot);
         return NULL;
@@ -197,20 +278,45 @@ static redisContext *connect_redis(struct redis_broker *rb, bool quiet, int *slo
 
 /* ---- publisher ---- */
 
+/* The payload to publish for item: the message with this pod's next
+ * sequence number on the channel (kept with the item, so a resend carries the
+ * same one). Returns its length in rb->scratch, or 0 when it cannot be made. */
+static size_t numbered_payload(struct redis_broker *rb, struct outbox_item *it,
+                               const char *channel, size_t clen, uint64_t now)
+{
+    const struct fbuf *b = it->msg;
+    if (it->seq == 0) {
+        bool fresh;
+        struct seq_entry *e = seq_table_get(rb->tx_seq, channel, clen, &fresh);
+        if (!e)
+            return 0;
+        it->seq = ++e->value;
+        e->stamp_ms = now;
+    }
+    return seq_tail_append((const char *)fbuf_payload(b), b->len - b->hdr_len, it->seq, rb->epoch,
+                           rb->scratch, rb->scratch_cap);
+}
+
 /* Publishes one batch, pipelined. Returns how many Redis confirmed; the
  * rest are for the caller to requeue. An error reply (NOAUTH, OOM, READONLY)
  * means that message was not published: it and those after it count as
  * unconfirmed, and *why says what Redis answered. */
-static uint32_t publish_batch(redisContext *c, struct fbuf **batch, uint32_t n, char *why,
-                              size_t why_len)
+static uint32_t publish_batch(struct redis_broker *rb, redisContext *c, struct outbox_item *batch,
+                              uint32_t n, char *why, size_t why_len)
 {
     char channel[192];
+    uint64_t now = server_now_ms();
     for (uint32_t i = 0; i < n; i++) {
-        struct fbuf *b = batch[i];
+        struct fbuf *b = batch[i].msg;
         size_t clen = redis_msg_channel(b->room, channel, sizeof(channel));
-        if (redisAppendCommand(c, "PUBLISH %b %b", channel, clen, fbuf_payload(b),
-                               (size_t)(b->len - b->hdr_len)) != REDIS_OK)
+        size_t plen = numbered_payload(rb, &batch[i], channel, clen, now);
+        const char *payload = plen ? rb->scratch : (const char *)fbuf_payload(b);
+        if (!plen)
+            plen = b->len - b->hdr_len; /* out of memory: unnumbered, still sent */
+        if (redisAppendCommand(c, "PUBLISH %b %b", channel, clen, payload, plen) != REDIS_OK) {
+            snprintf(why, why_len, "%s", c->errstr[0] ? c->errstr : "out of memory");
             return 0;
+        }
     }
     uint32_t confirmed = n;
     for (uint32_t i = 0; i < n; i++) {
@@ -237,7 +343,8 @@ static void *publisher_main(void *arg)
     backoff_init(&bo);
     redisContext *c = NULL;
     bool ever = false;
-    struct fbuf **batch = malloc(BATCH_MAX * sizeof(*batch));
+    uint64_t last_sweep = server_now_ms();
+    struct outbox_item *batch = malloc(BATCH_MAX * sizeof(*batch));
     if (!batch)
         abort();
 
@@ -245,8 +352,10 @@ static void *publisher_main(void *arg)
         if (!c) {
             if (is_stopping(rb))
                 break;
-            c = connect_redis(rb, ever, &rb->pub_fd);
+            char err[600];
+            c = connect_redis(rb, &rb->pub_fd, err, sizeof(err));
             if (!c) {
+                backoff_log(&bo, "publisher", err);
                 if (!nap(rb, backoff_next(&bo)))
                     break;
                 continue;
@@ -254,7 +363,6 @@ static void *publisher_main(void *arg)
             if (ever)
                 log_info("redis: publisher reconnected");
             ever = true;
-            bo.next_ms = 0;
             atomic_store(&rb->pub_connected, 1);
         }
         pthread_mutex_lock(&rb->lock);
@@ -265,17 +373,26 @@ static void *publisher_main(void *arg)
         pthread_mutex_unlock(&rb->lock);
 
         char why[256] = "";
-        uint32_t done = n ? publish_batch(c, batch, n, why, sizeof(why)) : 0;
+        uint32_t done = n ? publish_batch(rb, c, batch, n, why, sizeof(why)) : 0;
         for (uint32_t i = 0; i < done; i++)
-            fbuf_unref(batch[i]);
+            fbuf_unref(batch[i].msg);
+        if (done > 0)
+            backoff_reset(&bo); /* Redis took real work */
+        uint64_t now = server_now_ms();
+        if (now - last_sweep >= SEQ_SWEEP_MS) {
+            seq_table_sweep(rb->tx_seq, now > SEQ_FORGET_TX_MS ? now - SEQ_FORGET_TX_MS : 0);
+            last_sweep = now;
+        }
         if (done < n) {
             /* The connection broke mid-batch: what was not confirmed goes
-             * back in front, to be sent first after the reconnect. */
+             * back in front, with its numbers, to be sent first after the
+             * reconnect; receivers drop what they already had. */
             pthread_mutex_lock(&rb->lock);
             outbox_requeue(&rb->outbox, batch + done, n - done);
             pthread_mutex_unlock(&rb->lock);
-            log_warn("redis: publishing failed: %s; %u messages wait in the outbox, reconnecting",
-                     why, n - done);
+            char err[600];
+            snprintf(err, sizeof(err), "publishing failed: %s; messages wait in the outbox", why);
+            backoff_log(&bo, "publisher", err);
             atomic_store(&rb->pub_connected, 0);
             free_context(rb, c, &rb->pub_fd);
             c = NULL;
@@ -300,30 +417,71 @@ static void *publisher_main(void *arg)
  * waits for them (it would only move the backlog into Redis, which cuts a
  * subscriber off past its output buffer limit and loses it uncounted). It
  * drops what no lane admits, counts it, and logs once when an episode
- * starts and once when it ends (a second without a drop). */
-#define OVERLOAD_QUIET_MS 1000
-
+ * starts and once when it ends. */
 static void on_overload(struct redis_broker *rb)
 {
     uint_fast64_t n = atomic_fetch_add(&rb->overload_dropped, 1);
-    rb->overload_last_ms = server_now_ms();
-    if (rb->overload_since_ms)
-        return;
-    rb->overload_since_ms = rb->overload_last_ms;
-    rb->overload_at_start = n;
-    log_warn("redis: messages arrive faster than this pod can deliver them; dropping what does "
-             "not fit (counted in stats as broker.overload_dropped)");
+    if (episode_note(&rb->overload, server_now_ms(), n))
+        log_warn("redis: messages arrive faster than this pod can deliver them; dropping what "
+                 "does not fit (counted in stats as broker.overload_dropped)");
 }
 
-static void end_overload(struct redis_broker *rb, uint64_t now)
+/* The losses of one origin pod, claiming a slot for it on first sight. */
+static struct broker_origin_lost *origin_slot(struct redis_broker *rb, const char *pod, size_t len)
 {
-    if (!rb->overload_since_ms || now - rb->overload_last_ms < OVERLOAD_QUIET_MS)
-        return;
-    uint64_t n = atomic_load(&rb->overload_dropped) - rb->overload_at_start;
-    log_warn("redis: overload over after %.1f s; %llu messages from Redis were dropped",
-             (double)(rb->overload_last_ms - rb->overload_since_ms) / 1000.0,
-             (unsigned long long)n);
-    rb->overload_since_ms = 0;
+    unsigned n = atomic_load_explicit(&rb->n_origins, memory_order_relaxed);
+    for (unsigned i = 0; i < n; i++)
+        if (strlen(rb->origins[i].pod) == len && memcmp(rb->origins[i].pod, pod, len) == 0)
+            return &rb->origins[i];
+    if (n == LOST_ORIGINS_MAX || len >= sizeof(rb->origins[0].pod))
+        return NULL;
+    memcpy(rb->origins[n].pod, pod, len);
+    rb->origins[n].pod[len] = '\0';
+    atomic_store_explicit(&rb->n_origins, n + 1, memory_order_release);
+    return &rb->origins[n];
+}
+
+/* Checks a numbered payload from another pod against what was seen from it
+ * on this channel. Returns false for a duplicate, which is dropped; a gap is
+ * counted as lost, per origin, with one log line per episode. */
+static bool in_sequence(struct redis_broker *rb, const redisReply *ch, const struct seq_tail *t)
+{
+    char key[SEQ_KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%.*s %llu %.*s", (int)t->pod_len, t->pod,
+                     (unsigned long long)t->epoch, (int)ch->len, ch->str);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return true;
+    bool fresh;
+    struct seq_entry *e = seq_table_get(rb->rx_seq, key, (size_t)n, &fresh);
+    if (!e)
+        return true;
+    uint64_t now = server_now_ms(), lost = 0;
+    e->stamp_ms = now;
+    enum seq_verdict v = seq_accept(e, fresh, t->seq, &lost);
+    if (v == SEQ_DUPLICATE) {
+        atomic_fetch_add(&rb->duplicates, 1);
+        return false;
+    }
+    if (v == SEQ_GAP) {
+        uint_fast64_t before = atomic_fetch_add(&rb->lost, lost);
+        struct broker_origin_lost *o = origin_slot(rb, t->pod, t->pod_len);
+        if (o)
+            atomic_fetch_add(&o->lost, lost);
+        if (episode_note(&rb->loss, now, before))
+            log_warn("redis: %llu messages from pod %.*s on %.*s never arrived (Redis keeps "
+                     "nothing for a subscriber that was away; counted as broker.lost)",
+                     (unsigned long long)lost, (int)t->pod_len, t->pod, (int)ch->len, ch->str);
+    }
+    return true;
+}
+
+/* Counts a dropped payload; the first of its kind is logged. */
+static void count_drop(atomic_uint_fast64_t *c, const char *counter, const char *why,
+                       const redisReply *ch, size_t len)
+{
+    if (atomic_fetch_add(c, 1) == 0)
+        log_warn("redis: dropped a payload on %.*s (%zu bytes): %s (counted as broker.%s)",
+                 (int)ch->len, ch->str, len, why, counter);
 }
 
 static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, const redisReply *pl)
@@ -333,13 +491,22 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
         atomic_fetch_add(&rb->foreign_dropped, 1);
         return;
     }
+    bool known_channel = redis_msg_room(ch->str, ch->len, room) == 0;
+    struct seq_tail tail;
+    bool numbered = known_channel && seq_tail_parse(pl->str, pl->len, &tail);
+    size_t idlen = strlen(rb->cfg->pod_id);
+    bool own_tail = numbered && tail.pod_len == idlen && memcmp(tail.pod, rb->cfg->pod_id, idlen) == 0;
+    /* Sequence first, cheaply from the tail: a repeat is dropped before any
+     * work, and a message dropped below for overload is still recorded as
+     * seen, so it never counts as lost too. */
+    if (numbered && !own_tail && !in_sequence(rb, ch, &tail))
+        return;
     /* Shed load before doing any work on the payload: when the workers have
      * no room for it anyway, checking UTF-8 and JSON and framing it would
      * only slow the subscriber down, and a subscriber that falls behind
      * Redis makes everyone's messages wait in Redis. Our own messages are
      * let through to be recognised and suppressed, not counted. */
-    if (redis_msg_room(ch->str, ch->len, room) == 0 &&
-        !redis_msg_maybe_own(pl->str, pl->len, rb->cfg->pod_id) &&
+    if (known_channel && !own_tail &&
         !fanout_admits(rb->srv->fanout,
                        room[0] ? fanout_room_slot(room_hash(room, strlen(room))) : FANOUT_GLOBAL,
                        pl->len + ws_frame_header_len(pl->len), FANOUT_FROM_REDIS)) {
@@ -348,24 +515,30 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
     }
     enum redis_msg_kind k =
         redis_msg_classify(ch->str, ch->len, pl->str, pl->len, rb->cfg->pod_id, room);
-    if (k == REDIS_MSG_OWN)
+    switch (k) {
+    case REDIS_MSG_OWN:
+        /* Delivered locally already. One that this run did not publish
+         * (another epoch, or no number) carries our id falsely: suppressed
+         * all the same, and counted so it can be seen. */
+        if (!own_tail || tail.epoch != rb->epoch)
+            count_drop(&rb->forged_pod, "forged_pod",
+                       "it carries this pod's id but this pod did not publish it", ch, pl->len);
         return;
-    if (k == REDIS_MSG_INVALID) {
-        uint_fast64_t n = atomic_fetch_add(&rb->foreign_dropped, 1);
-        if (n == 0)
-            log_warn("redis: dropped a payload on %.*s that is not a JSON object in UTF-8 "
-                     "(counted in stats as broker.foreign_dropped)",
-                     (int)ch->len, ch->str);
+    case REDIS_MSG_INVALID:
+        count_drop(&rb->foreign_dropped, "foreign_dropped", "not a JSON object in UTF-8", ch,
+                   pl->len);
         return;
+    case REDIS_MSG_ROOM_MISMATCH:
+        count_drop(&rb->mismatch_dropped, "mismatch_dropped", "its room is not its channel's", ch,
+                   pl->len);
+        return;
+    case REDIS_MSG_DELIVER: break;
     }
     /* interface.md bounds what clients receive; a backend is held to the
      * same bound as this pod's own clients (envelope.h). */
     if (pl->len > rb->cfg->max_message + ENVELOPE_SLACK) {
-        uint_fast64_t n = atomic_fetch_add(&rb->oversize_dropped, 1);
-        if (n == 0)
-            log_warn("redis: dropped a %zu-byte payload on %.*s, over MAX_MESSAGE_SIZE + %d "
-                     "(counted in stats as broker.oversize_dropped)",
-                     pl->len, (int)ch->len, ch->str, ENVELOPE_SLACK);
+        count_drop(&rb->oversize_dropped, "oversize_dropped", "over MAX_MESSAGE_SIZE + 1 KiB", ch,
+                   pl->len);
         return;
     }
     struct fbuf *b = fbuf_new_broadcast(pl->str, pl->len, room[0] ? room : NULL);
@@ -382,13 +555,29 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
         atomic_fetch_add(&rb->overload_dropped, 1);
 }
 
-/* Handles one reply in subscribe mode. Returns how many subscriptions it
- * confirmed (0 or 1), or -1 when Redis refused something (NOAUTH, say). */
-static int on_sub_reply(struct redis_broker *rb, redisReply *r, uint64_t *last_seen)
+/* Logs the end of episodes that have gone quiet, and forgets quiet origins. */
+static void subscriber_tick(struct redis_broker *rb, uint64_t now, uint64_t *last_sweep)
 {
-    *last_seen = server_now_ms();
+    if (episode_over(&rb->overload, now))
+        log_warn("redis: overload over after %.1f s; %llu messages from Redis were dropped",
+                 (double)(rb->overload.last_ms - rb->overload.since_ms) / 1000.0,
+                 (unsigned long long)(atomic_load(&rb->overload_dropped) - rb->overload.at_start));
+    if (episode_over(&rb->loss, now))
+        log_warn("redis: %llu messages from other pods were lost in all in that episode",
+                 (unsigned long long)(atomic_load(&rb->lost) - rb->loss.at_start));
+    if (now - *last_sweep >= SEQ_SWEEP_MS) {
+        seq_table_sweep(rb->rx_seq, now > SEQ_FORGET_RX_MS ? now - SEQ_FORGET_RX_MS : 0);
+        *last_sweep = now;
+    }
+}
+
+/* Handles one reply in subscribe mode. Returns how many subscriptions it
+ * confirmed (0 or 1), or -1 with why in err when Redis refused something
+ * (NOAUTH, an ACL that denies the channel). */
+static int on_sub_reply(struct redis_broker *rb, redisReply *r, char *err, size_t errlen)
+{
     if (r->type == REDIS_REPLY_ERROR) {
-        log_debug("redis: subscriber refused: %s", r->str);
+        snprintf(err, errlen, "subscribing refused: %s", r->str);
         return -1;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -414,30 +603,38 @@ static bool flush_out(redisContext *c)
     return true;
 }
 
-/* Listens until the connection fails or the broker stops. Returns false
- * when stopping. */
-static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
+/* Listens until the connection fails (why in err) or the broker stops.
+ * Returns false when stopping. */
+static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever, struct backoff *bo,
+                        char *err, size_t errlen)
 {
     if (redisAppendCommand(c, "SUBSCRIBE %s", REDIS_CHANNEL_GLOBAL) != REDIS_OK ||
         redisAppendCommand(c, "PSUBSCRIBE %s*", REDIS_CHANNEL_ROOM_PREFIX) != REDIS_OK ||
-        !flush_out(c))
+        !flush_out(c)) {
+        snprintf(err, errlen, "subscribing failed: %s", c->errstr);
         return true;
+    }
     int confirmed = 0;
-    uint64_t last_seen = server_now_ms(), last_ping = last_seen;
+    uint64_t last_seen = server_now_ms(), last_ping = last_seen, last_sweep = last_seen;
     for (;;) {
         struct pollfd fds[2] = {{.fd = c->fd, .events = POLLIN},
                                 {.fd = rb->stop_efd, .events = POLLIN}};
-        int n = poll(fds, 2, 500);
-        if (n < 0 && errno != EINTR)
+        int n = poll(fds, 2, SUB_PING_MS / 2);
+        if (n < 0 && errno != EINTR) {
+            snprintf(err, errlen, "poll: %s", strerror(errno));
             return true;
+        }
         if (fds[1].revents)
             return false;
         if (fds[0].revents) {
-            if (redisBufferRead(c) != REDIS_OK)
+            if (redisBufferRead(c) != REDIS_OK) {
+                snprintf(err, errlen, "connection lost: %s", c->errstr);
                 return true;
+            }
+            last_seen = server_now_ms();
             void *reply = NULL;
             while (redisGetReplyFromReader(c, &reply) == REDIS_OK && reply) {
-                int rc = on_sub_reply(rb, reply, &last_seen);
+                int rc = on_sub_reply(rb, reply, err, errlen);
                 freeReplyObject(reply);
                 reply = NULL;
                 if (rc < 0)
@@ -445,6 +642,7 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
                 confirmed += rc;
                 if (confirmed == 2 && !atomic_load(&rb->sub_ready)) {
                     atomic_store(&rb->sub_ready, 1);
+                    backoff_reset(bo); /* Redis took real work */
                     if (*ever) {
                         atomic_fetch_add(&rb->reconnects, 1);
                         log_info("redis: subscriber reconnected");
@@ -455,21 +653,24 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever)
                     *ever = true;
                 }
             }
-            if (c->err)
+            if (c->err) {
+                snprintf(err, errlen, "connection lost: %s", c->errstr);
                 return true;
+            }
         }
         /* Read the clock after the replies: last_seen may be later than any
          * time taken before them. */
         uint64_t now = server_now_ms();
-        end_overload(rb, now);
+        subscriber_tick(rb, now, &last_sweep);
         if (now - last_ping >= SUB_PING_MS) {
-            if (redisAppendCommand(c, "PING") != REDIS_OK || !flush_out(c))
+            if (redisAppendCommand(c, "PING") != REDIS_OK || !flush_out(c)) {
+                snprintf(err, errlen, "connection lost: %s", c->errstr);
                 return true;
+            }
             last_ping = now;
         }
-        if (now > last_seen + 2 * SUB_PING_MS) {
-            log_warn("redis: no answer from the subscriber connection for %d s",
-                     2 * SUB_PING_MS / 1000);
+        if (now > last_seen + COMMAND_TIMEOUT_MS) {
+            snprintf(err, errlen, "no answer for %d ms", COMMAND_TIMEOUT_MS);
             return true;
         }
     }
@@ -482,19 +683,22 @@ static void *subscriber_main(void *arg)
     backoff_init(&bo);
     bool ever = false;
     for (;;) {
-        redisContext *c = connect_redis(rb, ever, &rb->sub_fd);
+        char err[600] = "";
+        redisContext *c = connect_redis(rb, &rb->sub_fd, err, sizeof(err));
         bool go_on = true;
         if (c) {
-            bo.next_ms = 0;
-            go_on = listen_loop(rb, c, &ever);
+            go_on = listen_loop(rb, c, &ever, &bo, err, sizeof(err));
             if (go_on && atomic_load(&rb->sub_ready))
-                log_warn("redis: subscriber lost its connection: %s; local delivery goes on, "
+                log_warn("redis: subscriber lost its connection (%s); local delivery goes on, "
                          "/readyz answers 503 until it is back",
-                         c->err ? c->errstr : "no answer");
+                         err);
             atomic_store(&rb->sub_ready, 0);
             free_context(rb, c, &rb->sub_fd);
         }
-        if (!go_on || !nap(rb, backoff_next(&bo)))
+        if (!go_on)
+            break;
+        backoff_log(&bo, "subscriber", err);
+        if (!nap(rb, backoff_next(&bo)))
             break;
     }
     atomic_store(&rb->sub_ready, 0);
@@ -527,7 +731,13 @@ static void redis_status(struct broker *b, struct broker_status *out)
         .foreign_dropped = atomic_load(&rb->foreign_dropped),
         .oversize_dropped = atomic_load(&rb->oversize_dropped),
         .overload_dropped = atomic_load(&rb->overload_dropped),
+        .mismatch_dropped = atomic_load(&rb->mismatch_dropped),
+        .forged_pod = atomic_load(&rb->forged_pod),
+        .duplicates = atomic_load(&rb->duplicates),
+        .lost = atomic_load(&rb->lost),
         .received = atomic_load(&rb->received),
+        .origins = rb->origins,
+        .n_origins = atomic_load_explicit(&rb->n_origins, memory_order_acquire),
     };
 }
 
@@ -577,6 +787,9 @@ static void redis_stop(struct broker *b, uint64_t deadline_ms)
     if (rb->outbox.n)
         log_warn("redis: %u messages were still waiting for Redis at exit", rb->outbox.n);
     outbox_free(&rb->outbox);
+    seq_table_free(rb->tx_seq);
+    seq_table_free(rb->rx_seq);
+    free(rb->scratch);
     close(rb->stop_efd);
     pthread_cond_destroy(&rb->cond);
     pthread_mutex_destroy(&rb->lock);
@@ -592,6 +805,18 @@ int redis_broker_start(struct server *srv, struct broker *b)
     rb->srv = srv;
     rb->cfg = &srv->cfg;
     rb->pub_fd = rb->sub_fd = -1;
+    rb->epoch = (uint64_t)server_wall_ms();
+    rb->scratch_cap = srv->cfg.max_message + ENVELOPE_SLACK + 64;
+    rb->scratch = malloc(rb->scratch_cap);
+    rb->tx_seq = seq_table_new();
+    rb->rx_seq = seq_table_new();
+    if (!rb->scratch || !rb->tx_seq || !rb->rx_seq) {
+        free(rb->scratch);
+        seq_table_free(rb->tx_seq);
+        seq_table_free(rb->rx_seq);
+        free(rb);
+        return -1;
+    }
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -600,6 +825,9 @@ int redis_broker_start(struct server *srv, struct broker *b)
         (rb->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
         pthread_condattr_destroy(&ca);
         free(rb->outbox.items);
+        free(rb->scratch);
+        seq_table_free(rb->tx_seq);
+        seq_table_free(rb->rx_seq);
         free(rb);
         return -1;
     }

@@ -24,19 +24,6 @@ int redis_msg_room(const char *channel, size_t channel_len, char room[WS_HS_ROOM
     return -1;
 }
 
-bool redis_msg_maybe_own(const char *payload, size_t payload_len, const char *pod_id)
-{
-    /* envelope.c ends every message with ,"pod":"<id>"} and pod ids need no
-     * escaping (config.c allows A-Z a-z 0-9 - _ . : only). */
-    size_t idlen = strlen(pod_id);
-    size_t need = idlen + 9; /* "pod":" + id + "} */
-    if (payload_len < need)
-        return false;
-    const char *tail = payload + payload_len - need;
-    return memcmp(tail, "\"pod\":\"", 7) == 0 && memcmp(tail + 7, pod_id, idlen) == 0 &&
-           memcmp(tail + 7 + idlen, "\"}", 2) == 0;
-}
-
 enum redis_msg_kind redis_msg_classify(const char *channel, size_t channel_len, const char *payload,
                                        size_t payload_len, const char *pod_id,
                                        char room[WS_HS_ROOM_MAX + 1])
@@ -49,13 +36,20 @@ enum redis_msg_kind redis_msg_classify(const char *channel, size_t channel_len, 
     size_t pos = 0;
     struct json_member m;
     int rc;
-    int own = 0;
-    while ((rc = json_object_next(payload, payload_len, &pos, &m)) == 1)
+    int own = 0, room_ok = 1;
+    /* The last occurrence of a key counts, as in JSON.parse. */
+    while ((rc = json_object_next(payload, payload_len, &pos, &m)) == 1) {
         if (json_string_eq(m.key, "pod"))
             own = m.value.type == JSON_STRING && json_string_eq(m.value, pod_id);
+        else if (json_string_eq(m.key, "room"))
+            room_ok = room[0] ? m.value.type == JSON_STRING && json_string_eq(m.value, room)
+                              : m.value.type == JSON_NULL;
+    }
     if (rc < 0)
         return REDIS_MSG_INVALID;
-    return own ? REDIS_MSG_OWN : REDIS_MSG_DELIVER;
+    if (own)
+        return REDIS_MSG_OWN;
+    return room_ok ? REDIS_MSG_DELIVER : REDIS_MSG_ROOM_MISMATCH;
 }
 
 size_t redis_msg_channel(const char *room, char *out, size_t cap)

@@ -18,7 +18,7 @@ int outbox_init(struct outbox *o, uint32_t cap)
 void outbox_free(struct outbox *o)
 {
     while (o->n > 0) {
-        fbuf_unref(o->items[o->head]);
+        fbuf_unref(o->items[o->head].msg);
         o->head = (o->head + 1) % o->cap;
         o->n--;
     }
@@ -28,7 +28,7 @@ void outbox_free(struct outbox *o)
 
 static void drop_oldest(struct outbox *o)
 {
-    fbuf_unref(o->items[o->head]);
+    fbuf_unref(o->items[o->head].msg);
     o->head = (o->head + 1) % o->cap;
     o->n--;
     o->dropped++;
@@ -39,11 +39,11 @@ void outbox_push(struct outbox *o, struct fbuf *b)
     if (o->n == o->cap)
         drop_oldest(o);
     fbuf_ref(b);
-    o->items[(o->head + o->n) % o->cap] = b;
+    o->items[(o->head + o->n) % o->cap] = (struct outbox_item){b, 0};
     o->n++;
 }
 
-uint32_t outbox_take(struct outbox *o, struct fbuf **out, uint32_t max)
+uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max)
 {
     uint32_t k = 0;
     while (k < max && o->n > 0) {
@@ -54,19 +54,18 @@ uint32_t outbox_take(struct outbox *o, struct fbuf **out, uint32_t max)
     return k;
 }
 
-void outbox_requeue(struct outbox *o, struct fbuf **items, uint32_t n)
+void outbox_requeue(struct outbox *o, const struct outbox_item *items, uint32_t n)
 {
     /* Walk back from the newest of them, placing each before the head; what
      * does not fit is older than everything kept. */
     for (uint32_t i = n; i > 0; i--) {
-        struct fbuf *b = items[i - 1];
         if (o->n == o->cap) {
-            fbuf_unref(b);
+            fbuf_unref(items[i - 1].msg);
             o->dropped++;
             continue;
         }
         o->head = (o->head + o->cap - 1) % o->cap;
-        o->items[o->head] = b;
+        o->items[o->head] = items[i - 1];
         o->n++;
     }
 }

@@ -1,6 +1,9 @@
 /* outbox.h: the bounded queue of messages waiting to be published to Redis.
  *
- * Holds fbuf references in order. When it is full the oldest message is
+ * Holds fbuf references in order, each with the sequence number it was
+ * first published with (0 until then), so that a message sent again after a
+ * broken batch carries the same number and receivers can drop the repeat.
+ * When it is full the oldest message is
  * dropped and counted, so an outage costs memory up to REDIS_OUTBOX messages
  * and no more. Not thread-safe by itself: the Redis broker guards it with its
  * lock. */
@@ -11,8 +14,13 @@
 
 struct fbuf;
 
+struct outbox_item {
+    struct fbuf *msg; /* owns one reference */
+    uint64_t seq;     /* 0: not published yet */
+};
+
 struct outbox {
-    struct fbuf **items; /* each owns one reference */
+    struct outbox_item *items;
     uint32_t cap, head, n;
     uint64_t dropped; /* messages dropped because the outbox was full */
 };
@@ -28,11 +36,11 @@ void outbox_push(struct outbox *o, struct fbuf *b);
 
 /* Moves up to max of the oldest messages into out; the caller owns their
  * references. Returns how many. */
-uint32_t outbox_take(struct outbox *o, struct fbuf **out, uint32_t max);
+uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max);
 
 /* Puts n messages taken earlier (and not published) back in front, in their
  * order, giving their references back. Messages that no longer fit are the
  * oldest of all and are dropped and counted. */
-void outbox_requeue(struct outbox *o, struct fbuf **items, uint32_t n);
+void outbox_requeue(struct outbox *o, const struct outbox_item *items, uint32_t n);
 
 #endif

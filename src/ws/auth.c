@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "ws/utf8.h"
 
 /* Tokens arrive in a request head of at most 8 KiB. */
 #define PART_MAX 8192
@@ -145,9 +146,29 @@ int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t se
     if (n <= 0)
         return WS_AUTH_NO_SUB;
     sub[n] = '\0';
-    if (memchr(sub, '\0', (size_t)n))
+    if (!ws_auth_sub_valid(sub, (size_t)n))
         return WS_AUTH_NO_SUB;
+    /* The server's own messages say from "system": no client may. */
+    if (strcmp(sub, WS_AUTH_RESERVED_SUB) == 0)
+        return WS_AUTH_RESERVED;
     return 0;
+}
+
+bool ws_auth_sub_valid(const char *sub, size_t len)
+{
+    /* It reaches every client as `from` in a text frame: it must be UTF-8
+     * (RFC 6455 5.6), and control characters (C0, DEL and C1) would let one
+     * user disguise itself as another in a terminal or a page. */
+    if (len == 0 || ws_utf8_check((const uint8_t *)sub, len) < 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)sub[i];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+        if (c == 0xc2 && i + 1 < len && (unsigned char)sub[i + 1] < 0xa0)
+            return false; /* U+0080..U+009F */
+    }
+    return true;
 }
 
 const char *ws_auth_err_text(int err)
@@ -157,7 +178,9 @@ const char *ws_auth_err_text(int err)
     case WS_AUTH_SIGNATURE: return "token signature does not match";
     case WS_AUTH_EXPIRED: return "token has expired";
     case WS_AUTH_NOT_YET: return "token is not valid yet (nbf)";
-    case WS_AUTH_NO_SUB: return "token has no usable sub claim";
+    case WS_AUTH_NO_SUB:
+        return "token has no usable sub claim (1-128 bytes of UTF-8 without control characters)";
+    case WS_AUTH_RESERVED: return "token sub \"system\" is the server's own name";
     default: return "token is not a well-formed JWT";
     }
 }

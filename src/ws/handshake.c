@@ -58,22 +58,38 @@ bool ws_hs_room_valid(const char *s, size_t len)
     return true;
 }
 
-bool ws_hs_query_param(struct http_str query, const char *name, struct http_str *value)
+/* Finds the next parameter called name in query from *at on, and moves *at
+ * past it. */
+static bool next_query_param(struct http_str query, const char *name, size_t *at,
+                             struct http_str *value)
 {
-    size_t nlen = strlen(name), i = 0;
+    size_t nlen = strlen(name), i = *at;
     while (i < query.len) {
         const char *amp = memchr(query.p + i, '&', query.len - i);
         size_t end = amp ? (size_t)(amp - query.p) : query.len;
         const char *pair = query.p + i;
         size_t plen = end - i;
+        i = end + 1;
         if (plen >= nlen && memcmp(pair, name, nlen) == 0 && (plen == nlen || pair[nlen] == '=')) {
             size_t off = plen == nlen ? nlen : nlen + 1;
             *value = (struct http_str){pair + off, plen - off};
+            *at = i;
             return true;
         }
-        i = end + 1;
     }
+    *at = i;
     return false;
+}
+
+bool ws_hs_query_param(struct http_str query, const char *name, struct http_str *value)
+{
+    size_t at = 0;
+    return next_query_param(query, name, &at, value);
+}
+
+static bool method_is(struct http_str m, const char *lit)
+{
+    return m.len == strlen(lit) && memcmp(m.p, lit, m.len) == 0;
 }
 
 static void refuse(struct ws_hs_result *res, int status, const char *reason, const char *extra)
@@ -213,12 +229,19 @@ void ws_hs_check(const struct http_req *req, const struct ws_hs_policy *pol,
         refuse(res, 404, "no such path", NULL);
         return;
     }
-    if (!http_str_ieq(req->method, "GET")) {
-        refuse(res, 405, "only GET is served here", "Allow: GET\r\n");
+    /* RFC 9110 9.1: method names are case-sensitive; "get" is not GET. */
+    bool ws = route == WS_HS_CHAT || route == WS_HS_ECHO;
+    bool is_get = method_is(req->method, "GET"), is_head = method_is(req->method, "HEAD");
+    if (!is_get && !(is_head && !ws)) {
+        if (ws)
+            refuse(res, 405, "only GET is served here", "Allow: GET\r\n");
+        else
+            refuse(res, 405, "only GET and HEAD are served here", "Allow: GET, HEAD\r\n");
         return;
     }
-    if (route != WS_HS_CHAT && route != WS_HS_ECHO) {
+    if (!ws) {
         res->route = route;
+        res->head_only = is_head;
         return;
     }
 
@@ -250,17 +273,19 @@ void ws_hs_check(const struct http_req *req, const struct ws_hs_policy *pol,
     }
 
     if (route == WS_HS_CHAT) {
-        struct http_str q;
-        bool has_query_room = ws_hs_query_param(req->query, "room", &q);
         if (room_raw.p && !take_room(room_raw, res))
             return;
-        if (has_query_room) {
-            char path_room[WS_HS_ROOM_MAX + 1];
+        /* Every ?room= (there may be several) must name the path's room, if
+         * any, and each other: which one counts is not for us to guess. */
+        struct http_str q;
+        size_t at = 0;
+        while (next_query_param(req->query, "room", &at, &q)) {
+            char before[WS_HS_ROOM_MAX + 1];
             bool had = res->has_room;
-            memcpy(path_room, res->room, sizeof(path_room));
+            memcpy(before, res->room, sizeof(before));
             if (!take_room(q, res))
                 return;
-            if (had && strcmp(path_room, res->room) != 0) {
+            if (had && strcmp(before, res->room) != 0) {
                 refuse(res, 400, "the path and ?room= name different rooms", NULL);
                 return;
             }

@@ -21,7 +21,7 @@ enum ws_hs_route {
     WS_HS_NONE,  /* refused: see status */
     WS_HS_CHAT,  /* upgrade to a chat connection */
     WS_HS_ECHO,  /* upgrade to an echo connection */
-    WS_HS_STATS, /* plain GET routes, answered by the acceptor */
+    WS_HS_STATS, /* plain routes (GET or HEAD), answered by the acceptor */
     WS_HS_HEALTHZ,
     WS_HS_READYZ,
     WS_HS_METRICS,
@@ -44,6 +44,7 @@ struct ws_hs_result {
     int status;                /* 0 to go ahead, else the HTTP status to answer */
     const char *reason;        /* with status: a sentence for the answer's body */
     const char *extra_headers; /* with status: header lines to add, or NULL */
+    bool head_only;            /* plain routes: HEAD, answer without the body */
     bool has_room;             /* WS_HS_CHAT: false for the global scope */
     char room[WS_HS_ROOM_MAX + 1];
     char client_id[WS_AUTH_SUB_MAX + 1]; /* the token's sub; empty without auth */

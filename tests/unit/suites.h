@@ -17,5 +17,6 @@ Suite *fbuf_suite(void);
 Suite *outbox_suite(void);
 Suite *redis_message_suite(void);
 Suite *fanout_suite(void);
+Suite *seq_suite(void);
 
 #endif

@@ -33,13 +33,13 @@ START_TEST(order_and_drop_oldest)
     }
     ck_assert_uint_eq(o.n, 3);
     ck_assert_uint_eq(o.dropped, 2);
-    struct fbuf *out[8];
+    struct outbox_item out[8];
     ck_assert_uint_eq(outbox_take(&o, out, 8), 3);
-    ck_assert_int_eq(id(out[0]), 2);
-    ck_assert_int_eq(id(out[1]), 3);
-    ck_assert_int_eq(id(out[2]), 4);
+    ck_assert_int_eq(id(out[0].msg), 2);
+    ck_assert_int_eq(id(out[1].msg), 3);
+    ck_assert_int_eq(id(out[2].msg), 4);
     for (int i = 0; i < 3; i++)
-        fbuf_unref(out[i]);
+        fbuf_unref(out[i].msg);
     ck_assert_uint_eq(outbox_take(&o, out, 8), 0);
     outbox_free(&o);
 }
@@ -54,20 +54,24 @@ START_TEST(requeue_goes_back_in_front)
         outbox_push(&o, b);
         fbuf_unref(b);
     }
-    struct fbuf *batch[4];
+    struct outbox_item batch[4];
     ck_assert_uint_eq(outbox_take(&o, batch, 2), 2); /* 0, 1 in flight */
+    batch[0].seq = 7; /* numbered when first published */
+    batch[1].seq = 8;
     struct fbuf *b = msg(4);
     outbox_push(&o, b); /* 2, 3, 4 */
     fbuf_unref(b);
     outbox_requeue(&o, batch, 2); /* room for one: 0 is the oldest, dropped */
     ck_assert_uint_eq(o.n, 4);
     ck_assert_uint_eq(o.dropped, 1);
-    struct fbuf *out[8];
+    struct outbox_item out[8];
     ck_assert_uint_eq(outbox_take(&o, out, 8), 4);
     int want[] = {1, 2, 3, 4};
+    uint64_t seqs[] = {8, 0, 0, 0}; /* a resend keeps its number */
     for (int i = 0; i < 4; i++) {
-        ck_assert_int_eq(id(out[i]), want[i]);
-        fbuf_unref(out[i]);
+        ck_assert_int_eq(id(out[i].msg), want[i]);
+        ck_assert_uint_eq(out[i].seq, seqs[i]);
+        fbuf_unref(out[i].msg);
     }
     outbox_free(&o);
 }

@@ -58,13 +58,23 @@ START_TEST(cheap_looks_before_the_checks)
     ck_assert_str_eq(room, "");
     ck_assert_int_eq(redis_msg_room("realtime:room:a b", 17, room), -1);
     ck_assert_int_eq(redis_msg_room("elsewhere", 9, room), -1);
-    /* How envelope.c ends this pod's messages, and near misses. */
-    const char *own = "{\"type\":\"chat\",\"data\":{},\"pod\":\"pod-a\"}";
-    ck_assert(redis_msg_maybe_own(own, strlen(own), "pod-a"));
-    ck_assert(!redis_msg_maybe_own(own, strlen(own), "pod-b"));
-    ck_assert(!redis_msg_maybe_own(own, strlen(own), "od-a"));
-    ck_assert(!redis_msg_maybe_own("{\"pod\":\"pod-a\"} ", 16, "pod-a"));
-    ck_assert(!redis_msg_maybe_own("a\"}", 3, "a"));
+    /* A payload's room must be its channel's. */
+    char r2[WS_HS_ROOM_MAX + 1];
+    const char *ok = "{\"room\":\"ops\",\"data\":1}", *other = "{\"room\":\"dev\"}";
+    ck_assert_int_eq(redis_msg_classify("realtime:room:ops", 17, ok, strlen(ok), "me", r2),
+                     REDIS_MSG_DELIVER);
+    ck_assert_int_eq(redis_msg_classify("realtime:room:ops", 17, other, strlen(other), "me", r2),
+                     REDIS_MSG_ROOM_MISMATCH);
+    ck_assert_int_eq(redis_msg_classify("realtime:global", 15, ok, strlen(ok), "me", r2),
+                     REDIS_MSG_ROOM_MISMATCH);
+    const char *null_room = "{\"room\":null}", *no_room = "{\"type\":\"notification\"}";
+    ck_assert_int_eq(redis_msg_classify("realtime:global", 15, null_room, strlen(null_room), "me", r2),
+                     REDIS_MSG_DELIVER);
+    ck_assert_int_eq(redis_msg_classify("realtime:room:ops", 17, null_room, strlen(null_room), "me",
+                                        r2),
+                     REDIS_MSG_ROOM_MISMATCH);
+    ck_assert_int_eq(redis_msg_classify("realtime:room:ops", 17, no_room, strlen(no_room), "me", r2),
+                     REDIS_MSG_DELIVER);
 }
 END_TEST
 
