@@ -39,9 +39,15 @@ struct fbuf;
 struct conn_handoff;
 struct fanout;
 
-/* Work a lane may hold: about 16 ms of writing on loopback at the rates
- * bench/README.md measured, and at most this much memory of frames. */
-#define FANOUT_BUDGET (16u << 20)
+/* Work a lane may hold, and so at most this much memory of frames. About
+ * 40 ms of writing on loopback here: large enough that one room's burst is
+ * written in big batches (fan-out throughput falls with smaller budgets:
+ * 16 MiB cost 38% of it in bench/README.md's fanout scenario, 64 MiB 13%),
+ * small enough that another room's message waits well under 250 ms. */
+#ifndef FANOUT_BUDGET_MIB /* a build-time knob, for benchmarks */
+#define FANOUT_BUDGET_MIB 64u
+#endif
+#define FANOUT_BUDGET (FANOUT_BUDGET_MIB << 20)
 /* Counted per item on top of its bytes: the queue slot and ring append. */
 #define FANOUT_ITEM_OVERHEAD 64u
 #define FANOUT_SLOTS 512u

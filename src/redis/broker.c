@@ -68,11 +68,13 @@ static bool episode_note(struct episode *e, uint64_t now, uint64_t count_before)
     return true;
 }
 
-/* Returns true (once) when the episode under way has been quiet long enough. */
-static bool episode_over(struct episode *e, uint64_t now)
+/* Returns true (once) when the episode under way has been quiet long
+ * enough, with how long it lasted in *seconds. */
+static bool episode_over(struct episode *e, uint64_t now, double *seconds)
 {
     if (!e->since_ms || now - e->last_ms < EPISODE_QUIET_MS)
         return false;
+    *seconds = (double)(e->last_ms - e->since_ms) / 1000.0;
     e->since_ms = 0;
     return true;
 }
@@ -558,13 +560,13 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
 /* Logs the end of episodes that have gone quiet, and forgets quiet origins. */
 static void subscriber_tick(struct redis_broker *rb, uint64_t now, uint64_t *last_sweep)
 {
-    if (episode_over(&rb->overload, now))
-        log_warn("redis: overload over after %.1f s; %llu messages from Redis were dropped",
-                 (double)(rb->overload.last_ms - rb->overload.since_ms) / 1000.0,
+    double secs;
+    if (episode_over(&rb->overload, now, &secs))
+        log_warn("redis: overload over after %.1f s; %llu messages from Redis were dropped", secs,
                  (unsigned long long)(atomic_load(&rb->overload_dropped) - rb->overload.at_start));
-    if (episode_over(&rb->loss, now))
-        log_warn("redis: %llu messages from other pods were lost in all in that episode",
-                 (unsigned long long)(atomic_load(&rb->lost) - rb->loss.at_start));
+    if (episode_over(&rb->loss, now, &secs))
+        log_warn("redis: %llu messages from other pods were lost in that episode (%.1f s)",
+                 (unsigned long long)(atomic_load(&rb->lost) - rb->loss.at_start), secs);
     if (now - *last_sweep >= SEQ_SWEEP_MS) {
         seq_table_sweep(rb->rx_seq, now > SEQ_FORGET_RX_MS ? now - SEQ_FORGET_RX_MS : 0);
         *last_sweep = now;

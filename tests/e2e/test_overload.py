@@ -94,12 +94,12 @@ def test_redis_flood_is_dropped_and_counted(start_server, redis_server):
 
     base = rss_mb(pid)
     sampler = Sampler(pid)
-    # 30,000 messages/s of 1 KB to 100 members is 3 GB/s of delivery: far past
+    # 30,000 messages/s of 4 KB to 100 members is 12 GB/s of delivery: far past
     # what the pod can write, well within what its subscriber can read (a
     # backend faster than that fills Redis' buffer instead, and no pod design
     # serves other rooms' Redis messages ahead of that queue). ThreadSanitizer
     # reads about 17,000 a second: 5,000 still overload its delivery.
-    payload = json.dumps({"type": "notification", "room": "big", "data": {"n": "x" * 1000}})
+    payload = json.dumps({"type": "notification", "room": "big", "data": {"n": "x" * 4000}})
     rate = 5000 if SANITIZER == "tsan" else 30000
     backend = Backend(r.client(), "realtime:room:big", payload, rate=rate)
     lat = run_probes(FLOOD_S, (send_text(sender), member), (publish_quiet, member))
@@ -120,8 +120,10 @@ def test_redis_flood_is_dropped_and_counted(start_server, redis_server):
     assert peak - base < MEM_GROWTH_MB * MEM_SCALE, f"RSS grew {peak - base:.0f} MB"
     code, err = srv.stop()
     assert code == 0, err
-    assert err.count("dropping what does not fit") == 1, "one log line when the episode starts"
-    assert err.count("overload over") == 1, "and one when it ends"
+    # One line when an episode starts, one when a quiet second ends it: a
+    # handful for the whole flood, never one per drop.
+    starts, ends = err.count("dropping what does not fit"), err.count("overload over")
+    assert 1 <= starts == ends <= 5, f"{starts} episode starts, {ends} ends"
     for c in big + [member, sender]:
         c.close()
 
