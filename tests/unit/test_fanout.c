@@ -112,9 +112,9 @@ END_TEST
 START_TEST(big_message_goes_alone)
 {
     struct fanout *f = fanout_create(1);
-    for (int i = 0; i < 1000; i++)
+    for (int i = 0; i < 4000; i++)
         fanout_member(f, 0, slot_of("r"), 1);
-    /* 1001 * (64 KiB + overhead) is four times the budget: an empty lane
+    /* 4001 * (64 KiB + overhead) is four times the budget: an empty lane
      * still takes it, but nothing more of that room until it is delivered. */
     struct fbuf *b = to_room("r", 65536);
     ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
