@@ -92,11 +92,36 @@ START_TEST(base64url)
 }
 END_TEST
 
+START_TEST(sub_must_be_a_clean_name)
+{
+    char tok[1024], sub[WS_AUTH_SUB_MAX + 1];
+    /* A raw 0xFF byte: JSON allows it in a string, UTF-8 does not. */
+    test_jwt(HS256, "{\"sub\":\"ev\xffil\"}", SECRET, tok);
+    ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_NO_SUB);
+    const char *refused[] = {"{\"sub\":\"a\\u0007b\"}", "{\"sub\":\"a\\nb\"}", "{\"sub\":\"a\\u007fb\"}",
+                             "{\"sub\":\"a\\u0085b\"}", "{\"sub\":\"\\ud800\"}"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        test_jwt(HS256, refused[i], SECRET, tok);
+        ck_assert_msg(verify(tok, SECRET, sub) == WS_AUTH_NO_SUB, "%s", refused[i]);
+    }
+    /* Nobody may speak as the server. */
+    test_jwt(HS256, "{\"sub\":\"system\"}", SECRET, tok);
+    ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_RESERVED);
+    ck_assert_ptr_nonnull(strstr(ws_auth_err_text(WS_AUTH_RESERVED), "system"));
+    /* Names in any script are fine, so is "System". */
+    test_jwt(HS256, "{\"sub\":\"\\u00e9l\\u00e8ve \\u4e2d\"}", SECRET, tok);
+    ck_assert_int_eq(verify(tok, SECRET, sub), 0);
+    test_jwt(HS256, "{\"sub\":\"System\"}", SECRET, tok);
+    ck_assert_int_eq(verify(tok, SECRET, sub), 0);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
     Suite *s = suite_create("auth");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, accepts_a_valid_token);
+    tcase_add_test(tc, sub_must_be_a_clean_name);
     tcase_add_test(tc, refuses_bad_tokens);
     tcase_add_test(tc, tampered_payload_is_refused);
     tcase_add_test(tc, base64url);

@@ -294,11 +294,44 @@ START_TEST(query_params)
 }
 END_TEST
 
+START_TEST(methods_and_repeated_rooms)
+{
+    struct ws_hs_result r;
+    /* RFC 9110 9.1: methods are case-sensitive. */
+    check("get", "/api/chat-api/ws", UPGRADE, &OPEN, &r);
+    ck_assert_int_eq(r.status, 405);
+    check("get", "/healthz", "", &OPEN, &r);
+    ck_assert_int_eq(r.status, 405);
+    ck_assert_ptr_nonnull(strstr(r.extra_headers, "Allow: GET, HEAD"));
+    /* HEAD works on the plain routes, never on an upgrade. */
+    const char *plain[] = {"/healthz", "/readyz", "/metrics", "/ws/stats", "/"};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+        check("HEAD", plain[i], "", &OPEN, &r);
+        ck_assert_msg(r.status == 0 && r.head_only, "HEAD %s", plain[i]);
+    }
+    check("GET", "/healthz", "", &OPEN, &r);
+    ck_assert(!r.head_only);
+    check("HEAD", "/api/chat-api/ws", UPGRADE, &OPEN, &r);
+    ck_assert_int_eq(r.status, 405);
+    /* Every ?room= must agree, with each other and with the path. */
+    check("GET", "/ws?room=a&room=b", UPGRADE, &OPEN, &r);
+    ck_assert_int_eq(r.status, 400);
+    check("GET", "/ws?room=a&room=a", UPGRADE, &OPEN, &r);
+    ck_assert_int_eq(r.status, 0);
+    ck_assert_str_eq(r.room, "a");
+    check("GET", "/ws/a?room=a&room=b", UPGRADE, &OPEN, &r);
+    ck_assert_int_eq(r.status, 400);
+    check("GET", "/ws?room=a&room=%zz", UPGRADE, &OPEN, &r);
+    ck_assert_int_eq(r.status, 400);
+}
+END_TEST
+
 Suite *handshake_suite(void)
 {
     Suite *s = suite_create("handshake");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, accept_key_from_rfc);
+    tcase_add_test(tc, methods_and_repeated_rooms);
     tcase_add_test(tc, routes_with_and_without_prefix);
     tcase_add_test(tc, not_found_and_method);
     tcase_add_test(tc, echo_only_when_enabled);

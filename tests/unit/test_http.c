@@ -154,11 +154,34 @@ START_TEST(formats_answers)
 }
 END_TEST
 
+START_TEST(absolute_form)
+{
+    /* RFC 9112 3.2.2: the absolute-form is routed by its path and query. */
+    struct http_req req;
+    const char *abs = "GET http://chat.example:8080/api/chat-api/ws/lobby?x=1 HTTP/1.1\r\n"
+                      "Host: chat.example:8080\r\n\r\n";
+    ck_assert_int_eq(parse_str(abs, &req), (int)strlen(abs));
+    ck_assert_uint_eq(req.path.len, strlen("/api/chat-api/ws/lobby"));
+    ck_assert_mem_eq(req.path.p, "/api/chat-api/ws/lobby", req.path.len);
+    ck_assert_uint_eq(req.query.len, 3);
+    const char *bare = "GET HTTPS://h?q=2 HTTP/1.1\r\nHost: h\r\n\r\n";
+    ck_assert_int_eq(parse_str(bare, &req), (int)strlen(bare));
+    ck_assert_uint_eq(req.path.len, 1);
+    ck_assert_mem_eq(req.path.p, "/", 1);
+    ck_assert_mem_eq(req.query.p, "q=2", 3);
+    /* Only http and https are absolute forms; anything else is a path. */
+    const char *other = "GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n";
+    ck_assert_int_eq(parse_str(other, &req), (int)strlen(other));
+    ck_assert_mem_eq(req.path.p, "ftp://h/x", req.path.len);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, parses_a_request);
+    tcase_add_test(tc, absolute_form);
     tcase_add_test(tc, every_split_point);
     tcase_add_test(tc, bare_lf_and_no_query);
     tcase_add_test(tc, refuses_malformed_heads);
