@@ -116,7 +116,7 @@ tsan: deps
 
 # libFuzzer targets, each run FUZZ_SECONDS (default 60).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := http frame json envelope
+FUZZ_TARGETS := http frame json envelope seq
 FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -O1 -g -Isrc $(PKG_CFLAGS) \
                 -fsanitize=fuzzer,address,undefined
 fuzz: fuzz-deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)

@@ -1,0 +1,29 @@
+/* fuzz_seq.c: the payload tail parser never crashes, never reads outside its
+ * input, and finds exactly what seq_tail_append wrote. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis/seq.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+    struct seq_tail t;
+    if (seq_tail_parse(s, size, &t)) {
+        if (t.pod < s || t.pod + t.pod_len > s + size || t.pod_len == 0)
+            abort();
+        if (memchr(t.pod, '"', t.pod_len) || memchr(t.pod, '\\', t.pod_len))
+            abort();
+    }
+    /* Whatever an object ends with, appending a tail makes one that parses
+     * back to the numbers appended. */
+    static char out[1 << 17];
+    uint64_t seq = size, epoch = size ? data[0] : 7;
+    size_t n = seq_tail_append(s, size, seq, epoch, out, sizeof(out));
+    if (n && seq_tail_parse(out, n, &t) && (t.seq != seq || t.epoch != epoch))
+        abort();
+    return 0;
+}
