@@ -261,6 +261,8 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct ws_hs_re
     }
     h->kind = res->route == WS_HS_ECHO ? CONN_ECHO : CONN_CHAT;
     h->has_room = res->has_room;
+    h->read_only = res->read_only;
+    h->token_exp = res->token_exp;
     memcpy(h->room, res->room, sizeof(h->room));
     if (res->client_id[0])
         memcpy(h->client_id, res->client_id, sizeof(h->client_id));
@@ -284,6 +286,7 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
     struct ws_hs_policy pol = {
         .echo_enabled = srv->cfg.echo_endpoint,
         .auth_enabled = srv->cfg.auth_enabled,
+        .require_rooms = srv->cfg.auth_require_rooms,
         .jwt_secret = (const uint8_t *)srv->cfg.jwt_secret,
         .jwt_secret_len = srv->cfg.jwt_secret_len,
         .origins = srv->cfg.allowed_origins,

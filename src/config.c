@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,35 @@ static int boolean(config_lookup_fn *lookup, void *ctx, const char *var, bool *o
     return 0;
 }
 
+/* JWT_SECRET_FILE: the secret is the file's content, less one trailing line
+ * end (files written by echo or an editor). Docker and Kubernetes mount
+ * secrets as files. Errors never show the content. */
+static int read_secret(struct config *c, const char *path, const struct config_defaults *d,
+                       char *err, size_t errlen)
+{
+    char buf[4097];
+    long n = d->read_file ? d->read_file(path, buf, sizeof(buf)) : -ENOENT;
+    if (n < 0) {
+        snprintf(err, errlen, "JWT_SECRET_FILE: cannot read %s: %s", path, strerror((int)-n));
+        return -1;
+    }
+    if ((size_t)n == sizeof(buf))
+        return fail(err, errlen, "JWT_SECRET_FILE", "is over 4096 bytes");
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    if (n == 0)
+        return fail(err, errlen, "JWT_SECRET_FILE", "is empty");
+    c->jwt_secret = malloc((size_t)n + 1);
+    if (!c->jwt_secret)
+        return fail(err, errlen, "JWT_SECRET_FILE", "out of memory");
+    memcpy(c->jwt_secret, buf, (size_t)n);
+    c->jwt_secret[n] = '\0';
+    c->jwt_secret_len = (size_t)n;
+    return 0;
+}
+
 static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
                 const struct config_defaults *d, char *err, size_t errlen)
 {
@@ -226,12 +256,20 @@ static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
     if (boolean(lookup, ctx, "AUTH_ENABLED", &c->auth_enabled, err, errlen) < 0)
         return -1;
     s = get(lookup, ctx, "JWT_SECRET");
+    const char *file = get(lookup, ctx, "JWT_SECRET_FILE");
+    if (s && file)
+        return fail(err, errlen, "JWT_SECRET_FILE", "and JWT_SECRET are both set; set one");
     if (s) {
         c->jwt_secret = strdup(s);
         c->jwt_secret_len = strlen(s);
+    } else if (file && read_secret(c, file, d, err, errlen) < 0) {
+        return -1;
     }
     if (c->auth_enabled && !c->jwt_secret)
-        return fail(err, errlen, "JWT_SECRET", "is required when AUTH_ENABLED=true");
+        return fail(err, errlen, "JWT_SECRET",
+                    "(or JWT_SECRET_FILE) is required when AUTH_ENABLED=true");
+    if (boolean(lookup, ctx, "AUTH_REQUIRE_ROOMS", &c->auth_require_rooms, err, errlen) < 0)
+        return -1;
 
     s = get(lookup, ctx, "ALLOWED_ORIGINS");
     if (s && parse_origins(c, s, err, errlen) < 0)

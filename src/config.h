@@ -24,8 +24,9 @@ struct config {
     char pod_id[64];
     unsigned workers;
     bool auth_enabled;
-    char *jwt_secret; /* heap; NULL when unset */
+    char *jwt_secret; /* heap; NULL when unset (JWT_SECRET or JWT_SECRET_FILE) */
     size_t jwt_secret_len;
+    bool auth_require_rooms;
     char **allowed_origins; /* heap array of heap strings */
     size_t n_allowed_origins;
     uint32_t ping_interval_ms;
@@ -45,6 +46,9 @@ struct config_defaults {
     uint32_t random;
     unsigned cpus;   /* WORKERS */
     uint64_t nofile; /* RLIMIT_NOFILE, for MAX_CONNECTIONS */
+    /* Reads a whole file for *_FILE variables: returns its length (bytes in
+     * buf, at most cap), or -errno. NULL: such variables are refused. */
+    long (*read_file)(const char *path, char *buf, size_t cap);
 };
 
 /* Returns the value of an environment variable or NULL. */

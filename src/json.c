@@ -188,16 +188,20 @@ enum json_type json_check(const char *s, size_t len)
  * an input that ends right after a comma is not taken as finished. */
 #define WALK_DONE SIZE_MAX
 
-int json_object_next(const char *s, size_t len, size_t *pos, struct json_member *m)
+/* One step of a walk over the members of an object (m) or the elements of
+ * an array (v): both ends are checked as in json_object_next. */
+static int walk_next(const char *s, size_t len, size_t *pos, bool object, struct json_member *m,
+                     struct json_span *v)
 {
+    char open = object ? '{' : '[', close = object ? '}' : ']';
     struct scan sc = {s, len, *pos};
     if (sc.at == 0) {
         skip_ws(&sc);
-        if (sc.at >= len || s[sc.at] != '{')
+        if (sc.at >= len || s[sc.at] != open)
             return -1;
         sc.at++;
         skip_ws(&sc);
-        if (sc.at < len && s[sc.at] == '}') {
+        if (sc.at < len && s[sc.at] == close) {
             sc.at++;
             skip_ws(&sc);
             *pos = WALK_DONE;
@@ -206,13 +210,22 @@ int json_object_next(const char *s, size_t len, size_t *pos, struct json_member 
     } else if (sc.at == WALK_DONE) {
         return 0;
     }
-    if (!scan_member(&sc, 1, m))
-        return -1;
+    if (object) {
+        if (!scan_member(&sc, 1, m))
+            return -1;
+    } else {
+        skip_ws(&sc);
+        size_t start = sc.at;
+        enum json_type t = scan_value(&sc, 1);
+        if (t == JSON_INVALID)
+            return -1;
+        *v = (struct json_span){s + start, sc.at - start, t};
+    }
     skip_ws(&sc);
     if (sc.at >= len)
         return -1;
     char c = s[sc.at++];
-    if (c == '}') {
+    if (c == close) {
         skip_ws(&sc);
         if (sc.at != len)
             return -1;
@@ -223,6 +236,16 @@ int json_object_next(const char *s, size_t len, size_t *pos, struct json_member 
         return -1;
     *pos = sc.at; /* a comma: another member must follow */
     return 1;
+}
+
+int json_object_next(const char *s, size_t len, size_t *pos, struct json_member *m)
+{
+    return walk_next(s, len, pos, true, m, NULL);
+}
+
+int json_array_next(const char *s, size_t len, size_t *pos, struct json_span *v)
+{
+    return walk_next(s, len, pos, false, NULL, v);
 }
 
 static size_t put_utf8(char *out, unsigned long cp)

@@ -46,6 +46,10 @@ enum json_type json_check(const char *s, size_t len);
  * its end, -1 when s is not exactly one well-formed object. */
 int json_object_next(const char *s, size_t len, size_t *pos, struct json_member *m);
 
+/* Walks the elements of the array s[0..len) the same way: 1 with *v filled,
+ * 0 after the last, -1 when s is not exactly one well-formed array. */
+int json_array_next(const char *s, size_t len, size_t *pos, struct json_span *v);
+
 /* Decodes a JSON_STRING span into out[0..cap) (not NUL-terminated). Returns
  * the decoded length, or -1 when it does not fit or holds a lone surrogate. */
 long json_string_decode(struct json_span str, char *out, size_t cap);

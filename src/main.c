@@ -1,4 +1,6 @@
 /* main.c: configuration from the environment, then the server's lifecycle. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/random.h>
@@ -9,6 +11,30 @@
 #include "log.h"
 #include "server.h"
 
+/* For *_FILE variables: the whole file, or -errno. */
+static long read_whole_file(const char *path, char *buf, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    size_t n = 0;
+    while (n < cap) {
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+    }
+    close(fd);
+    return (long)n;
+}
+
 static const char *env_lookup(void *ctx, const char *name)
 {
     (void)ctx;
@@ -17,7 +43,7 @@ static const char *env_lookup(void *ctx, const char *name)
 
 int main(void)
 {
-    struct config_defaults d = {0};
+    struct config_defaults d = {.read_file = read_whole_file};
     char host[256] = "";
     struct rlimit rl;
     if (gethostname(host, sizeof(host) - 1) == 0)

@@ -149,7 +149,7 @@ static void free_rooms(struct room_count *rc, size_t n)
 
 struct totals {
     uint64_t connections, received, published, delivered, dropped, slow, timeouts, protocol;
-    uint64_t too_large, reads_paused, paused_now;
+    uint64_t too_large, reads_paused, paused_now, read_only, tokens_expired;
 };
 
 static struct totals sum(const struct stats_view *v)
@@ -168,6 +168,8 @@ static struct totals sum(const struct stats_view *v)
         t.too_large += atomic_load_explicit(&w->too_large, memory_order_relaxed);
         t.reads_paused += atomic_load_explicit(&w->reads_paused, memory_order_relaxed);
         t.paused_now += atomic_load_explicit(&w->paused_now, memory_order_relaxed);
+        t.read_only += atomic_load_explicit(&w->read_only, memory_order_relaxed);
+        t.tokens_expired += atomic_load_explicit(&w->tokens_expired, memory_order_relaxed);
     }
     return t;
 }
@@ -203,9 +205,11 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(m, "delivered", (double)t.delivered);
     cJSON_AddNumberToObject(m, "dropped", (double)t.dropped);
     cJSON_AddNumberToObject(m, "too_large", (double)t.too_large);
+    cJSON_AddNumberToObject(m, "read_only", (double)t.read_only);
     cJSON_AddNumberToObject(o, "slow_consumers_closed", (double)t.slow);
     cJSON_AddNumberToObject(o, "heartbeat_timeouts", (double)t.timeouts);
     cJSON_AddNumberToObject(o, "protocol_errors", (double)t.protocol);
+    cJSON_AddNumberToObject(o, "tokens_expired", (double)t.tokens_expired);
     cJSON *bp = cJSON_AddObjectToObject(o, "backpressure");
     cJSON_AddNumberToObject(bp, "reads_paused", (double)t.reads_paused);
     cJSON_AddNumberToObject(bp, "paused_now", (double)t.paused_now);
@@ -291,6 +295,10 @@ char *stats_metrics(const struct stats_view *v)
     metric(&o, "messages_too_large_total", "counter",
            "Client messages refused: their envelope would pass MAX_MESSAGE_SIZE + 1 KiB.",
            (double)t.too_large);
+    metric(&o, "messages_read_only_total", "counter",
+           "Messages refused because the sender's token is read-only.", (double)t.read_only);
+    metric(&o, "tokens_expired_total", "counter",
+           "Connections closed with 1008 when their token expired.", (double)t.tokens_expired);
     metric(&o, "reads_paused_total", "counter",
            "Times a client connection stopped being read because a worker's inbox was full.",
            (double)t.reads_paused);

@@ -27,6 +27,8 @@ struct worker_counters {
     atomic_uint_fast64_t too_large;       /* messages refused: envelope over the bound */
     atomic_uint_fast64_t reads_paused;    /* times a connection stopped being read */
     atomic_uint_fast64_t paused_now;      /* connections not read right now (gauge) */
+    atomic_uint_fast64_t read_only;       /* messages refused: read-only token */
+    atomic_uint_fast64_t tokens_expired;  /* connections closed 1008 at their token's exp */
 };
 
 /* Written by the acceptor thread only. */

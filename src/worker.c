@@ -76,6 +76,7 @@ struct conn {
     uint8_t dirty;           /* on the worker's list of connections to write */
     uint8_t close_queued;    /* our close frame is in the ring */
     uint8_t close_then_drop; /* we answered the client's close: drop once sent */
+    uint8_t read_only;       /* its token allows receiving only */
     uint8_t wr_shut;         /* shutdown(SHUT_WR) done */
     uint8_t in_chat;         /* chat_m is in the worker's chat list */
     uint8_t in_all;          /* any_m is in the worker's list of all connections */
@@ -94,8 +95,11 @@ struct conn {
     uint32_t head_off; /* bytes of the oldest frame already written */
 
     uint64_t last_rx_ms;
-    uint64_t last_ping_ms; /* when our last ping went out (0: none yet) */
-    uint64_t close_deadline_ms;
+    union {
+        uint64_t last_ping_ms;      /* CONN_OPEN: when our last ping went out (0: none) */
+        uint64_t close_deadline_ms; /* CONN_CLOSING: when we stop waiting for the client */
+    };
+    uint64_t expires_ms; /* when its token expires (monotonic); 0: never */
     uint64_t due_tick;
     struct conn *tw_prev, *tw_next; /* timer wheel slot list */
     struct conn *dirty_next;
@@ -642,7 +646,8 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
     struct envelope_ctx ctx;
     fill_ctx(w, c, &ctx);
     w->out.len = 0;
-    int rc = envelope_from_client(&ctx, (const char *)ev->data, ev->len, &w->out);
+    int rc = c->read_only ? ENVELOPE_ERR_READ_ONLY
+                          : envelope_from_client(&ctx, (const char *)ev->data, ev->len, &w->out);
     struct fbuf *b = rc < 0 ? NULL : fbuf_new_broadcast(w->out.p, w->out.len, ctx.room);
     if (w->out.cap > OUT_KEEP)
         json_out_free(&w->out);
@@ -650,6 +655,8 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
         bump(&w->counters->dropped, 1);
         if (rc == ENVELOPE_ERR_TOO_LARGE)
             bump(&w->counters->too_large, 1);
+        if (rc == ENVELOPE_ERR_READ_ONLY)
+            bump(&w->counters->read_only, 1);
         w->out.len = 0;
         w->out.oom = false;
         envelope_error(&ctx, rc, &w->out);
@@ -760,6 +767,8 @@ static void on_readable(struct worker *w, struct conn *c)
 
 /* ---- adopting and freeing connections ---- */
 
+static void schedule_check(struct worker *w, struct conn *c, uint64_t since);
+
 static void adopt(struct worker *w, struct conn_handoff *h)
 {
     struct conn *c = calloc(1, sizeof(*c));
@@ -787,7 +796,15 @@ static void adopt(struct worker *w, struct conn_handoff *h)
     }
     c->in_all = 1;
     w->nconns++;
-    wheel_schedule(w, c, w->now + w->cfg->ping_interval_ms);
+    c->read_only = h->read_only;
+    if (h->token_exp) {
+        /* exp is wall-clock time; the wheel runs on the monotonic clock. */
+        int64_t left = h->token_exp * 1000 - server_wall_ms();
+        c->expires_ms = w->now + (left > 0 ? (uint64_t)left : 0);
+        if (c->expires_ms == 0)
+            c->expires_ms = 1;
+    }
+    schedule_check(w, c, w->now);
 
     if (c->kind == CONN_CHAT) {
         if (room_add(&w->chat, &c->chat_m) == 0) {
@@ -872,6 +889,20 @@ static void reap(struct worker *w)
 
 /* ---- heartbeat ---- */
 
+/* Puts c in the wheel for its next look: the next ping (the last one, or the
+ * last byte received, being at since), the pong timeout, or its token's
+ * expiry, whichever comes first. */
+static void schedule_check(struct worker *w, struct conn *c, uint64_t since)
+{
+    uint64_t at = since + w->cfg->ping_interval_ms;
+    uint64_t timeout = c->last_rx_ms + w->cfg->pong_timeout_ms;
+    if (timeout < at)
+        at = timeout;
+    if (c->expires_ms && c->expires_ms < at)
+        at = c->expires_ms;
+    wheel_schedule(w, c, at);
+}
+
 static void heartbeat(struct worker *w, struct conn *c)
 {
     uint64_t now = w->now;
@@ -885,6 +916,13 @@ static void heartbeat(struct worker *w, struct conn *c)
     if (c->paused) {
         /* Not read by our choice: its silence is not the client's. */
         c->last_rx_ms = now;
+    }
+    if (c->expires_ms && now >= c->expires_ms) {
+        /* The token that let it in is no longer valid: the client reconnects
+         * with a fresh one. */
+        bump(&w->counters->tokens_expired, 1);
+        start_close(w, c, WS_CLOSE_POLICY, "token expired");
+        return;
     }
     uint64_t idle = now - c->last_rx_ms;
     if (idle >= w->cfg->pong_timeout_ms) {
@@ -905,9 +943,7 @@ static void heartbeat(struct worker *w, struct conn *c)
     if (c->ring_n == 0 && c->ring_cap > RING_MIN)
         ring_resize(c, RING_MIN);
     ws_frame_parser_shrink(&c->parser);
-    uint64_t next_ping = since + w->cfg->ping_interval_ms;
-    uint64_t timeout = c->last_rx_ms + w->cfg->pong_timeout_ms;
-    wheel_schedule(w, c, next_ping < timeout ? next_ping : timeout);
+    schedule_check(w, c, since);
 }
 
 /* Fires every slot up to now. A slot's list is detached first; heartbeat()
@@ -1068,8 +1104,10 @@ struct worker *worker_create(struct server *srv, unsigned id)
     w->wheel.tick_ms = shortest / 8;
     if (w->wheel.tick_ms < 5)
         w->wheel.tick_ms = 5;
-    if (w->wheel.tick_ms > 1000)
-        w->wheel.tick_ms = 1000;
+    /* At most a quarter second: a token's expiry closes its connection
+     * within a second of exp. */
+    if (w->wheel.tick_ms > 250)
+        w->wheel.tick_ms = 250;
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
         w->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)id;
     w->ping = fbuf_new_frame(WS_OP_PING, NULL, 0);

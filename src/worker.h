@@ -30,7 +30,9 @@ struct conn_handoff {
     bool has_room;
     char room[WS_HS_ROOM_MAX + 1];
     char client_id[WS_AUTH_SUB_MAX + 1];
-    size_t extra_len; /* bytes the client sent after its request head */
+    bool read_only;    /* the token allows receiving only */
+    int64_t token_exp; /* the token's exp (Unix seconds): closed with 1008 then; 0: never */
+    size_t extra_len;  /* bytes the client sent after its request head */
     uint8_t extra[];
 };
 

@@ -224,6 +224,7 @@ const char *envelope_err_code(int err)
     case ENVELOPE_ERR_ROOM: return "not_in_room";
     case ENVELOPE_ERR_ID: return "invalid_id";
     case ENVELOPE_ERR_TOO_LARGE: return "too_large";
+    case ENVELOPE_ERR_READ_ONLY: return "read_only";
     default: return "internal_error";
     }
 }
@@ -237,6 +238,7 @@ const char *envelope_err_message(int err)
     case ENVELOPE_ERR_ID: return "id must be a string of at most 64 bytes";
     case ENVELOPE_ERR_TOO_LARGE:
         return "the message would pass MAX_MESSAGE_SIZE plus 1 KiB once wrapped for delivery";
+    case ENVELOPE_ERR_READ_ONLY: return "this connection's token allows receiving only";
     default: return "the server could not process the message";
     }
 }

@@ -37,6 +37,7 @@ enum envelope_err {
     ENVELOPE_ERR_ID = -3,   /* id is not a string of at most 64 bytes */
     ENVELOPE_ERR_NOMEM = -4,
     ENVELOPE_ERR_TOO_LARGE = -5, /* the envelope would pass max_len */
+    ENVELOPE_ERR_READ_ONLY = -6, /* the connection's token allows receiving only */
 };
 
 /* Builds the message for a client's text frame text[0..len) (valid UTF-8) and

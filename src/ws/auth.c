@@ -91,9 +91,40 @@ static bool numeric_date(const char *js, size_t n, const char *key, double *out,
     return true;
 }
 
-int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t secret_len,
-                   int64_t now_s, char sub[WS_AUTH_SUB_MAX + 1])
+/* The rooms claim against the room asked for: 0 when it may enter. */
+static int rooms_allow(const char *js, size_t n, const struct ws_auth_scope *scope)
 {
+    struct json_span rooms;
+    if (!find_member(js, n, "rooms", &rooms))
+        return scope->require_rooms ? WS_AUTH_NO_ROOMS : 0;
+    if (rooms.type != JSON_ARRAY)
+        return WS_AUTH_MALFORMED;
+    size_t pos = 0;
+    struct json_span e;
+    int rc, allowed = 0;
+    while ((rc = json_array_next(rooms.p, rooms.len, &pos, &e)) == 1) {
+        char name[WS_AUTH_ROOM_MAX + 2];
+        long k = e.type == JSON_STRING ? json_string_decode(e, name, sizeof(name) - 1) : -1;
+        if (k < 0)
+            return WS_AUTH_MALFORMED;
+        name[k] = '\0';
+        if (!scope->room || strcmp(name, WS_AUTH_GLOBAL) == 0)
+            allowed |= !scope->room && strcmp(name, WS_AUTH_GLOBAL) == 0;
+        else if (k > 0 && name[k - 1] == '*')
+            allowed |= strncmp(scope->room, name, (size_t)k - 1) == 0;
+        else
+            allowed |= strcmp(scope->room, name) == 0;
+    }
+    if (rc < 0)
+        return WS_AUTH_MALFORMED;
+    return allowed ? 0 : WS_AUTH_ROOM;
+}
+
+int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t secret_len,
+                   int64_t now_s, const struct ws_auth_scope *scope, struct ws_auth_claims *out)
+{
+    *out = (struct ws_auth_claims){0};
+    char *sub = out->sub;
     const char *dot1 = memchr(tok, '.', len);
     if (!dot1)
         return WS_AUTH_MALFORMED;
@@ -130,14 +161,26 @@ int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t se
     if (sn != (long)mac_len || CRYPTO_memcmp(sig, mac, mac_len) != 0)
         return WS_AUTH_SIGNATURE;
 
+    /* Clocks of the issuer and of this server differ a little: at the
+     * upgrade, exp and nbf are checked with WS_AUTH_LEEWAY_S to spare. */
     double t;
     int bad = 0;
-    if (numeric_date(pj, (size_t)pn, "exp", &t, &bad) && !(isfinite(t) && (double)now_s < t))
-        return WS_AUTH_EXPIRED;
-    if (numeric_date(pj, (size_t)pn, "nbf", &t, &bad) && !(isfinite(t) && (double)now_s >= t))
+    if (numeric_date(pj, (size_t)pn, "exp", &t, &bad)) {
+        if (!(isfinite(t) && (double)(now_s - WS_AUTH_LEEWAY_S) < t))
+            return WS_AUTH_EXPIRED;
+        out->exp = t > (double)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)t;
+    }
+    if (numeric_date(pj, (size_t)pn, "nbf", &t, &bad) &&
+        !(isfinite(t) && (double)(now_s + WS_AUTH_LEEWAY_S) >= t))
         return WS_AUTH_NOT_YET;
     if (bad)
         return WS_AUTH_MALFORMED;
+    struct json_span ro;
+    if (find_member(pj, (size_t)pn, "read_only", &ro)) {
+        if (ro.type != JSON_TRUE && ro.type != JSON_FALSE)
+            return WS_AUTH_MALFORMED;
+        out->read_only = ro.type == JSON_TRUE;
+    }
 
     struct json_span s;
     if (!find_member(pj, (size_t)pn, "sub", &s) || s.type != JSON_STRING)
@@ -151,7 +194,7 @@ int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t se
     /* The server's own messages say from "system": no client may. */
     if (strcmp(sub, WS_AUTH_RESERVED_SUB) == 0)
         return WS_AUTH_RESERVED;
-    return 0;
+    return rooms_allow(pj, (size_t)pn, scope);
 }
 
 bool ws_auth_sub_valid(const char *sub, size_t len)
@@ -181,6 +224,8 @@ const char *ws_auth_err_text(int err)
     case WS_AUTH_NO_SUB:
         return "token has no usable sub claim (1-128 bytes of UTF-8 without control characters)";
     case WS_AUTH_RESERVED: return "token sub \"system\" is the server's own name";
+    case WS_AUTH_ROOM: return "token's rooms claim does not allow this room";
+    case WS_AUTH_NO_ROOMS: return "token has no rooms claim, and AUTH_REQUIRE_ROOMS is on";
     default: return "token is not a well-formed JWT";
     }
 }

@@ -20,16 +20,41 @@ enum ws_auth_err {
     WS_AUTH_NO_SUB = -6,    /* sub is missing, not a string, empty, too long, not
                                UTF-8, or holds a control character */
     WS_AUTH_RESERVED = -7,  /* sub is the server's own sender name */
+    WS_AUTH_ROOM = -8,      /* the rooms claim does not name the room asked for */
+    WS_AUTH_NO_ROOMS = -9,  /* no rooms claim, and one is required */
+};
+
+/* Seconds of clock skew forgiven when exp and nbf are checked at the upgrade.
+ * A live connection is closed at exp itself. */
+#define WS_AUTH_LEEWAY_S 5
+
+/* In a rooms claim, the entry that stands for the global scope. */
+#define WS_AUTH_GLOBAL "global"
+#define WS_AUTH_ROOM_MAX 128
+
+/* What the token is asked for. */
+struct ws_auth_scope {
+    const char *room;   /* the room to enter; NULL: the global scope */
+    bool require_rooms; /* AUTH_REQUIRE_ROOMS: a token without rooms enters nothing */
+};
+
+/* What a valid token says. */
+struct ws_auth_claims {
+    char sub[WS_AUTH_SUB_MAX + 1]; /* the client id, NUL-terminated */
+    bool read_only;                /* "read_only": true */
+    int64_t exp;                   /* Unix seconds; 0: the token has no exp */
 };
 
 /* The sender name of the server's own messages, which no token may claim. */
 #define WS_AUTH_RESERVED_SUB "system"
 
-/* Verifies tok[0..len) with secret at Unix time now_s. On success returns 0
- * and writes the token's sub, NUL-terminated, into sub (WS_AUTH_SUB_MAX + 1
- * bytes). Otherwise returns a ws_auth_err. Any thread. */
+/* Verifies tok[0..len) with secret at Unix time now_s, and that it may enter
+ * scope: a rooms claim lists room names, an entry ending in '*' is a prefix,
+ * "global" is the global scope. On success returns 0 with *out filled;
+ * otherwise a ws_auth_err (WS_AUTH_ROOM and WS_AUTH_NO_ROOMS are refusals
+ * of a valid token). Any thread. */
 int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t secret_len,
-                   int64_t now_s, char sub[WS_AUTH_SUB_MAX + 1]);
+                   int64_t now_s, const struct ws_auth_scope *scope, struct ws_auth_claims *out);
 
 /* Whether sub[0..len) may name a client: 1 or more bytes of UTF-8 without
  * control characters (C0, DEL, C1). */

@@ -174,6 +174,35 @@ static bool key_valid(const struct http_str *key)
     return EVP_DecodeBlock(out, (const unsigned char *)key->p, 24) == 18;
 }
 
+bool ws_hs_origin_matches(struct http_str origin, const char *entry)
+{
+    const char *star = strstr(entry, "*.");
+    if (!star)
+        return http_str_ieq(origin, entry);
+    /* [scheme://]*.suffix[:port]: the scheme, when given, must be the
+     * origin's; its host must end in .suffix (a subdomain, not the suffix
+     * itself); the port counts only when the entry names one. */
+    const char *sep = memchr(origin.p, ':', origin.len);
+    if (!sep || (size_t)(origin.p + origin.len - sep) < 3 || memcmp(sep, "://", 3) != 0)
+        return false;
+    size_t scheme_len = (size_t)(sep - origin.p);
+    if (star != entry) {
+        size_t elen = (size_t)(star - entry);
+        if (elen != scheme_len + 3 || strncasecmp(origin.p, entry, elen) != 0)
+            return false;
+    }
+    struct http_str auth = {sep + 3, origin.len - scheme_len - 3};
+    const char *suffix = star + 1; /* ".example.com[:port]" */
+    if (!strchr(suffix, ':')) {
+        const char *colon = memchr(auth.p, ':', auth.len);
+        if (colon)
+            auth.len = (size_t)(colon - auth.p);
+    }
+    size_t slen = strlen(suffix);
+    return auth.len > slen &&
+           http_str_ieq((struct http_str){auth.p + auth.len - slen, slen}, suffix);
+}
+
 static bool origin_allowed(const struct http_req *req, const struct ws_hs_policy *pol)
 {
     if (pol->n_origins == 0)
@@ -184,7 +213,7 @@ static bool origin_allowed(const struct http_req *req, const struct ws_hs_policy
     if (!o)
         return true;
     for (size_t i = 0; i < pol->n_origins; i++)
-        if (http_str_ieq(*o, pol->origins[i]))
+        if (ws_hs_origin_matches(*o, pol->origins[i]))
             return true;
     return false;
 }
@@ -208,13 +237,25 @@ static bool check_token(const struct http_req *req, const struct ws_hs_policy *p
                "WWW-Authenticate: Bearer\r\n");
         return false;
     }
+    struct ws_auth_scope scope = {.room = res->has_room ? res->room : NULL,
+                                  .require_rooms = pol->require_rooms};
+    struct ws_auth_claims claims;
     int rc = ws_auth_verify(tok, (size_t)n, pol->jwt_secret, pol->jwt_secret_len, pol->now_s,
-                            res->client_id);
+                            &scope, &claims);
+    if (rc == WS_AUTH_ROOM || rc == WS_AUTH_NO_ROOMS) {
+        /* A valid token that does not reach this room: forbidden, not
+         * unauthenticated (RFC 9110 15.5.4). */
+        refuse(res, 403, ws_auth_err_text(rc), NULL);
+        return false;
+    }
     if (rc < 0) {
         refuse(res, 401, ws_auth_err_text(rc),
                "WWW-Authenticate: Bearer error=\"invalid_token\"\r\n");
         return false;
     }
+    memcpy(res->client_id, claims.sub, sizeof(res->client_id));
+    res->read_only = claims.read_only;
+    res->token_exp = claims.exp;
     return true;
 }
 

@@ -34,6 +34,7 @@ struct ws_hs_policy {
     bool auth_enabled;
     const uint8_t *jwt_secret;
     size_t jwt_secret_len;
+    bool require_rooms;   /* AUTH_REQUIRE_ROOMS */
     char *const *origins; /* allowed Origin values; n_origins 0: any */
     size_t n_origins;
     int64_t now_s; /* Unix time, for token expiry */
@@ -48,8 +49,15 @@ struct ws_hs_result {
     bool has_room;             /* WS_HS_CHAT: false for the global scope */
     char room[WS_HS_ROOM_MAX + 1];
     char client_id[WS_AUTH_SUB_MAX + 1]; /* the token's sub; empty without auth */
+    bool read_only;                      /* the token says "read_only": true */
+    int64_t token_exp;                   /* the token's exp (Unix s); 0: none */
     char accept[29];                     /* Sec-WebSocket-Accept, NUL-terminated */
 };
+
+/* Whether origin matches an ALLOWED_ORIGINS entry: an exact value
+ * (case-insensitive), or [scheme://]*.suffix[:port] for any subdomain of
+ * suffix. */
+bool ws_hs_origin_matches(struct http_str origin, const char *entry);
 
 /* Routes req and, for WebSocket routes, checks the upgrade. Any thread. */
 void ws_hs_check(const struct http_req *req, const struct ws_hs_policy *pol,

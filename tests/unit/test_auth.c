@@ -9,9 +9,20 @@
 #define NOW 1800000000
 static const char HS256[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 
+/* Verifies for the global scope with no room rules; sub receives the id. */
+static int verify_in(const char *tok, const char *secret, const struct ws_auth_scope *scope,
+                     struct ws_auth_claims *c)
+{
+    return ws_auth_verify(tok, strlen(tok), (const uint8_t *)secret, strlen(secret), NOW, scope, c);
+}
+
 static int verify(const char *tok, const char *secret, char *sub)
 {
-    return ws_auth_verify(tok, strlen(tok), (const uint8_t *)secret, strlen(secret), NOW, sub);
+    struct ws_auth_scope scope = {0};
+    struct ws_auth_claims c;
+    int rc = verify_in(tok, secret, &scope, &c);
+    memcpy(sub, c.sub, sizeof(c.sub));
+    return rc;
 }
 
 START_TEST(accepts_a_valid_token)
@@ -36,11 +47,18 @@ START_TEST(refuses_bad_tokens)
 
     test_jwt(HS256, "{\"sub\":\"alice\",\"exp\":1700000000}", SECRET, tok);
     ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_EXPIRED);
-    test_jwt(HS256, "{\"sub\":\"alice\",\"exp\":1800000000}", SECRET, tok); /* exp == now */
+    /* WS_AUTH_LEEWAY_S of clock skew is forgiven at the upgrade, no more. */
+    test_jwt(HS256, "{\"sub\":\"alice\",\"exp\":1799999995}", SECRET, tok);
     ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_EXPIRED);
+    test_jwt(HS256, "{\"sub\":\"alice\",\"exp\":1799999996}", SECRET, tok);
+    ck_assert_int_eq(verify(tok, SECRET, sub), 0);
 
     test_jwt(HS256, "{\"sub\":\"alice\",\"nbf\":1900000000}", SECRET, tok);
     ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_NOT_YET);
+    test_jwt(HS256, "{\"sub\":\"alice\",\"nbf\":1800000006}", SECRET, tok);
+    ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_NOT_YET);
+    test_jwt(HS256, "{\"sub\":\"alice\",\"nbf\":1800000005}", SECRET, tok);
+    ck_assert_int_eq(verify(tok, SECRET, sub), 0);
 
     test_jwt(HS256, "{\"name\":\"alice\"}", SECRET, tok);
     ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_NO_SUB);
@@ -116,6 +134,56 @@ START_TEST(sub_must_be_a_clean_name)
 }
 END_TEST
 
+START_TEST(room_claims)
+{
+    char tok[1024];
+    struct ws_auth_claims c;
+    struct ws_auth_scope lobby = {.room = "lobby"}, team = {.room = "team-42-dev"},
+                         global = {.room = NULL}, other = {.room = "ops"};
+    test_jwt(HS256, "{\"sub\":\"a\",\"rooms\":[\"lobby\",\"team-42-*\",\"global\"]}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &lobby, &c), 0);
+    ck_assert_int_eq(verify_in(tok, SECRET, &team, &c), 0);
+    ck_assert_int_eq(verify_in(tok, SECRET, &global, &c), 0);
+    ck_assert_int_eq(verify_in(tok, SECRET, &other, &c), WS_AUTH_ROOM);
+    /* A prefix is a prefix; "global" is the scope, not a room called so. */
+    struct ws_auth_scope team4 = {.room = "team-4"}, named_global = {.room = "global"};
+    ck_assert_int_eq(verify_in(tok, SECRET, &team4, &c), WS_AUTH_ROOM);
+    ck_assert_int_eq(verify_in(tok, SECRET, &named_global, &c), WS_AUTH_ROOM);
+    test_jwt(HS256, "{\"sub\":\"a\",\"rooms\":[\"lobby\"]}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &global, &c), WS_AUTH_ROOM);
+    test_jwt(HS256, "{\"sub\":\"a\",\"rooms\":[]}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &lobby, &c), WS_AUTH_ROOM);
+    /* Without the claim: every room, unless rooms are required. */
+    test_jwt(HS256, "{\"sub\":\"a\"}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &other, &c), 0);
+    struct ws_auth_scope strict = {.room = "ops", .require_rooms = true};
+    ck_assert_int_eq(verify_in(tok, SECRET, &strict, &c), WS_AUTH_NO_ROOMS);
+    /* A claim of the wrong shape is a malformed token. */
+    test_jwt(HS256, "{\"sub\":\"a\",\"rooms\":\"lobby\"}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &lobby, &c), WS_AUTH_MALFORMED);
+    test_jwt(HS256, "{\"sub\":\"a\",\"rooms\":[\"lobby\",7]}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &lobby, &c), WS_AUTH_MALFORMED);
+}
+END_TEST
+
+START_TEST(read_only_and_exp_are_handed_back)
+{
+    char tok[1024];
+    struct ws_auth_claims c;
+    struct ws_auth_scope any = {0};
+    test_jwt(HS256, "{\"sub\":\"a\",\"read_only\":true,\"exp\":1800000100}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &any, &c), 0);
+    ck_assert(c.read_only);
+    ck_assert_int_eq(c.exp, 1800000100);
+    test_jwt(HS256, "{\"sub\":\"a\",\"read_only\":false}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &any, &c), 0);
+    ck_assert(!c.read_only);
+    ck_assert_int_eq(c.exp, 0);
+    test_jwt(HS256, "{\"sub\":\"a\",\"read_only\":\"yes\"}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &any, &c), WS_AUTH_MALFORMED);
+}
+END_TEST
+
 Suite *auth_suite(void)
 {
     Suite *s = suite_create("auth");
@@ -125,6 +193,8 @@ Suite *auth_suite(void)
     tcase_add_test(tc, refuses_bad_tokens);
     tcase_add_test(tc, tampered_payload_is_refused);
     tcase_add_test(tc, base64url);
+    tcase_add_test(tc, room_claims);
+    tcase_add_test(tc, read_only_and_exp_are_handed_back);
     suite_add_tcase(s, tc);
     return s;
 }
