@@ -62,6 +62,7 @@ struct pending {
     size_t out_len, out_off;
     struct conn_handoff *handoff; /* PHASE_UPGRADE */
     bool head_only;               /* a HEAD request: answers carry no body */
+    struct ipaddr peer;           /* the TCP peer's address */
     unsigned worker;
     struct pending *prev, *next;
 };
@@ -124,6 +125,9 @@ static void drop(struct acceptor *a, struct pending *p, bool close_fd)
         close(p->fd);
     free(p->buf);
     free(p->out);
+    /* An upgrade that never reached a worker is counted out of its address. */
+    if (p->handoff && p->handoff->ip_counted)
+        ip_counts_release(&a->srv->ip_counts, &p->handoff->client_addr);
     free(p->handoff);
     free(p);
 }
@@ -165,6 +169,8 @@ static void hand_over(struct acceptor *a, struct pending *p)
     if (fanout_hand_over(a->srv->fanout, wi, h) < 0) {
         a->handed[wi]--;
         close(fd);
+        if (h->ip_counted)
+            ip_counts_release(&a->srv->ip_counts, &h->client_addr);
         free(h);
         return;
     }
@@ -237,28 +243,49 @@ static void answer_heap(struct acceptor *a, struct pending *p, const char *type,
     free(body);
 }
 
-static void upgrade(struct acceptor *a, struct pending *p, const struct ws_hs_result *res,
-                    size_t head_len)
+/* Refuses an upgrade with 503, counted under its reason. */
+static void refuse_503(struct acceptor *a, struct pending *p, atomic_uint_fast64_t *reason,
+                       const char *retry_after, const char *why)
+{
+    bump(&a->srv->acceptor_counters.rejected);
+    bump(reason);
+    answer_text(a, p, 503, retry_after, why);
+}
+
+static void upgrade(struct acceptor *a, struct pending *p, const struct http_req *req,
+                    const struct ws_hs_result *res, size_t head_len)
 {
     struct server *srv = a->srv;
+    struct acceptor_counters *ac = &srv->acceptor_counters;
     if (atomic_load(&srv->shutting_down)) {
-        bump(&srv->acceptor_counters.rejected);
-        answer_text(a, p, 503, "Retry-After: 1\r\n", "server is shutting down");
+        refuse_503(a, p, &ac->rejected_shutdown, "Retry-After: 1\r\n", "server is shutting down");
         return;
     }
     if (open_connections(a) >= srv->cfg.max_connections) {
-        bump(&srv->acceptor_counters.rejected);
-        answer_text(a, p, 503, "Retry-After: 1\r\n", "server is at MAX_CONNECTIONS");
+        refuse_503(a, p, &ac->rejected_max, "Retry-After: 1\r\n", "server is at MAX_CONNECTIONS");
+        return;
+    }
+    const struct http_str *xff = http_req_header(req, "X-Forwarded-For");
+    struct ipaddr client = ipaddr_client(&p->peer, xff ? xff->p : NULL, xff ? xff->len : 0,
+                                         srv->cfg.trusted, srv->cfg.n_trusted);
+    bool counted = srv->cfg.max_connections_per_ip > 0;
+    if (counted && !ip_counts_take(&srv->ip_counts, &client, srv->cfg.max_connections_per_ip)) {
+        refuse_503(a, p, &ac->rejected_per_ip, "Retry-After: 5\r\n",
+                   "too many connections from this address (MAX_CONNECTIONS_PER_IP)");
         return;
     }
     size_t extra = p->len - head_len;
     struct conn_handoff *h = calloc(1, sizeof(*h) + extra);
     p->out = malloc(256);
     if (!h || !p->out) {
+        if (counted)
+            ip_counts_release(&srv->ip_counts, &client);
         free(h);
         drop(a, p, true);
         return;
     }
+    h->client_addr = client;
+    h->ip_counted = counted;
     h->kind = res->route == WS_HS_ECHO ? CONN_ECHO : CONN_CHAT;
     h->has_room = res->has_room;
     h->read_only = res->read_only;
@@ -303,7 +330,7 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
     struct stats_view v;
     switch (res.route) {
     case WS_HS_CHAT:
-    case WS_HS_ECHO: upgrade(a, p, &res, head_len); return;
+    case WS_HS_ECHO: upgrade(a, p, req, &res, head_len); return;
     case WS_HS_STATS:
         server_stats_view(srv, &v);
         answer_heap(a, p, "application/json", stats_json(&v));
@@ -386,7 +413,9 @@ static bool evict_oldest(struct acceptor *a)
 static void accept_all(struct acceptor *a, uint64_t now)
 {
     for (;;) {
-        int fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(a->lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0 && (errno == EMFILE || errno == ENFILE) && evict_oldest(a))
             continue; /* a descriptor is free again: take the new client */
         if (fd < 0) {
@@ -398,6 +427,7 @@ static void accept_all(struct acceptor *a, uint64_t now)
                     a->last_emfile_log = now;
                 }
                 bump(&a->srv->acceptor_counters.rejected);
+                bump(&a->srv->acceptor_counters.rejected_no_fd);
                 if (a->spare_fd >= 0) {
                     close(a->spare_fd);
                     fd = accept(a->lfd, NULL, NULL);
@@ -426,6 +456,8 @@ static void accept_all(struct acceptor *a, uint64_t now)
             continue;
         }
         p->fd = fd;
+        if (!ipaddr_from_sockaddr((struct sockaddr *)&peer, &p->peer))
+            memset(&p->peer, 0, sizeof(p->peer));
         p->deadline_ms = now + HEAD_DEADLINE_MS;
         set_pending(a, a->npending + 1);
         p->prev = a->tail;

@@ -304,6 +304,22 @@ static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
         return -1;
     c->max_connections = (uint32_t)v;
 
+    v = 0;
+    if (number(lookup, ctx, "MAX_CONNECTIONS_PER_IP", 0, UINT32_MAX, &v, err, errlen) < 0)
+        return -1;
+    c->max_connections_per_ip = (uint32_t)v;
+    s = get(lookup, ctx, "TRUSTED_PROXIES");
+    if (s) {
+        c->trusted = calloc(CONFIG_TRUSTED_MAX, sizeof(*c->trusted));
+        if (!c->trusted)
+            return fail(err, errlen, "TRUSTED_PROXIES", "out of memory");
+        c->n_trusted = ipnet_parse_list(s, c->trusted, CONFIG_TRUSTED_MAX);
+        if (c->n_trusted < 0)
+            return fail(err, errlen, "TRUSTED_PROXIES",
+                        "must be a comma-separated list of addresses or CIDR networks "
+                        "(10.0.0.0/8, ::1), at most 64");
+    }
+
     c->log_level = LOG_INFO;
     s = get(lookup, ctx, "LOG_LEVEL");
     if (s) {
@@ -344,6 +360,9 @@ void config_free(struct config *c)
     for (size_t i = 0; i < c->n_allowed_origins; i++)
         free(c->allowed_origins[i]);
     free(c->allowed_origins);
+    free(c->trusted);
+    c->trusted = NULL;
+    c->n_trusted = 0;
     c->jwt_secret = NULL;
     c->allowed_origins = NULL;
     c->n_allowed_origins = 0;

@@ -11,7 +11,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ipaddr.h"
 #include "redis/url.h"
+
+/* TRUSTED_PROXIES holds at most this many networks. */
+#define CONFIG_TRUSTED_MAX 64
 
 enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -35,6 +39,9 @@ struct config {
     uint32_t send_buffer;
     uint32_t shutdown_timeout_ms;
     uint32_t max_connections;
+    uint32_t max_connections_per_ip; /* 0: no limit */
+    struct ipnet *trusted;           /* TRUSTED_PROXIES, heap; n_trusted entries */
+    int n_trusted;
     enum log_level log_level;
     bool echo_endpoint;
     uint32_t redis_outbox;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "ipaddr.h"
 #include "stats.h"
 
 struct fbuf;
@@ -43,6 +44,7 @@ struct server {
     struct acceptor_counters acceptor_counters; /* written by the acceptor */
     struct broker broker;
     struct room_registry rooms;
+    struct ip_counts ip_counts; /* open connections per client address (ipaddr.h) */
     atomic_int shutting_down; /* written by the main thread */
     atomic_uint workers_ended; /* each worker adds 1 as its thread ends */
     uint64_t started_ms;      /* monotonic */

@@ -192,6 +192,11 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(c, "current", (double)t.connections);
     cJSON_AddNumberToObject(c, "total", (double)load(&v->acceptor->connections_total));
     cJSON_AddNumberToObject(c, "rejected", (double)load(&v->acceptor->rejected));
+    cJSON *why = cJSON_AddObjectToObject(c, "rejected_by_reason");
+    cJSON_AddNumberToObject(why, "shutting_down", (double)load(&v->acceptor->rejected_shutdown));
+    cJSON_AddNumberToObject(why, "max_connections", (double)load(&v->acceptor->rejected_max));
+    cJSON_AddNumberToObject(why, "per_ip", (double)load(&v->acceptor->rejected_per_ip));
+    cJSON_AddNumberToObject(why, "no_descriptors", (double)load(&v->acceptor->rejected_no_fd));
 
     cJSON *r = cJSON_AddObjectToObject(o, "rooms");
     cJSON_AddNumberToObject(r, "count", (double)nrooms);
@@ -278,6 +283,19 @@ char *stats_metrics(const struct stats_view *v)
            (double)load(&v->acceptor->connections_total));
     metric(&o, "connections_rejected_total", "counter", "Upgrades refused with 503.",
            (double)load(&v->acceptor->rejected));
+    json_out_lit(&o, "# HELP chat_connections_rejected_by_reason_total Upgrades refused, by reason.\n"
+                     "# TYPE chat_connections_rejected_by_reason_total counter\n");
+    const char *reasons[] = {"shutting_down", "max_connections", "per_ip", "no_descriptors"};
+    const atomic_uint_fast64_t *counts[] = {&v->acceptor->rejected_shutdown,
+                                            &v->acceptor->rejected_max,
+                                            &v->acceptor->rejected_per_ip,
+                                            &v->acceptor->rejected_no_fd};
+    for (size_t i = 0; i < 4; i++) {
+        char line[128];
+        snprintf(line, sizeof(line), "chat_connections_rejected_by_reason_total{reason=\"%s\"} %llu\n",
+                 reasons[i], (unsigned long long)load(counts[i]));
+        json_out_lit(&o, line);
+    }
     metric(&o, "rooms", "gauge", "Rooms with at least one member.", (double)nrooms);
     metric(&o, "messages_received_total", "counter", "Messages received from clients.",
            (double)t.received);

@@ -34,7 +34,11 @@ struct worker_counters {
 /* Written by the acceptor thread only. */
 struct acceptor_counters {
     atomic_uint_fast64_t connections_total; /* upgrades accepted */
-    atomic_uint_fast64_t rejected;          /* upgrades refused with 503 */
+    atomic_uint_fast64_t rejected;          /* upgrades refused with 503, for any reason: */
+    atomic_uint_fast64_t rejected_shutdown; /*   shutting down */
+    atomic_uint_fast64_t rejected_max;      /*   at MAX_CONNECTIONS */
+    atomic_uint_fast64_t rejected_per_ip;   /*   at MAX_CONNECTIONS_PER_IP */
+    atomic_uint_fast64_t rejected_no_fd;    /*   out of descriptors (never answered) */
     atomic_uint_fast64_t http_requests;     /* every complete request head */
     atomic_uint_fast64_t bad_requests;      /* answered 4xx, or dropped half-sent */
     atomic_uint_fast64_t heads_evicted;     /* head-less clients dropped to make room */

@@ -38,6 +38,7 @@
 #include "fanout.h"
 #include "fbuf.h"
 #include "inbox.h"
+#include "ipaddr.h"
 #include "json.h"
 #include "log.h"
 #include "room/envelope.h"
@@ -85,7 +86,7 @@ struct conn {
     struct room_member room_m; /* in room */
     struct room_member chat_m; /* in the worker's list of chat connections */
     struct room_member any_m;  /* in the worker's list of all connections */
-    char *client_id;
+    struct conn_ident *ident; /* who it is: id and address, one allocation */
 
     /* Frames waiting to be written, oldest at ring_head; each slot owns one
      * reference. RING_MIN slots while idle, up to SEND_BUFFER + CONTROL_SLOTS
@@ -106,6 +107,14 @@ struct conn {
     struct conn *dead_next;
     struct fbuf *pong;     /* the answer to the latest ping, not yet in the ring */
     struct backlog *paused; /* set while the connection is not read */
+};
+
+/* Who a connection is. Allocated once at adoption, so an idle connection
+ * pays for its identity in one block. */
+struct conn_ident {
+    struct ipaddr addr; /* the client address (ipaddr.h) */
+    bool counted;       /* in the server's per-address counts: released on free */
+    char id[];          /* the client id, NUL-terminated */
 };
 
 /* What a connection holds while it is not read: the message no lane could
@@ -257,7 +266,7 @@ static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, s
 static void close_slow_consumer(struct worker *w, struct conn *c)
 {
     bump(&w->counters->slow_consumers_closed, 1);
-    log_debug("worker %u: closing slow consumer %s", w->id, c->client_id);
+    log_debug("worker %u: closing slow consumer %s", w->id, c->ident->id);
     if (c->state != CONN_OPEN) {
         kill_conn(w, c);
         return;
@@ -527,7 +536,7 @@ static void send_system(struct worker *w, struct conn *c, const struct json_out 
 
 static void fill_ctx(struct worker *w, struct conn *c, struct envelope_ctx *ctx)
 {
-    ctx->client_id = c->client_id;
+    ctx->client_id = c->ident->id;
     ctx->room = c->room ? c->room->name : NULL;
     ctx->pod_id = w->cfg->pod_id;
     ctx->max_len = w->cfg->max_message + ENVELOPE_SLACK;
@@ -769,6 +778,14 @@ static void on_readable(struct worker *w, struct conn *c)
 
 static void schedule_check(struct worker *w, struct conn *c, uint64_t since);
 
+/* Frees an identity, counting its connection out of its address. */
+static void release_ident(struct worker *w, struct conn_ident *ident)
+{
+    if (ident && ident->counted)
+        ip_counts_release(&w->srv->ip_counts, &ident->addr);
+    free(ident);
+}
+
 static void adopt(struct worker *w, struct conn_handoff *h)
 {
     struct conn *c = calloc(1, sizeof(*c));
@@ -779,16 +796,24 @@ static void adopt(struct worker *w, struct conn_handoff *h)
     }
     c->fd = h->fd;
     c->kind = (uint8_t)h->kind;
-    c->client_id = strdup(h->client_id);
+    size_t idlen = strlen(h->client_id);
+    c->ident = malloc(sizeof(*c->ident) + idlen + 1);
+    if (c->ident) {
+        c->ident->addr = h->client_addr;
+        c->ident->counted = h->ip_counted;
+        memcpy(c->ident->id, h->client_id, idlen + 1);
+    } else if (h->ip_counted) {
+        ip_counts_release(&w->srv->ip_counts, &h->client_addr);
+    }
     ws_frame_parser_init(&c->parser, WS_ROLE_SERVER, w->cfg->max_message);
     c->last_rx_ms = w->now;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    bool ok = c->client_id && epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0 &&
+    bool ok = c->ident && epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0 &&
               room_add(&w->all, &c->any_m) == 0;
     if (!ok) {
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
-        free(c->client_id);
+        release_ident(w, c->ident);
         free(c);
         free(h);
         bump(&w->counters->closed, 1);
@@ -871,7 +896,7 @@ static void free_conn(struct worker *w, struct conn *c)
         ring_pop(c);
     free(c->ring);
     ws_frame_parser_free(&c->parser);
-    free(c->client_id);
+    release_ident(w, c->ident);
     free(c);
     w->nconns--;
     bump(&w->counters->connections, -1);

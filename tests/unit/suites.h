@@ -18,5 +18,6 @@ Suite *outbox_suite(void);
 Suite *redis_message_suite(void);
 Suite *fanout_suite(void);
 Suite *seq_suite(void);
+Suite *ipaddr_suite(void);
 
 #endif

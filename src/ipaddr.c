@@ -1,0 +1,226 @@
+/* ipaddr.c: addresses, networks, X-Forwarded-For and counts (ipaddr.h). */
+#include "ipaddr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const uint8_t V4_MAPPED[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+bool ipaddr_parse(const char *s, size_t len, struct ipaddr *out)
+{
+    char buf[64];
+    if (len == 0 || len >= sizeof(buf))
+        return false;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    struct in_addr v4;
+    if (inet_pton(AF_INET, buf, &v4) == 1) {
+        memcpy(out->b, V4_MAPPED, 12);
+        memcpy(out->b + 12, &v4, 4);
+        return true;
+    }
+    return inet_pton(AF_INET6, buf, out->b) == 1;
+}
+
+bool ipaddr_from_sockaddr(const struct sockaddr *sa, struct ipaddr *out)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        memcpy(out->b, V4_MAPPED, 12);
+        memcpy(out->b + 12, &in->sin_addr, 4);
+        return true;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        memcpy(out->b, &in6->sin6_addr, 16);
+        return true;
+    }
+    return false;
+}
+
+void ipaddr_format(const struct ipaddr *a, char *out, size_t cap)
+{
+    if (memcmp(a->b, V4_MAPPED, 12) == 0)
+        inet_ntop(AF_INET, a->b + 12, out, (socklen_t)cap);
+    else
+        inet_ntop(AF_INET6, a->b, out, (socklen_t)cap);
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Trims blanks around s[*from..*to). */
+static void trim(const char *s, size_t *from, size_t *to)
+{
+    while (*from < *to && is_space(s[*from]))
+        (*from)++;
+    while (*to > *from && is_space(s[*to - 1]))
+        (*to)--;
+}
+
+int ipnet_parse_list(const char *s, struct ipnet *nets, int max)
+{
+    int n = 0;
+    size_t len = strlen(s), i = 0;
+    while (i <= len) {
+        const char *comma = memchr(s + i, ',', len - i);
+        size_t end = comma ? (size_t)(comma - s) : len, from = i, to = end;
+        trim(s, &from, &to);
+        if (from == to || n == max)
+            return -1;
+        const char *slash = memchr(s + from, '/', to - from);
+        size_t alen = slash ? (size_t)(slash - (s + from)) : to - from;
+        struct ipnet *net = &nets[n];
+        if (!ipaddr_parse(s + from, alen, &net->addr))
+            return -1;
+        bool v4 = memcmp(net->addr.b, V4_MAPPED, 12) == 0;
+        unsigned prefix = v4 ? 32 : 128;
+        if (slash) {
+            size_t k = (size_t)(slash - s) + 1;
+            if (k == to || to - k > 3)
+                return -1;
+            prefix = 0;
+            for (; k < to; k++) {
+                if (s[k] < '0' || s[k] > '9')
+                    return -1;
+                prefix = prefix * 10 + (unsigned)(s[k] - '0');
+            }
+            if (prefix > (v4 ? 32u : 128u))
+                return -1;
+        }
+        net->prefix = (uint8_t)(v4 ? prefix + 96 : prefix);
+        n++;
+        i = end + 1;
+    }
+    return n;
+}
+
+static bool in_net(const struct ipnet *net, const struct ipaddr *a)
+{
+    unsigned bits = net->prefix, full = bits / 8, rest = bits % 8;
+    if (memcmp(net->addr.b, a->b, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (net->addr.b[full] & mask) == (a->b[full] & mask);
+}
+
+bool ipnet_contains(const struct ipnet *nets, int n, const struct ipaddr *a)
+{
+    for (int i = 0; i < n; i++)
+        if (in_net(&nets[i], a))
+            return true;
+    return false;
+}
+
+struct ipaddr ipaddr_client(const struct ipaddr *peer, const char *xff, size_t xff_len,
+                            const struct ipnet *trusted, int ntrusted)
+{
+    struct ipaddr client = *peer;
+    if (!xff || !ipnet_contains(trusted, ntrusted, peer))
+        return client;
+    /* Walk from the right: each hop appended the address it saw. The first
+     * one that is not a trusted proxy is the client. */
+    size_t end = xff_len;
+    for (;;) {
+        size_t start = end;
+        while (start > 0 && xff[start - 1] != ',')
+            start--;
+        size_t from = start, to = end;
+        trim(xff, &from, &to);
+        struct ipaddr hop;
+        if (!ipaddr_parse(xff + from, to - from, &hop))
+            return client;
+        client = hop;
+        if (!ipnet_contains(trusted, ntrusted, &hop) || start == 0)
+            return client;
+        end = start - 1;
+    }
+}
+
+struct ip_count_entry {
+    struct ipaddr addr;
+    uint32_t n;
+    struct ip_count_entry *next;
+};
+
+static size_t bucket_of(const struct ip_counts *t, const struct ipaddr *a)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ a->b[i]) * 16777619u;
+    return h & (t->nbuckets - 1);
+}
+
+int ip_counts_init(struct ip_counts *t)
+{
+    *t = (struct ip_counts){0};
+    t->nbuckets = 1024;
+    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+    if (!t->buckets || pthread_mutex_init(&t->lock, NULL) != 0) {
+        free(t->buckets);
+        return -1;
+    }
+    return 0;
+}
+
+void ip_counts_free(struct ip_counts *t)
+{
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        struct ip_count_entry *e = t->buckets[i];
+        while (e) {
+            struct ip_count_entry *next = e->next;
+            free(e);
+            e = next;
+        }
+    }
+    free(t->buckets);
+    pthread_mutex_destroy(&t->lock);
+}
+
+bool ip_counts_take(struct ip_counts *t, const struct ipaddr *a, uint32_t limit)
+{
+    pthread_mutex_lock(&t->lock);
+    struct ip_count_entry **pp = &t->buckets[bucket_of(t, a)];
+    struct ip_count_entry *e = *pp;
+    while (e && memcmp(&e->addr, a, sizeof(*a)) != 0)
+        e = e->next;
+    bool ok = false;
+    if (e) {
+        if (e->n < limit) {
+            e->n++;
+            ok = true;
+        }
+    } else if (limit > 0 && (e = malloc(sizeof(*e)))) {
+        e->addr = *a;
+        e->n = 1;
+        e->next = *pp;
+        *pp = e;
+        t->n++;
+        ok = true;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return ok;
+}
+
+void ip_counts_release(struct ip_counts *t, const struct ipaddr *a)
+{
+    pthread_mutex_lock(&t->lock);
+    for (struct ip_count_entry **pp = &t->buckets[bucket_of(t, a)]; *pp; pp = &(*pp)->next) {
+        struct ip_count_entry *e = *pp;
+        if (memcmp(&e->addr, a, sizeof(*a)) == 0) {
+            if (--e->n == 0) {
+                *pp = e->next;
+                free(e);
+                t->n--;
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&t->lock);
+}

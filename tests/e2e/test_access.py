@@ -1,0 +1,135 @@
+"""Access control: which rooms a token may enter, read-only tokens, token
+lifetime on a live connection, secrets from files, origins, and that no
+secret or token ever reaches a log line."""
+import json
+import os
+import subprocess
+import tempfile
+import time
+
+from conftest import BIN, free_port, wait_for
+from jwt import make_jwt
+from wsraw import Raw, http_get
+
+SECRET = "s3cret-for-tests"
+UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+
+
+def upgrade_status(srv, path, headers=""):
+    status, _, body = http_get(srv.port, path, UPGRADE + headers)
+    return status, body.decode()
+
+
+def joined(srv, path):
+    r = Raw(srv.port, path)
+    assert r.status == 101, r.status
+    _, op, payload = r.recv_frame()
+    assert json.loads(payload)["data"]["event"] == "welcome"
+    return r
+
+
+def test_rooms_claim_exact_prefix_and_global(start_server):
+    srv = start_server(AUTH_ENABLED="true", JWT_SECRET=SECRET)
+    tok = make_jwt({"sub": "ann", "rooms": ["lobby", "team-42-*", "global"]}, SECRET)
+    for path in ("/ws/lobby", "/ws/team-42-dev", "/ws", "/ws?room=team-42-"):
+        assert upgrade_status(srv, f"{path}{'&' if '?' in path else '?'}token={tok}")[0] == 101, path
+    status, body = upgrade_status(srv, f"/ws/ops?token={tok}")
+    assert status == 403 and "rooms claim" in body
+    assert upgrade_status(srv, f"/ws/team-4?token={tok}")[0] == 403
+    only_lobby = make_jwt({"sub": "bob", "rooms": ["lobby"]}, SECRET)
+    assert upgrade_status(srv, f"/ws?token={only_lobby}")[0] == 403, "global needs \"global\""
+    # Without the claim, every room (AUTH_REQUIRE_ROOMS is off).
+    assert upgrade_status(srv, f"/ws/ops?token={make_jwt({'sub': 'cy'}, SECRET)}")[0] == 101
+
+
+def test_require_rooms(start_server):
+    srv = start_server(AUTH_ENABLED="true", JWT_SECRET=SECRET, AUTH_REQUIRE_ROOMS="true")
+    status, body = upgrade_status(srv, f"/ws/ops?token={make_jwt({'sub': 'cy'}, SECRET)}")
+    assert status == 403 and "AUTH_REQUIRE_ROOMS" in body
+    tok = make_jwt({"sub": "cy", "rooms": ["ops"]}, SECRET)
+    assert upgrade_status(srv, f"/ws/ops?token={tok}")[0] == 101
+
+
+def test_read_only_token_receives_but_cannot_speak(start_server):
+    srv = start_server(AUTH_ENABLED="true", JWT_SECRET=SECRET)
+    reader = joined(srv, f"/ws/news?token={make_jwt({'sub': 'reader', 'read_only': True}, SECRET)}")
+    editor = joined(srv, f"/ws/news?token={make_jwt({'sub': 'editor'}, SECRET)}")
+    editor.send_frame(1, b"extra, extra")
+    for c in (reader, editor):
+        m = json.loads(c.recv_frame()[2])
+        assert m["from"] == "editor" and m["data"] == {"text": "extra, extra"}
+    reader.send_frame(1, b"can I?")
+    m = json.loads(reader.recv_frame()[2])
+    assert m["type"] == "system" and m["data"]["code"] == "read_only"
+    # The editor hears nothing of it; the reader is still connected and served.
+    editor.send_frame(1, b"second")
+    assert json.loads(editor.recv_frame()[2])["data"] == {"text": "second"}
+    assert json.loads(reader.recv_frame()[2])["data"] == {"text": "second"}
+    st = srv.stats()
+    assert st["messages"]["read_only"] == 1
+    reader.close()
+    editor.close()
+
+
+def test_live_connection_closed_when_its_token_expires(start_server):
+    srv = start_server(AUTH_ENABLED="true", JWT_SECRET=SECRET)
+    exp = int(time.time()) + 2
+    c = joined(srv, f"/ws/x?token={make_jwt({'sub': 'brief', 'exp': exp}, SECRET)}")
+    c.s.settimeout(10)
+    code, reason, _ = c.recv_until_close()
+    late = time.time() - exp
+    assert (code, reason) == (1008, "token expired")
+    assert -0.05 < late < 1.0, f"closed {late:.2f} s after exp"
+    assert srv.stats()["tokens_expired"] == 1
+    c.close()
+
+
+def test_secret_from_a_file(start_server):
+    with tempfile.NamedTemporaryFile("w", delete=False) as f:
+        f.write(SECRET + "\n")  # as echo writes it
+    try:
+        srv = start_server(AUTH_ENABLED="true", JWT_SECRET_FILE=f.name)
+        assert upgrade_status(srv, f"/ws/x?token={make_jwt({'sub': 'f'}, SECRET)}")[0] == 101
+        assert upgrade_status(srv, f"/ws/x?token={make_jwt({'sub': 'f'}, SECRET + chr(10))}")[0] == 401
+        for env, word in (({"JWT_SECRET_FILE": f.name, "JWT_SECRET": "x"}, "both"),
+                          ({"JWT_SECRET_FILE": "/nonexistent/secret"}, "cannot read")):
+            p = subprocess.run([BIN], env={"AUTH_ENABLED": "true", "PORT": str(free_port()), **env},
+                               capture_output=True, timeout=10)
+            assert p.returncode == 2 and b"JWT_SECRET_FILE" in p.stderr and word.encode() in p.stderr
+    finally:
+        os.unlink(f.name)
+
+
+def test_origin_suffix_entries(start_server):
+    srv = start_server(ALLOWED_ORIGINS="*.example.com,https://exact.org,http://*.dev.test:8080")
+    cases = {"https://chat.example.com": 101, "http://a.b.example.com:8443": 101,
+             "https://example.com": 403, "https://evil-example.com": 403,
+             "https://example.com.evil.org": 403, "https://exact.org": 101,
+             "https://sub.exact.org": 403, "http://x.dev.test:8080": 101,
+             "https://x.dev.test:8080": 403, "http://x.dev.test:9090": 403}
+    for origin, want in cases.items():
+        assert upgrade_status(srv, "/ws/x", f"Origin: {origin}\r\n")[0] == want, origin
+
+
+def test_no_secret_or_token_in_any_log_line(start_server, redis_server):
+    """At debug level, through good and bad tokens and a Redis that wants a
+    password: neither the JWT secret, nor a token, nor the Redis password
+    appears in the log."""
+    r = redis_server(password="redis-pass-xyz")
+    srv = start_server(AUTH_ENABLED="true", JWT_SECRET=SECRET, LOG_LEVEL="debug",
+                       REDIS_URL=f"redis://:redis-pass-xyz@127.0.0.1:{r.port}")
+    good = make_jwt({"sub": "ok"}, SECRET)
+    bad = make_jwt({"sub": "ok"}, "wrong-secret")
+    expired = make_jwt({"sub": "ok", "exp": 1}, SECRET)
+    assert upgrade_status(srv, f"/ws/x?token={good}")[0] == 101
+    for t in (bad, expired):
+        assert upgrade_status(srv, "/ws/x", f"Authorization: Bearer {t}\r\n")[0] == 401
+    r.kill()  # the pod retries, logging why
+    r.start(password="another-pass")
+    wait_for(lambda: http_get(srv.port, "/readyz")[0] == 503, 10, "the pod to notice")
+    time.sleep(1)
+    _, err = srv.stop()
+    assert "debug" in err, "debug lines were written"
+    for secret in (SECRET, good, bad, expired, "redis-pass-xyz", "another-pass"):
+        assert secret not in err
