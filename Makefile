@@ -8,7 +8,7 @@ WERROR  ?= 1
 
 PKGS      := libhiredis-dev libssl-dev libcjson-dev check redis-server pkg-config \
              python3 python3-websockets python3-pytest python3-redis valgrind \
-             docker-compose nginx-light
+             docker-compose nginx-light openssl python3-cryptography
 FUZZ_PKGS := clang libclang-rt-14-dev
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -34,7 +34,7 @@ PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
              src/ws/auth.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c \
              src/redis/seq.c
 CORE_SRC  := $(PROTO_SRC) src/config.c src/fbuf.c src/room/room.c src/redis/outbox.c \
-             src/inbox.c src/fanout.c src/ipaddr.c
+             src/inbox.c src/fanout.c src/ipaddr.c src/ws/keys.c
 # The threaded server: main, acceptor, workers, stats, logging, the Redis broker.
 MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c src/stats.c \
              src/log.c src/redis/broker.c

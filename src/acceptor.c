@@ -228,6 +228,13 @@ static void answer(struct acceptor *a, struct pending *p, int status, const char
 static void answer_text(struct acceptor *a, struct pending *p, int status, const char *extra,
                         const char *text)
 {
+    if (status >= 400) {
+        /* Who was refused and why; never the request itself, whose target
+         * or headers may carry a token. */
+        char who[64];
+        ipaddr_format(&p->peer, who, sizeof(who));
+        log_debug("acceptor: %d for %s: %s", status, who, text);
+    }
     char body[256];
     int n = snprintf(body, sizeof(body), "%s\n", text);
     answer(a, p, status, "text/plain; charset=utf-8", extra, body, (size_t)n);
@@ -314,14 +321,19 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
         .echo_enabled = srv->cfg.echo_endpoint,
         .auth_enabled = srv->cfg.auth_enabled,
         .require_rooms = srv->cfg.auth_require_rooms,
-        .jwt_secret = (const uint8_t *)srv->cfg.jwt_secret,
-        .jwt_secret_len = srv->cfg.jwt_secret_len,
+        .keys = {.algs = srv->cfg.jwt_algs,
+                 .secret = (const uint8_t *)srv->cfg.jwt_secret,
+                 .secret_len = srv->cfg.jwt_secret_len},
         .origins = srv->cfg.allowed_origins,
         .n_origins = srv->cfg.n_allowed_origins,
         .now_s = server_wall_ms() / 1000,
     };
     struct ws_hs_result res;
+    /* The key set may be swapped by a SIGHUP: held while tokens are checked. */
+    pthread_mutex_lock(&srv->keys_lock);
+    pol.keys.set = srv->keys;
     ws_hs_check(req, &pol, &res);
+    pthread_mutex_unlock(&srv->keys_lock);
     p->head_only = res.head_only;
     if (res.status) {
         answer_text(a, p, res.status, res.extra_headers, res.reason);

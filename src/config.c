@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "ws/keys.h"
+
 /* Sockets a process keeps beside its clients (listener, epoll, eventfds,
  * Redis, logs) are left out of the MAX_CONNECTIONS default. */
 #define FD_RESERVE 64
@@ -265,9 +267,21 @@ static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
     } else if (file && read_secret(c, file, d, err, errlen) < 0) {
         return -1;
     }
-    if (c->auth_enabled && !c->jwt_secret)
+    c->jwt_algs = WS_ALG_HS256;
+    s = get(lookup, ctx, "JWT_ALGORITHMS");
+    if (s && (c->jwt_algs = ws_alg_parse_list(s)) < 0)
+        return fail(err, errlen, "JWT_ALGORITHMS",
+                    "must be a comma-separated list of HS256, RS256, ES256");
+    s = get(lookup, ctx, "JWT_PUBLIC_KEYS_FILE");
+    if (s && !(c->jwt_keys_file = strdup(s)))
+        return fail(err, errlen, "JWT_PUBLIC_KEYS_FILE", "out of memory");
+    if (c->auth_enabled && (c->jwt_algs & WS_ALG_HS256) && !c->jwt_secret)
         return fail(err, errlen, "JWT_SECRET",
-                    "(or JWT_SECRET_FILE) is required when AUTH_ENABLED=true");
+                    "(or JWT_SECRET_FILE) is required when AUTH_ENABLED=true and "
+                    "JWT_ALGORITHMS includes HS256");
+    if (c->auth_enabled && (c->jwt_algs & (WS_ALG_RS256 | WS_ALG_ES256)) && !c->jwt_keys_file)
+        return fail(err, errlen, "JWT_PUBLIC_KEYS_FILE",
+                    "is required when JWT_ALGORITHMS includes RS256 or ES256");
     if (boolean(lookup, ctx, "AUTH_REQUIRE_ROOMS", &c->auth_require_rooms, err, errlen) < 0)
         return -1;
 
@@ -361,6 +375,8 @@ void config_free(struct config *c)
         free(c->allowed_origins[i]);
     free(c->allowed_origins);
     free(c->trusted);
+    free(c->jwt_keys_file);
+    c->jwt_keys_file = NULL;
     c->trusted = NULL;
     c->n_trusted = 0;
     c->jwt_secret = NULL;

@@ -31,6 +31,8 @@ struct config {
     char *jwt_secret; /* heap; NULL when unset (JWT_SECRET or JWT_SECRET_FILE) */
     size_t jwt_secret_len;
     bool auth_require_rooms;
+    int jwt_algs;         /* JWT_ALGORITHMS: enum ws_alg bits (ws/keys.h) */
+    char *jwt_keys_file;  /* JWT_PUBLIC_KEYS_FILE, heap; NULL when unset */
     char **allowed_origins; /* heap array of heap strings */
     size_t n_allowed_origins;
     uint32_t ping_interval_ms;

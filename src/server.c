@@ -23,6 +23,7 @@
 #include "log.h"
 #include "redis/broker.h"
 #include "worker.h"
+#include "ws/keys.h"
 
 uint64_t server_now_ms(void)
 {
@@ -68,9 +69,14 @@ void server_stats_view(struct server *srv, struct stats_view *v)
         .acceptor = &srv->acceptor_counters,
         .rooms = &srv->rooms,
         .fanout = srv->fanout,
+        .key_reloads = atomic_load(&srv->key_reloads),
+        .key_reload_failures = atomic_load(&srv->key_reload_failures),
         .shutting_down = atomic_load(&srv->shutting_down),
     };
     srv->broker.status(&srv->broker, &v->broker);
+    pthread_mutex_lock(&srv->keys_lock);
+    v->keys = ws_keys_count(srv->keys);
+    pthread_mutex_unlock(&srv->keys_lock);
 }
 
 static void log_config(const struct config *c)
@@ -105,6 +111,32 @@ static void teardown(struct server *srv, uint64_t deadline_ms)
     free(srv->counters);
     stats_registry_free(&srv->rooms);
     ip_counts_free(&srv->ip_counts);
+    ws_keys_free(srv->keys);
+    pthread_mutex_destroy(&srv->keys_lock);
+}
+
+/* SIGHUP: JWT_PUBLIC_KEYS_FILE is read again; a file that does not load
+ * leaves the keys in use as they are, and the log says why. */
+static void reload_keys(struct server *srv)
+{
+    if (!srv->cfg.jwt_keys_file) {
+        log_info("SIGHUP: no JWT_PUBLIC_KEYS_FILE to read again");
+        return;
+    }
+    char err[512];
+    struct ws_keyset *set = ws_keys_load(srv->cfg.jwt_keys_file, err, sizeof(err));
+    if (!set) {
+        log_warn("SIGHUP: keeping the keys in use: JWT_PUBLIC_KEYS_FILE: %s", err);
+        atomic_fetch_add(&srv->key_reload_failures, 1);
+        return;
+    }
+    pthread_mutex_lock(&srv->keys_lock);
+    struct ws_keyset *old = srv->keys;
+    srv->keys = set;
+    pthread_mutex_unlock(&srv->keys_lock);
+    ws_keys_free(old);
+    atomic_fetch_add(&srv->key_reloads, 1);
+    log_info("SIGHUP: %zu public keys read again from JWT_PUBLIC_KEYS_FILE", ws_keys_count(set));
 }
 
 /* The second SIGTERM or SIGINT: the operator wants out now. Only
@@ -149,6 +181,7 @@ int server_run(const struct config *cfg)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -156,7 +189,7 @@ int server_run(const struct config *cfg)
     srv->counters = aligned_alloc(64, srv->nworkers * sizeof(*srv->counters));
     srv->fanout = fanout_create(srv->nworkers);
     if (!srv->workers || !srv->counters || !srv->fanout || stats_registry_init(&srv->rooms) < 0 ||
-        ip_counts_init(&srv->ip_counts) < 0) {
+        ip_counts_init(&srv->ip_counts) < 0 || pthread_mutex_init(&srv->keys_lock, NULL) != 0) {
         log_error("out of memory at startup");
         fanout_destroy(srv->fanout);
         free(srv->workers);
@@ -167,8 +200,18 @@ int server_run(const struct config *cfg)
     memset(srv->counters, 0, srv->nworkers * sizeof(*srv->counters));
 
     int status = 0;
-    srv->acceptor = acceptor_create(srv);
-    if (!srv->acceptor)
+    if (cfg->jwt_keys_file) {
+        char err[512];
+        srv->keys = ws_keys_load(cfg->jwt_keys_file, err, sizeof(err));
+        if (!srv->keys) {
+            log_error("JWT_PUBLIC_KEYS_FILE: %s", err);
+            status = 2;
+        } else {
+            log_info("%zu public keys from JWT_PUBLIC_KEYS_FILE", ws_keys_count(srv->keys));
+        }
+    }
+    srv->acceptor = status ? NULL : acceptor_create(srv);
+    if (!srv->acceptor && status == 0)
         status = 1;
     /* Redis being unreachable is not fatal: the broker keeps trying and
      * /readyz says 503 until it is connected. */
@@ -202,11 +245,14 @@ int server_run(const struct config *cfg)
              host, cfg->port, host, cfg->port);
 
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+        reload_keys(srv);
     uint64_t deadline = server_now_ms() + cfg->shutdown_timeout_ms;
     log_info("received %s: closing connections (up to %ums); send it again to exit at once",
              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
-    /* Only this thread unblocks them, so the handler runs here. */
+    /* Only this thread unblocks them, so the handler runs here. SIGHUP
+     * stays blocked: nothing is reloaded during a shutdown. */
+    sigdelset(&set, SIGHUP);
     struct sigaction sa = {.sa_handler = on_second_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);

@@ -7,6 +7,7 @@
 #ifndef CHAT_SERVER_H
 #define CHAT_SERVER_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -45,6 +46,12 @@ struct server {
     struct broker broker;
     struct room_registry rooms;
     struct ip_counts ip_counts; /* open connections per client address (ipaddr.h) */
+    /* RS256/ES256 public keys: swapped whole by the main thread on SIGHUP,
+     * read by the acceptor while it checks a token, both under keys_lock. */
+    pthread_mutex_t keys_lock;
+    struct ws_keyset *keys;
+    atomic_uint_fast64_t key_reloads;         /* written by the main thread */
+    atomic_uint_fast64_t key_reload_failures; /* written by the main thread */
     atomic_int shutting_down; /* written by the main thread */
     atomic_uint workers_ended; /* each worker adds 1 as its thread ends */
     uint64_t started_ms;      /* monotonic */

@@ -238,6 +238,11 @@ char *stats_json(const struct stats_view *v)
                                 (double)load(&v->broker.origins[i].lost));
     cJSON_AddNumberToObject(b, "received", (double)v->broker.received);
 
+    cJSON *auth = cJSON_AddObjectToObject(o, "auth");
+    cJSON_AddNumberToObject(auth, "public_keys", (double)v->keys);
+    cJSON_AddNumberToObject(auth, "key_reloads", (double)v->key_reloads);
+    cJSON_AddNumberToObject(auth, "key_reload_failures", (double)v->key_reload_failures);
+
     cJSON *http = cJSON_AddObjectToObject(o, "http");
     cJSON_AddNumberToObject(http, "requests", (double)load(&v->acceptor->http_requests));
     cJSON_AddNumberToObject(http, "bad_requests", (double)load(&v->acceptor->bad_requests));
@@ -371,6 +376,13 @@ char *stats_metrics(const struct stats_view *v)
             json_out_lit(&o, line);
         }
     }
+    metric(&o, "auth_public_keys", "gauge", "Public keys in use for RS256 and ES256.",
+           (double)v->keys);
+    metric(&o, "auth_key_reloads_total", "counter", "Key files read again on SIGHUP.",
+           (double)v->key_reloads);
+    metric(&o, "auth_key_reload_failures_total", "counter",
+           "SIGHUPs whose key file did not load (the old keys stayed).",
+           (double)v->key_reload_failures);
     metric(&o, "http_requests_total", "counter", "Complete HTTP request heads.",
            (double)load(&v->acceptor->http_requests));
     metric(&o, "http_bad_requests_total", "counter", "Requests refused with a 4xx status.",

@@ -92,6 +92,8 @@ struct stats_view {
     struct room_registry *rooms;
     struct broker_status broker;
     struct fanout *fanout; /* for the work waiting in each worker's inbox */
+    uint64_t keys;         /* public keys in use (JWT_PUBLIC_KEYS_FILE) */
+    uint64_t key_reloads, key_reload_failures; /* on SIGHUP */
     int shutting_down;
 };
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "ws/keys.h"
 #include "ws/utf8.h"
 
 /* Tokens arrive in a request head of at most 8 KiB. */
@@ -120,8 +121,35 @@ static int rooms_allow(const char *js, size_t n, const struct ws_auth_scope *sco
     return allowed ? 0 : WS_AUTH_ROOM;
 }
 
-int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t secret_len,
-                   int64_t now_s, const struct ws_auth_scope *scope, struct ws_auth_claims *out)
+/* Checks the signature sig[0..sn) of signed[0..len) by the algorithm alg. */
+static bool signature_ok(const struct ws_auth_keys *keys, int alg, const char *hj, size_t hn,
+                         const char *signed_part, size_t len, const uint8_t *sig, long sn)
+{
+    if (sn < 0)
+        return false;
+    if (alg == WS_ALG_HS256) {
+        if (!keys->secret)
+            return false;
+        uint8_t mac[EVP_MAX_MD_SIZE];
+        unsigned mac_len = 0;
+        if (!HMAC(EVP_sha256(), keys->secret, (int)keys->secret_len,
+                  (const unsigned char *)signed_part, len, mac, &mac_len))
+            return false;
+        /* Compare in constant time so the signature cannot be guessed bytewise. */
+        return sn == (long)mac_len && CRYPTO_memcmp(sig, mac, mac_len) == 0;
+    }
+    /* RS256, ES256: the header's kid, when it has one, picks the key. */
+    struct json_span kid;
+    char kbuf[129];
+    long kl = -1;
+    if (find_member(hj, hn, "kid", &kid) && kid.type == JSON_STRING)
+        kl = json_string_decode(kid, kbuf, sizeof(kbuf));
+    return ws_keys_verify(keys->set, alg, kl >= 0 ? kbuf : NULL, kl >= 0 ? (size_t)kl : 0,
+                          (const uint8_t *)signed_part, len, sig, (size_t)sn);
+}
+
+int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys, int64_t now_s,
+                   const struct ws_auth_scope *scope, struct ws_auth_claims *out)
 {
     *out = (struct ws_auth_claims){0};
     char *sub = out->sub;
@@ -145,20 +173,18 @@ int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t se
     if (json_check(hj, (size_t)hn) != JSON_OBJECT || json_check(pj, (size_t)pn) != JSON_OBJECT)
         return WS_AUTH_MALFORMED;
 
+    /* The algorithm is the server's choice (JWT_ALGORITHMS); the token only
+     * says which of those it used. */
     struct json_span alg;
-    if (!find_member(hj, (size_t)hn, "alg", &alg) || alg.type != JSON_STRING ||
-        !json_string_eq(alg, "HS256"))
+    int bit = 0;
+    if (find_member(hj, (size_t)hn, "alg", &alg) && alg.type == JSON_STRING && alg.len >= 2)
+        bit = ws_alg_from_name(alg.p + 1, alg.len - 2);
+    if (!bit || !(keys->algs & bit))
         return WS_AUTH_ALG;
 
-    uint8_t sig[64];
+    uint8_t sig[1024]; /* RSA up to 8192 bits */
     long sn = ws_auth_b64url_decode(dot2 + 1, slen, sig, sizeof(sig));
-    uint8_t mac[EVP_MAX_MD_SIZE];
-    unsigned mac_len = 0;
-    if (!HMAC(EVP_sha256(), secret, (int)secret_len, (const unsigned char *)tok,
-              (size_t)(dot2 - tok), mac, &mac_len))
-        return WS_AUTH_SIGNATURE;
-    /* Compare in constant time so the signature cannot be guessed bytewise. */
-    if (sn != (long)mac_len || CRYPTO_memcmp(sig, mac, mac_len) != 0)
+    if (!signature_ok(keys, bit, hj, (size_t)hn, tok, (size_t)(dot2 - tok), sig, sn))
         return WS_AUTH_SIGNATURE;
 
     /* Clocks of the issuer and of this server differ a little: at the
@@ -217,7 +243,7 @@ bool ws_auth_sub_valid(const char *sub, size_t len)
 const char *ws_auth_err_text(int err)
 {
     switch (err) {
-    case WS_AUTH_ALG: return "token must be signed with HS256";
+    case WS_AUTH_ALG: return "token's alg is not one this server accepts (JWT_ALGORITHMS)";
     case WS_AUTH_SIGNATURE: return "token signature does not match";
     case WS_AUTH_EXPIRED: return "token has expired";
     case WS_AUTH_NOT_YET: return "token is not valid yet (nbf)";

@@ -1,7 +1,10 @@
-/* auth.h: HS256 JSON Web Token verification (RFC 7519, RFC 7515). Pure.
+/* auth.h: JSON Web Token verification (RFC 7519, RFC 7515). Pure.
  *
- * Only HS256 is accepted: a token naming any other algorithm, "none"
- * included, is refused, so a client cannot pick how it is checked. */
+ * The algorithms accepted are pinned by JWT_ALGORITHMS (HS256, RS256,
+ * ES256): a token naming any other, "none" included, is refused. HS256 is
+ * checked only against the shared secret, RS256 and ES256 only against
+ * public keys (keys.h), so a public key can never serve as an HMAC secret
+ * (the algorithm confusion attack). */
 #ifndef CHAT_WS_AUTH_H
 #define CHAT_WS_AUTH_H
 
@@ -13,7 +16,7 @@
 
 enum ws_auth_err {
     WS_AUTH_MALFORMED = -1, /* not three base64url parts of JSON objects */
-    WS_AUTH_ALG = -2,       /* alg is not HS256 */
+    WS_AUTH_ALG = -2,       /* alg is not one of JWT_ALGORITHMS */
     WS_AUTH_SIGNATURE = -3, /* the signature does not match */
     WS_AUTH_EXPIRED = -4,   /* exp is in the past */
     WS_AUTH_NOT_YET = -5,   /* nbf is in the future */
@@ -32,6 +35,16 @@ enum ws_auth_err {
 #define WS_AUTH_GLOBAL "global"
 #define WS_AUTH_ROOM_MAX 128
 
+struct ws_keyset;
+
+/* What tokens are checked with. */
+struct ws_auth_keys {
+    int algs;                    /* accepted algorithms: enum ws_alg bits (keys.h) */
+    const uint8_t *secret;       /* HS256; NULL when there is none */
+    size_t secret_len;
+    const struct ws_keyset *set; /* RS256 and ES256; NULL when there is none */
+};
+
 /* What the token is asked for. */
 struct ws_auth_scope {
     const char *room;   /* the room to enter; NULL: the global scope */
@@ -48,13 +61,13 @@ struct ws_auth_claims {
 /* The sender name of the server's own messages, which no token may claim. */
 #define WS_AUTH_RESERVED_SUB "system"
 
-/* Verifies tok[0..len) with secret at Unix time now_s, and that it may enter
+/* Verifies tok[0..len) with keys at Unix time now_s, and that it may enter
  * scope: a rooms claim lists room names, an entry ending in '*' is a prefix,
  * "global" is the global scope. On success returns 0 with *out filled;
  * otherwise a ws_auth_err (WS_AUTH_ROOM and WS_AUTH_NO_ROOMS are refusals
  * of a valid token). Any thread. */
-int ws_auth_verify(const char *tok, size_t len, const uint8_t *secret, size_t secret_len,
-                   int64_t now_s, const struct ws_auth_scope *scope, struct ws_auth_claims *out);
+int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys, int64_t now_s,
+                   const struct ws_auth_scope *scope, struct ws_auth_claims *out);
 
 /* Whether sub[0..len) may name a client: 1 or more bytes of UTF-8 without
  * control characters (C0, DEL, C1). */

@@ -240,8 +240,7 @@ static bool check_token(const struct http_req *req, const struct ws_hs_policy *p
     struct ws_auth_scope scope = {.room = res->has_room ? res->room : NULL,
                                   .require_rooms = pol->require_rooms};
     struct ws_auth_claims claims;
-    int rc = ws_auth_verify(tok, (size_t)n, pol->jwt_secret, pol->jwt_secret_len, pol->now_s,
-                            &scope, &claims);
+    int rc = ws_auth_verify(tok, (size_t)n, &pol->keys, pol->now_s, &scope, &claims);
     if (rc == WS_AUTH_ROOM || rc == WS_AUTH_NO_ROOMS) {
         /* A valid token that does not reach this room: forbidden, not
          * unauthenticated (RFC 9110 15.5.4). */

@@ -32,8 +32,7 @@ enum ws_hs_route {
 struct ws_hs_policy {
     bool echo_enabled;
     bool auth_enabled;
-    const uint8_t *jwt_secret;
-    size_t jwt_secret_len;
+    struct ws_auth_keys keys; /* what tokens are checked with */
     bool require_rooms;   /* AUTH_REQUIRE_ROOMS */
     char *const *origins; /* allowed Origin values; n_origins 0: any */
     size_t n_origins;

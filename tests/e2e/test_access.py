@@ -9,16 +9,14 @@ import time
 
 from conftest import BIN, free_port, wait_for
 from jwt import make_jwt
-from wsraw import Raw, http_get
+from wsraw import Raw, http_get, upgrade_request
 
 SECRET = "s3cret-for-tests"
-UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
-           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
 
 
 def upgrade_status(srv, path, headers=""):
-    status, _, body = http_get(srv.port, path, UPGRADE + headers)
-    return status, body.decode()
+    status, _, body = upgrade_request(srv.port, path, headers)
+    return status, body.decode("utf-8", "replace")  # after a 101: the welcome frame
 
 
 def joined(srv, path):

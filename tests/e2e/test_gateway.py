@@ -5,6 +5,7 @@ import asyncio
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 
@@ -18,14 +19,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CONF = os.path.join(HERE, "../../deploy/nginx.conf")
 
 
-@pytest.fixture
-def gateway(start_server):
+def run_gateway(start_server, **pod_env):
+    """Redis, two pods and nginx with deploy/nginx.conf; yields (port, pods)."""
     r = RedisServer()
     tmp = tempfile.mkdtemp(prefix="chat-nginx-")
     proc = None
     try:
         url = f"redis://127.0.0.1:{r.port}"
-        pods = [start_server(REDIS_URL=url, POD_ID=f"chat-{i}") for i in (1, 2)]
+        pods = [start_server(REDIS_URL=url, POD_ID=f"chat-{i}", **pod_env) for i in (1, 2)]
         for p in pods:
             wait_for(lambda: ready(p), 10, "pod ready")
         port = free_port()
@@ -59,6 +60,48 @@ def gateway(start_server):
             proc.wait(10)
         r.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture
+def gateway(start_server):
+    yield from run_gateway(start_server)
+
+
+@pytest.fixture
+def limited_gateway(start_server):
+    # As docker-compose.yml sets them: the pods believe the gateway's
+    # X-Forwarded-For, and count connections per real client.
+    yield from run_gateway(start_server, TRUSTED_PROXIES="127.0.0.1", MAX_CONNECTIONS_PER_IP="1")
+
+
+def test_per_address_limit_counts_clients_behind_the_gateway(limited_gateway):
+    """nginx connects from 127.0.0.1 for everyone; the pods count the address
+    nginx saw (X-Forwarded-For), so one busy client does not lock out others."""
+    port, pods = limited_gateway
+
+    def connect(source):
+        s = socket.socket()
+        s.bind((source, 0))
+        s.settimeout(5)
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET /api/chat-api/ws/lobby HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        status = int(s.recv(4096).split(b" ")[1])
+        return s, status
+    held = []
+    for _ in range(2):  # one on each pod (least_conn)
+        s, st = connect("127.0.0.2")
+        assert st == 101
+        held.append(s)
+    s, st = connect("127.0.0.2")
+    held.append(s)
+    assert st == 503, "a third connection from the same client is over the limit on its pod"
+    s, st = connect("127.0.0.3")
+    held.append(s)
+    assert st == 101, "another client behind the same gateway is not"
+    for s in held:
+        s.close()
 
 
 def test_gateway_balances_upgrades_across_pods(gateway):

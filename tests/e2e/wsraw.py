@@ -29,6 +29,35 @@ def http_request(port, raw, timeout=5):
     return status, headers, body
 
 
+def upgrade_request(port, path, headers=""):
+    """Sends a WebSocket upgrade for path and returns (status, headers, body)
+    of the answer: a refusal is read to its end, a 101 only to the end of its
+    head (the connection stays open after it)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                   f"Sec-WebSocket-Version: 13\r\n{headers}\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        while status != 101:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    hdrs = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        hdrs.setdefault(k.strip().lower(), []).append(v.strip())
+    return status, hdrs, body
+
+
 def http_get(port, path, headers=""):
     # Connection: close, so a proxy in front (nginx) ends the response with EOF.
     return http_request(port, f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"

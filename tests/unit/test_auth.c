@@ -4,6 +4,7 @@
 #include "jwt_helper.h"
 #include "suites.h"
 #include "ws/auth.h"
+#include "ws/keys.h"
 
 #define SECRET "s3cret"
 #define NOW 1800000000
@@ -13,7 +14,10 @@ static const char HS256[] = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
 static int verify_in(const char *tok, const char *secret, const struct ws_auth_scope *scope,
                      struct ws_auth_claims *c)
 {
-    return ws_auth_verify(tok, strlen(tok), (const uint8_t *)secret, strlen(secret), NOW, scope, c);
+    struct ws_auth_keys keys = {.algs = WS_ALG_HS256,
+                                .secret = (const uint8_t *)secret,
+                                .secret_len = strlen(secret)};
+    return ws_auth_verify(tok, strlen(tok), &keys, NOW, scope, c);
 }
 
 static int verify(const char *tok, const char *secret, char *sub)

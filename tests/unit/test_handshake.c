@@ -4,6 +4,7 @@
 
 #include "jwt_helper.h"
 #include "suites.h"
+#include "ws/keys.h"
 #include "ws/handshake.h"
 
 static const char KEY[] = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -235,8 +236,9 @@ START_TEST(token_checks)
 {
     struct ws_hs_result r;
     struct ws_hs_policy pol = {.auth_enabled = true,
-                               .jwt_secret = (const uint8_t *)"k",
-                               .jwt_secret_len = 1,
+                               .keys = {.algs = WS_ALG_HS256,
+                                        .secret = (const uint8_t *)"k",
+                                        .secret_len = 1},
                                .now_s = 1800000000};
     char tok[512], h[1024], target[1024];
     test_jwt("{\"alg\":\"HS256\"}", "{\"sub\":\"alice\"}", "k", tok);
