@@ -19,5 +19,6 @@ Suite *redis_message_suite(void);
 Suite *fanout_suite(void);
 Suite *seq_suite(void);
 Suite *ipaddr_suite(void);
+Suite *keys_suite(void);
 
 #endif
