@@ -7,6 +7,7 @@
 
 #include "http.h"
 #include "ws/handshake.h"
+#include "ws/keys.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -39,13 +40,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rs > 0 && rw != rs)
         abort();
     if (rw > 0) {
-        char *origins[] = {"http://a"};
+        char *origins[] = {"http://a", "https://*.b.test"};
         struct ws_hs_policy pol = {.echo_enabled = true,
                                    .auth_enabled = (seed & 1) != 0,
-                                   .jwt_secret = (const uint8_t *)"k",
-                                   .jwt_secret_len = 1,
+                                   .keys = {.algs = WS_ALG_HS256,
+                                            .secret = (const uint8_t *)"k",
+                                            .secret_len = 1},
+                                   .require_rooms = (seed & 4) != 0,
                                    .origins = origins,
-                                   .n_origins = (seed & 2) ? 1 : 0,
+                                   .n_origins = (seed & 2) ? 2 : 0,
                                    .now_s = 1800000000};
         struct ws_hs_result res;
         ws_hs_check(&whole, &pol, &res);
