@@ -24,6 +24,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -59,6 +60,10 @@
 /* The envelope buffer is kept between messages up to this size; a larger
  * one (a big message) is given back at once. */
 #define OUT_KEEP (256u << 10)
+/* How often a worker hands freed memory back to the kernel (malloc_trim):
+ * a flood's backlog is freed when it is delivered, but the allocator would
+ * keep the pages, and RSS would show the peak of the last burst forever. */
+#define TRIM_EVERY_MS 10000
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -162,6 +167,7 @@ struct worker {
     uint64_t rng;
     bool draining;
     uint64_t drain_deadline_ms;
+    uint64_t next_trim_ms;
     uint64_t now;
     uint8_t rbuf[READ_BUF_SIZE];
 };
@@ -1106,6 +1112,10 @@ static void *worker_main(void *arg)
         reap(w);
         if (w->draining && w->nconns == 0)
             break;
+        if (w->now >= w->next_trim_ms) {
+            malloc_trim(0);
+            w->next_trim_ms = w->now + TRIM_EVERY_MS;
+        }
     }
     atomic_fetch_add(&w->srv->workers_ended, 1);
     return NULL;

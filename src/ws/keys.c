@@ -123,28 +123,33 @@ static void parse_pem(struct ws_keyset *set, const char *text, size_t len)
     ERR_clear_error(); /* the read that ended the loop */
 }
 
-/* Decodes a base64url member of a JWK into out. Returns its length or -1. */
-static long jwk_bytes(const char *js, size_t n, const char *name, uint8_t *out, size_t cap)
+/* A JWK's string member called name (the last, as in JSON.parse). */
+static bool jwk_member(const char *js, size_t n, const char *name, struct json_span *out)
 {
     size_t pos = 0;
     struct json_member m;
-    long got = -1;
+    bool found = false;
     while (json_object_next(js, n, &pos, &m) == 1)
-        if (json_string_eq(m.key, name) && m.value.type == JSON_STRING)
-            got = ws_auth_b64url_decode(m.value.p + 1, m.value.len - 2, out, cap);
-    return got;
+        if (json_string_eq(m.key, name) && m.value.type == JSON_STRING) {
+            *out = m.value;
+            found = true;
+        }
+    return found;
 }
 
-/* A JWK's string member (kty, kid, crv), decoded into out. -1 when absent. */
+/* Decodes a base64url member of a JWK (n, e, x, y) into out. Returns its
+ * length or -1. */
+static long jwk_bytes(const char *js, size_t n, const char *name, uint8_t *out, size_t cap)
+{
+    struct json_span v;
+    return jwk_member(js, n, name, &v) ? ws_auth_b64url_decode(v.p + 1, v.len - 2, out, cap) : -1;
+}
+
+/* A JWK's text member (kty, kid, crv), decoded into out. -1 when absent. */
 static long jwk_string(const char *js, size_t n, const char *name, char *out, size_t cap)
 {
-    size_t pos = 0;
-    struct json_member m;
-    long got = -1;
-    while (json_object_next(js, n, &pos, &m) == 1)
-        if (json_string_eq(m.key, name) && m.value.type == JSON_STRING)
-            got = json_string_decode(m.value, out, cap);
-    return got;
+    struct json_span v;
+    return jwk_member(js, n, name, &v) ? json_string_decode(v, out, cap) : -1;
 }
 
 static EVP_PKEY *from_params(const char *type, OSSL_PARAM_BLD *bld)

@@ -166,3 +166,13 @@ def redis_server():
     yield start
     for r in servers:
         r.close()
+
+
+@pytest.fixture
+def two_pods(start_server, redis_server):
+    r = redis_server()
+    url = f"redis://127.0.0.1:{r.port}"
+    pods = [start_server(REDIS_URL=url, POD_ID=f"pod-{i}") for i in (1, 2)]
+    for p in pods:
+        wait_for(lambda: ready(p), 10, "the pod to be ready")
+    return r, pods

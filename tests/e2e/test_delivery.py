@@ -115,13 +115,8 @@ def stream_through(fault, two_pods, settle=2.0):
 
 
 @pytest.fixture
-def pods(start_server, redis_server):
-    r = redis_server()
-    url = f"redis://127.0.0.1:{r.port}"
-    ps = [start_server(REDIS_URL=url, POD_ID=f"pod-{i}") for i in (1, 2)]
-    for p in ps:
-        wait_for(lambda: ready(p), 10, "the pod to be ready")
-    return r, ps
+def pods(two_pods):
+    return two_pods
 
 
 def test_redis_frozen_then_thawed(pods):

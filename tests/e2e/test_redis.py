@@ -3,23 +3,12 @@ publishing, bad payloads, outages and AUTH."""
 import asyncio
 import json
 
-import pytest
 import websockets
 
 from aio import T, recv_json, silent
 from conftest import free_port, ready, wait_for
 from wsraw import http_get
 
-
-
-@pytest.fixture
-def two_pods(start_server, redis_server):
-    r = redis_server()
-    url = f"redis://127.0.0.1:{r.port}"
-    pods = [start_server(REDIS_URL=url, POD_ID=f"pod-{i}") for i in (1, 2)]
-    for p in pods:
-        wait_for(lambda: ready(p), 10, "the pod to be ready")
-    return r, pods
 
 
 OPEN = []  # every client a test opened, closed by run()

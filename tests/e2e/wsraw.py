@@ -9,24 +9,32 @@ import struct
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
-def http_request(port, raw, timeout=5):
-    """Sends raw bytes, returns (status, headers dict lower-case, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
-        s.sendall(raw)
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+def _answer(data):
+    """(status, headers dict lower-case, body) of an HTTP answer's bytes."""
     head, _, body = data.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ")[1])
     headers = {}
     for line in lines[1:]:
         k, _, v = line.partition(":")
         headers.setdefault(k.strip().lower(), []).append(v.strip())
-    return status, headers, body
+    return int(lines[0].split(" ")[1]), headers, body
+
+
+def _read(s, until_head=False):
+    data = b""
+    while not (until_head and b"\r\n\r\n" in data):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def http_request(port, raw, timeout=5):
+    """Sends raw bytes, returns (status, headers dict lower-case, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(raw)
+        return _answer(_read(s))
 
 
 def upgrade_request(port, path, headers=""):
@@ -37,25 +45,10 @@ def upgrade_request(port, path, headers=""):
         s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                    f"Sec-WebSocket-Version: 13\r\n{headers}\r\n").encode())
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ")[1])
-        while status != 101:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            body += chunk
-    hdrs = {}
-    for line in lines[1:]:
-        k, _, v = line.partition(":")
-        hdrs.setdefault(k.strip().lower(), []).append(v.strip())
-    return status, hdrs, body
+        data = _read(s, until_head=True)
+        if _answer(data)[0] != 101:
+            data += _read(s)
+        return _answer(data)
 
 
 def http_get(port, path, headers=""):
