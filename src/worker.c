@@ -1068,6 +1068,17 @@ static void flush_dirty(struct worker *w)
     }
 }
 
+/* Hands freed pages back to the kernel. Under a sanitizer the allocator is
+ * the sanitizer's own, and glibc's arenas must not be touched: trimming them
+ * from a thread that never used them breaks glibc's count of arena users
+ * (an assertion at thread exit). */
+static void give_back_memory(void)
+{
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    malloc_trim(0);
+#endif
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -1113,7 +1124,7 @@ static void *worker_main(void *arg)
         if (w->draining && w->nconns == 0)
             break;
         if (w->now >= w->next_trim_ms) {
-            malloc_trim(0);
+            give_back_memory();
             w->next_trim_ms = w->now + TRIM_EVERY_MS;
         }
     }
