@@ -32,7 +32,7 @@ LDLIBS  += $(PKG_LIBS) -pthread
 # Pure protocol modules: bytes in, results out. Unit-tested and fuzzed alone.
 PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
              src/ws/auth.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c \
-             src/redis/seq.c
+             src/redis/seq.c src/redis/cluster.c
 CORE_SRC  := $(PROTO_SRC) src/config.c src/fbuf.c src/room/room.c src/redis/outbox.c \
              src/inbox.c src/fanout.c src/ipaddr.c src/ws/keys.c
 # The threaded server: main, acceptor, workers, stats, logging, the Redis broker.
@@ -120,7 +120,7 @@ tsan: deps
 
 # libFuzzer targets, each run FUZZ_SECONDS (default 60).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS := http frame json envelope seq
+FUZZ_TARGETS := http frame json envelope seq cluster
 FUZZ_CFLAGS  := -std=c17 -D_GNU_SOURCE -O1 -g -Isrc $(PKG_CFLAGS) \
                 -fsanitize=fuzzer,address,undefined
 fuzz: fuzz-deps $(FUZZ_TARGETS:%=$(BUILD)/fuzz/fuzz-%)

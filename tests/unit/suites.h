@@ -20,5 +20,6 @@ Suite *fanout_suite(void);
 Suite *seq_suite(void);
 Suite *ipaddr_suite(void);
 Suite *keys_suite(void);
+Suite *cluster_suite(void);
 
 #endif
