@@ -17,8 +17,12 @@ uint16_t redis_cluster_crc16(const char *s, size_t len)
     uint16_t crc = 0;
     for (size_t i = 0; i < len; i++) {
         crc ^= (uint16_t)((uint8_t)s[i] << 8);
-        for (int b = 0; b < 8; b++)
-            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021) : (uint16_t)(crc << 1);
+        for (int b = 0; b < 8; b++) {
+            bool carry = (crc & 0x8000) != 0;
+            crc = (uint16_t)(crc << 1);
+            if (carry)
+                crc ^= 0x1021;
+        }
     }
     return crc;
 }
