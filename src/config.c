@@ -292,7 +292,9 @@ static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
     c->ping_interval_ms = 54000;
     c->pong_timeout_ms = 60000;
     c->shutdown_timeout_ms = 10000;
+    c->room_linger_ms = 10000;
     if (duration(lookup, ctx, "PING_INTERVAL", false, &c->ping_interval_ms, err, errlen) < 0 ||
+        duration(lookup, ctx, "ROOM_LINGER", true, &c->room_linger_ms, err, errlen) < 0 ||
         duration(lookup, ctx, "PONG_TIMEOUT", false, &c->pong_timeout_ms, err, errlen) < 0 ||
         duration(lookup, ctx, "SHUTDOWN_TIMEOUT", true, &c->shutdown_timeout_ms, err, errlen) < 0)
         return -1;

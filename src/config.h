@@ -47,6 +47,7 @@ struct config {
     enum log_level log_level;
     bool echo_endpoint;
     uint32_t redis_outbox;
+    uint32_t room_linger_ms; /* a room left empty stays subscribed this long (Redis mode) */
 };
 
 /* What the machine says, for the defaults that depend on it. */

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fbuf.h"
@@ -65,6 +66,8 @@ void fanout_destroy(struct fanout *f)
         for (size_t k = 0; k < n; k++) {
             if (items[k].kind == INBOX_FRAME) {
                 fbuf_unref(items[k].ptr);
+            } else if (items[k].kind == INBOX_READY) {
+                free(items[k].ptr);
             } else {
                 struct conn_handoff *h = items[k].ptr;
                 close(h->fd);
@@ -198,6 +201,20 @@ int fanout_hand_over(struct fanout *f, unsigned lane, struct conn_handoff *h)
 {
     struct inbox_item it = {.kind = INBOX_CONN, .ptr = h};
     return inbox_push(&f->lanes[lane].inbox, it);
+}
+
+unsigned fanout_room_ready(struct fanout *f, const char *room)
+{
+    unsigned missed = 0;
+    for (unsigned i = 0; i < f->nlanes; i++) {
+        char *name = room ? strdup(room) : NULL;
+        struct inbox_item it = {.kind = INBOX_READY, .ptr = name};
+        if ((room && !name) || inbox_push(&f->lanes[i].inbox, it) < 0) {
+            free(name);
+            missed++;
+        }
+    }
+    return missed;
 }
 
 void fanout_delivered(struct fanout *f, unsigned lane, const struct inbox_item *it)

@@ -109,7 +109,7 @@ static void teardown(struct server *srv, uint64_t deadline_ms)
     acceptor_destroy(srv->acceptor);
     free(srv->workers);
     free(srv->counters);
-    stats_registry_free(&srv->rooms);
+    registry_free(&srv->rooms);
     ip_counts_free(&srv->ip_counts);
     ws_keys_free(srv->keys);
     pthread_mutex_destroy(&srv->keys_lock);
@@ -188,7 +188,7 @@ int server_run(const struct config *cfg)
     srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
     srv->counters = aligned_alloc(64, srv->nworkers * sizeof(*srv->counters));
     srv->fanout = fanout_create(srv->nworkers);
-    if (!srv->workers || !srv->counters || !srv->fanout || stats_registry_init(&srv->rooms) < 0 ||
+    if (!srv->workers || !srv->counters || !srv->fanout || registry_init(&srv->rooms) < 0 ||
         ip_counts_init(&srv->ip_counts) < 0 || pthread_mutex_init(&srv->keys_lock, NULL) != 0) {
         log_error("out of memory at startup");
         fanout_destroy(srv->fanout);

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "ipaddr.h"
+#include "room/registry.h"
 #include "stats.h"
 
 struct fbuf;
@@ -44,7 +45,7 @@ struct server {
     struct acceptor *acceptor;
     struct acceptor_counters acceptor_counters; /* written by the acceptor */
     struct broker broker;
-    struct room_registry rooms;
+    struct room_registry rooms; /* the pod's rooms and their subscriptions (room/registry.h) */
     struct ip_counts ip_counts; /* open connections per client address (ipaddr.h) */
     /* RS256/ES256 public keys: swapped whole by the main thread on SIGHUP,
      * read by the acceptor while it checks a token, both under keys_lock. */

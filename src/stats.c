@@ -8,144 +8,10 @@
 
 #include "fanout.h"
 #include "json.h"
-#include "room/room.h"
+#include "room/registry.h"
 
 /* rooms.members lists at most this many of the largest rooms. */
 #define STATS_TOP_ROOMS 100
-
-struct stats_room_entry {
-    char *name;
-    uint32_t hash;
-    uint64_t members;
-    struct stats_room_entry *next;
-};
-
-int stats_registry_init(struct room_registry *reg)
-{
-    *reg = (struct room_registry){0};
-    reg->nbuckets = 64;
-    reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
-    if (!reg->buckets)
-        return -1;
-    return pthread_mutex_init(&reg->lock, NULL) == 0 ? 0 : -1;
-}
-
-void stats_registry_free(struct room_registry *reg)
-{
-    for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct stats_room_entry *e = reg->buckets[i];
-        while (e) {
-            struct stats_room_entry *next = e->next;
-            free(e->name);
-            free(e);
-            e = next;
-        }
-    }
-    free(reg->buckets);
-    pthread_mutex_destroy(&reg->lock);
-}
-
-static void grow(struct room_registry *reg)
-{
-    size_t n = reg->nbuckets * 2;
-    struct stats_room_entry **b = calloc(n, sizeof(*b));
-    if (!b)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct stats_room_entry *e = reg->buckets[i];
-        while (e) {
-            struct stats_room_entry *next = e->next;
-            e->next = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
-            e = next;
-        }
-    }
-    free(reg->buckets);
-    reg->buckets = b;
-    reg->nbuckets = n;
-}
-
-void stats_room_join(struct room_registry *reg, const char *room)
-{
-    uint32_t h = room_hash(room, strlen(room));
-    pthread_mutex_lock(&reg->lock);
-    struct stats_room_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)];
-    for (struct stats_room_entry *e = *pp; e; e = e->next) {
-        if (e->hash == h && strcmp(e->name, room) == 0) {
-            e->members++;
-            pthread_mutex_unlock(&reg->lock);
-            return;
-        }
-    }
-    struct stats_room_entry *e = calloc(1, sizeof(*e));
-    if (e && (e->name = strdup(room))) {
-        e->hash = h;
-        e->members = 1;
-        e->next = *pp;
-        *pp = e;
-        if (++reg->nrooms > reg->nbuckets)
-            grow(reg);
-    } else {
-        free(e);
-    }
-    pthread_mutex_unlock(&reg->lock);
-}
-
-void stats_room_leave(struct room_registry *reg, const char *room)
-{
-    uint32_t h = room_hash(room, strlen(room));
-    pthread_mutex_lock(&reg->lock);
-    for (struct stats_room_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)]; *pp;
-         pp = &(*pp)->next) {
-        struct stats_room_entry *e = *pp;
-        if (e->hash == h && strcmp(e->name, room) == 0) {
-            if (--e->members == 0) {
-                *pp = e->next;
-                free(e->name);
-                free(e);
-                reg->nrooms--;
-            }
-            break;
-        }
-    }
-    pthread_mutex_unlock(&reg->lock);
-}
-
-struct room_count {
-    char *name;
-    uint64_t members;
-};
-
-static int by_members_desc(const void *a, const void *b)
-{
-    const struct room_count *x = a, *y = b;
-    if (x->members != y->members)
-        return x->members < y->members ? 1 : -1;
-    return strcmp(x->name, y->name);
-}
-
-/* Copies the registry out under its lock. */
-static struct room_count *snapshot_rooms(struct room_registry *reg, size_t *n)
-{
-    pthread_mutex_lock(&reg->lock);
-    struct room_count *rc = calloc(reg->nrooms + 1, sizeof(*rc));
-    size_t k = 0;
-    for (size_t i = 0; rc && i < reg->nbuckets; i++)
-        for (struct stats_room_entry *e = reg->buckets[i]; e; e = e->next)
-            rc[k++] = (struct room_count){strdup(e->name), e->members};
-    pthread_mutex_unlock(&reg->lock);
-    *n = k;
-    if (rc)
-        qsort(rc, k, sizeof(*rc), by_members_desc);
-    return rc;
-}
-
-static void free_rooms(struct room_count *rc, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(rc[i].name);
-    free(rc);
-}
 
 struct totals {
     uint64_t connections, received, published, delivered, dropped, slow, timeouts, protocol;
@@ -183,7 +49,8 @@ char *stats_json(const struct stats_view *v)
 {
     struct totals t = sum(v);
     size_t nrooms = 0;
-    struct room_count *rooms = snapshot_rooms(v->rooms, &nrooms);
+    struct room_count *rooms = NULL;
+    nrooms = registry_snapshot(v->rooms, &rooms);
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "pod_id", v->pod_id);
     cJSON_AddNumberToObject(o, "uptime_seconds", (double)(long)(v->uptime_seconds * 10) / 10);
@@ -237,6 +104,9 @@ char *stats_json(const struct stats_view *v)
         cJSON_AddNumberToObject(by, v->broker.origins[i].pod,
                                 (double)load(&v->broker.origins[i].lost));
     cJSON_AddNumberToObject(b, "received", (double)v->broker.received);
+    cJSON_AddNumberToObject(b, "rooms_subscribed", (double)v->broker.rooms_subscribed);
+    cJSON_AddNumberToObject(b, "subscribes", (double)v->broker.subscribes);
+    cJSON_AddNumberToObject(b, "unsubscribes", (double)v->broker.unsubscribes);
 
     cJSON *auth = cJSON_AddObjectToObject(o, "auth");
     cJSON_AddNumberToObject(auth, "public_keys", (double)v->keys);
@@ -261,7 +131,7 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddBoolToObject(o, "shutting_down", v->shutting_down);
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    free_rooms(rooms, nrooms);
+    registry_counts_free(rooms, nrooms);
     return out;
 }
 
@@ -277,9 +147,7 @@ static void metric(struct json_out *o, const char *name, const char *type, const
 char *stats_metrics(const struct stats_view *v)
 {
     struct totals t = sum(v);
-    pthread_mutex_lock(&v->rooms->lock);
-    size_t nrooms = v->rooms->nrooms;
-    pthread_mutex_unlock(&v->rooms->lock);
+    size_t nrooms = registry_rooms(v->rooms);
     struct json_out o = {0};
     metric(&o, "uptime_seconds", "gauge", "Seconds since the server started.", v->uptime_seconds);
     metric(&o, "connections_current", "gauge", "Open WebSocket connections.",
@@ -352,6 +220,13 @@ char *stats_metrics(const struct stats_view *v)
            (double)v->broker.overload_dropped);
     metric(&o, "broker_received_total", "counter", "Messages received from other pods.",
            (double)v->broker.received);
+    metric(&o, "broker_rooms_subscribed", "gauge",
+           "Rooms whose Redis channel this pod is subscribed to.",
+           (double)v->broker.rooms_subscribed);
+    metric(&o, "broker_subscribes_total", "counter", "Room channels subscribed.",
+           (double)v->broker.subscribes);
+    metric(&o, "broker_unsubscribes_total", "counter",
+           "Room channels unsubscribed after their linger.", (double)v->broker.unsubscribes);
     metric(&o, "broker_mismatch_dropped_total", "counter",
            "Payloads from Redis dropped because their room is not their channel's.",
            (double)v->broker.mismatch_dropped);

@@ -3,8 +3,7 @@
  * DESIGN: every counter has one writer. Each worker owns a struct
  * worker_counters and bumps it with relaxed atomics; the acceptor owns
  * struct acceptor_counters. A stats request sums them without stopping
- * anyone. Room membership, which changes only on join and leave (never per
- * message), lives in a registry under one mutex. */
+ * anyone. Room membership lives in the registry (room/registry.h). */
 #ifndef CHAT_STATS_H
 #define CHAT_STATS_H
 
@@ -45,17 +44,7 @@ struct acceptor_counters {
     atomic_uint_fast64_t pending_heads;     /* clients whose head is being read (gauge) */
 };
 
-/* Rooms across all workers: name -> members. Workers call join/leave. */
-struct room_registry {
-    pthread_mutex_t lock;
-    struct stats_room_entry **buckets;
-    size_t nbuckets, nrooms;
-};
-
-int stats_registry_init(struct room_registry *reg);
-void stats_registry_free(struct room_registry *reg);
-void stats_room_join(struct room_registry *reg, const char *room);
-void stats_room_leave(struct room_registry *reg, const char *room);
+struct room_registry;
 
 /* Messages from one origin pod known to be missing. The pod name is written
  * once by the broker's subscriber before the slot is published. */
@@ -79,6 +68,9 @@ struct broker_status {
     uint64_t duplicates;       /* repeats of numbered messages, dropped */
     uint64_t lost;             /* numbered messages from other pods that never came */
     uint64_t received;         /* messages from other pods and backends, delivered */
+    uint64_t rooms_subscribed; /* rooms whose channel this pod is subscribed to (gauge) */
+    uint64_t subscribes;       /* room channels subscribed, over time */
+    uint64_t unsubscribes;     /* room channels unsubscribed after their linger */
     const struct broker_origin_lost *origins; /* lost, per origin pod */
     unsigned n_origins;
 };

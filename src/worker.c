@@ -43,6 +43,7 @@
 #include "json.h"
 #include "log.h"
 #include "room/envelope.h"
+#include "room/registry.h"
 #include "room/room.h"
 #include "server.h"
 #include "ws/frame.h"
@@ -86,6 +87,8 @@ struct conn {
     uint8_t wr_shut;         /* shutdown(SHUT_WR) done */
     uint8_t in_chat;         /* chat_m is in the worker's chat list */
     uint8_t in_all;          /* any_m is in the worker's list of all connections */
+    uint8_t awaiting;        /* waits for its room's subscription: in the room's waiting
+                              * list, not read, no welcome yet (registry.h) */
     struct ws_frame_parser parser;
     struct room *room;         /* NULL on a global connection */
     struct room_member room_m; /* in room */
@@ -111,7 +114,8 @@ struct conn {
     struct conn *dirty_next;
     struct conn *dead_next;
     struct fbuf *pong;     /* the answer to the latest ping, not yet in the ring */
-    struct backlog *paused; /* set while the connection is not read */
+    struct backlog *paused; /* set while the connection is not read; while awaiting, a
+                             * backlog on no list, holding the bytes sent so far */
 };
 
 /* Who a connection is. Allocated once at adoption, so an idle connection
@@ -792,6 +796,89 @@ static void release_ident(struct worker *w, struct conn_ident *ident)
     free(ident);
 }
 
+/* Makes c a recipient (of its room, if any, and of global messages) and
+ * sends its welcome. */
+static void admit(struct worker *w, struct conn *c)
+{
+    if (c->room)
+        fanout_member(w->fan, w->id, fanout_room_slot(c->room->hash), 1);
+    if (room_add(&w->chat, &c->chat_m) < 0) {
+        kill_conn(w, c);
+        return;
+    }
+    c->in_chat = 1;
+    fanout_member(w->fan, w->id, FANOUT_GLOBAL, 1);
+    if (c->state == CONN_OPEN) {
+        struct envelope_ctx ctx;
+        fill_ctx(w, c, &ctx);
+        w->out.len = 0;
+        envelope_welcome(&ctx, &w->out);
+        if (!w->out.oom)
+            send_system(w, c, &w->out);
+    }
+}
+
+/* Stops reading c until its room is ready, keeping the bytes it sent with
+ * its request head. Returns 0 or -ENOMEM. */
+static int hold(struct worker *w, struct conn *c, const uint8_t *extra, size_t len)
+{
+    struct backlog *bl = calloc(1, sizeof(*bl));
+    if (!bl || (len && !(bl->rest = malloc(len)))) {
+        free(bl);
+        return -ENOMEM;
+    }
+    if (len)
+        memcpy(bl->rest, extra, len);
+    bl->rest_len = len;
+    bl->conn = c;
+    c->paused = bl;
+    c->awaiting = 1;
+    watch(w, c, c->out_armed);
+    return 0;
+}
+
+/* c's room is subscribed (or Redis went away): it becomes a member, gets
+ * its welcome and is read again, starting with what it sent meanwhile. */
+static void release(struct worker *w, struct conn *c)
+{
+    struct backlog *bl = c->paused;
+    c->paused = NULL;
+    c->awaiting = 0;
+    if (room_admit(c->room, &c->room_m) < 0) {
+        registry_leave(&w->srv->rooms, c->room->name, w->now);
+        room_leave_waiting(&w->rooms, c->room, &c->room_m);
+        c->room = NULL;
+        free(bl->rest);
+        free(bl);
+        kill_conn(w, c);
+        return;
+    }
+    admit(w, c);
+    c->last_rx_ms = w->now; /* the wait was ours, not the client's silence */
+    if (c->state != CONN_DEAD)
+        watch(w, c, c->out_armed);
+    if (bl->rest && c->state != CONN_DEAD)
+        process_bytes(w, c, bl->rest, bl->rest_len);
+    free(bl->rest);
+    free(bl);
+}
+
+/* Releases the connections waiting for room (all of them for NULL). */
+static void on_room_ready(struct worker *w, const char *room)
+{
+    if (room) {
+        struct room *r = room_find(&w->rooms, room, room_hash(room, strlen(room)));
+        while (r && r->waiting && r->waiting->n > 0)
+            release(w, container_of(r->waiting->members[r->waiting->n - 1], struct conn, room_m));
+        return;
+    }
+    for (uint32_t i = 0; i < w->all.n; i++) {
+        struct conn *c = container_of(w->all.members[i], struct conn, any_m);
+        if (c->awaiting)
+            release(w, c);
+    }
+}
+
 static void adopt(struct worker *w, struct conn_handoff *h)
 {
     struct conn *c = calloc(1, sizeof(*c));
@@ -838,28 +925,30 @@ static void adopt(struct worker *w, struct conn_handoff *h)
     schedule_check(w, c, w->now);
 
     if (c->kind == CONN_CHAT) {
-        if (room_add(&w->chat, &c->chat_m) == 0) {
-            c->in_chat = 1;
-            fanout_member(w->fan, w->id, FANOUT_GLOBAL, 1);
-        } else {
-            kill_conn(w, c);
-        }
-        if (h->has_room) {
-            c->room = room_join(&w->rooms, h->room, &c->room_m);
-            if (c->room) {
-                stats_room_join(&w->srv->rooms, h->room);
-                fanout_member(w->fan, w->id, fanout_room_slot(c->room->hash), 1);
+        int ready = h->has_room ? registry_join(&w->srv->rooms, h->room) : 1;
+        if (ready > 0) {
+            c->room = h->has_room ? room_join(&w->rooms, h->room, &c->room_m) : NULL;
+            if (h->has_room && !c->room)
+                registry_leave(&w->srv->rooms, h->room, w->now);
+            if (h->has_room == (c->room != NULL))
+                admit(w, c);
+            else
+                kill_conn(w, c);
+        } else if (ready == 0) {
+            /* Its room's subscription is on its way: the welcome (and
+             * reading what it sends) waits for Redis' confirmation. */
+            c->room = room_join_waiting(&w->rooms, h->room, &c->room_m);
+            if (c->room && hold(w, c, h->extra, h->extra_len) == 0) {
+                h->extra_len = 0;
             } else {
+                if (c->room)
+                    room_leave_waiting(&w->rooms, c->room, &c->room_m);
+                c->room = NULL;
+                registry_leave(&w->srv->rooms, h->room, w->now);
                 kill_conn(w, c);
             }
-        }
-        if (c->state == CONN_OPEN) {
-            struct envelope_ctx ctx;
-            fill_ctx(w, c, &ctx);
-            w->out.len = 0;
-            envelope_welcome(&ctx, &w->out);
-            if (!w->out.oom)
-                send_system(w, c, &w->out);
+        } else {
+            kill_conn(w, c);
         }
     }
     /* Counted once it is in its room, so stats never show a connection
@@ -878,6 +967,11 @@ static void free_conn(struct worker *w, struct conn *c)
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     wheel_unlink(w, c);
+    if (c->awaiting) {
+        free(c->paused->rest);
+        free(c->paused);
+        c->paused = NULL;
+    }
     if (c->paused) {
         /* A message the client sent and we could not pass on before it went. */
         bump(&w->counters->dropped, 1);
@@ -888,9 +982,13 @@ static void free_conn(struct worker *w, struct conn *c)
     if (c->pong)
         fbuf_unref(c->pong);
     if (c->room) {
-        fanout_member(w->fan, w->id, fanout_room_slot(c->room->hash), -1);
-        stats_room_leave(&w->srv->rooms, c->room->name);
-        room_leave(&w->rooms, c->room, &c->room_m);
+        registry_leave(&w->srv->rooms, c->room->name, w->now);
+        if (c->awaiting) {
+            room_leave_waiting(&w->rooms, c->room, &c->room_m);
+        } else {
+            fanout_member(w->fan, w->id, fanout_room_slot(c->room->hash), -1);
+            room_leave(&w->rooms, c->room, &c->room_m);
+        }
     }
     if (c->in_chat) {
         fanout_member(w->fan, w->id, FANOUT_GLOBAL, -1);
@@ -1043,6 +1141,10 @@ static void process_inbox(struct worker *w)
     for (size_t i = 0; i < n; i++) {
         switch (items[i].kind) {
         case INBOX_CONN: adopt(w, items[i].ptr); break;
+        case INBOX_READY:
+            on_room_ready(w, items[i].ptr);
+            free(items[i].ptr);
+            break;
         case INBOX_FRAME:
             deliver(w, items[i].ptr);
             fanout_delivered(w->fan, w->id, &items[i]);

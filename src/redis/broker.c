@@ -27,6 +27,7 @@
 #include "redis/message.h"
 #include "redis/outbox.h"
 #include "redis/seq.h"
+#include "room/registry.h"
 #include "room/envelope.h"
 #include "room/room.h"
 #include "server.h"
@@ -79,6 +80,15 @@ static bool episode_over(struct episode *e, uint64_t now, double *seconds)
     return true;
 }
 
+/* Room channels collected for one SUBSCRIBE or UNSUBSCRIBE (sent in
+ * commands of up to CHANNELS_PER_COMMAND). The subscriber's own. */
+struct chan_batch {
+    char **names; /* heap channel names */
+    size_t n, cap;
+    bool oom;
+};
+#define CHANNELS_PER_COMMAND 1000
+
 struct redis_broker {
     struct server *srv;
     const struct config *cfg;
@@ -94,6 +104,7 @@ struct redis_broker {
     int pub_fd, sub_fd;
 
     int stop_efd; /* written once by stop: wakes the subscriber's poll */
+    int wake_efd; /* written by workers (through the registry): rooms to subscribe */
     pthread_t pub_thread, sub_thread;
     bool pub_started, sub_started;
 
@@ -108,6 +119,8 @@ struct redis_broker {
     atomic_uint_fast64_t duplicates;       /* written by the subscriber */
     atomic_uint_fast64_t lost;             /* written by the subscriber */
     atomic_uint_fast64_t received;         /* written by the subscriber */
+    atomic_uint_fast64_t subscribes;       /* written by the subscriber */
+    atomic_uint_fast64_t unsubscribes;     /* written by the subscriber */
     /* Losses per origin pod, for /metrics: slots are claimed by the
      * subscriber (name first, then the count of slots, released). */
     struct broker_origin_lost origins[LOST_ORIGINS_MAX];
@@ -120,6 +133,7 @@ struct redis_broker {
     /* The subscriber's own. */
     struct seq_table *rx_seq; /* origin, epoch, channel -> last seen */
     struct episode overload, loss;
+    struct chan_batch subs;   /* room channels to SUBSCRIBE or UNSUBSCRIBE next */
 };
 
 /* Jittered exponential backoff: a random wait in [d/2, d], then d doubles.
@@ -573,6 +587,108 @@ static void subscriber_tick(struct redis_broker *rb, uint64_t now, uint64_t *las
     }
 }
 
+/* Sends what hiredis has buffered; blocking is fine for a few small commands. */
+static bool flush_out(redisContext *c)
+{
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(c, &done) != REDIS_OK)
+            return false;
+    return true;
+}
+
+/* Redis confirmed a subscription. Returns 1 for realtime:global (the pod
+ * is then connected), else 0; members waiting for their room's confirmation
+ * are released. */
+static int on_subscribed(struct redis_broker *rb, const redisReply *ch)
+{
+    char room[WS_HS_ROOM_MAX + 1];
+    if (redis_msg_room(ch->str, ch->len, room) < 0)
+        return 0;
+    if (!room[0])
+        return 1;
+    if (registry_sub_confirmed(&rb->srv->rooms, room) && fanout_room_ready(rb->srv->fanout, room))
+        log_error("redis: out of memory telling workers that room %s is ready", room);
+    return 0;
+}
+
+/* Collects one room's channel (registry_emit_fn; called under the
+ * registry's lock, so it only copies). */
+static void batch_add(void *arg, const char *room)
+{
+    struct chan_batch *cb = arg;
+    if (cb->n == cb->cap) {
+        size_t cap = cb->cap ? cb->cap * 2 : 64;
+        char **grown = realloc(cb->names, cap * sizeof(*grown));
+        if (!grown) {
+            cb->oom = true;
+            return;
+        }
+        cb->names = grown;
+        cb->cap = cap;
+    }
+    char channel[192];
+    redis_msg_channel(room, channel, sizeof(channel));
+    if (!(cb->names[cb->n] = strdup(channel))) {
+        cb->oom = true;
+        return;
+    }
+    cb->n++;
+}
+
+/* Appends verb for every collected channel, CHANNELS_PER_COMMAND at a time,
+ * and empties the batch. Returns false when hiredis could not take it. A
+ * batch that lost a name to memory fails too: the connection is made again
+ * and every room subscribed afresh, rather than one room silently missing. */
+static bool batch_send(redisContext *c, struct chan_batch *cb, const char *verb)
+{
+    bool ok = !cb->oom;
+    const char *argv[CHANNELS_PER_COMMAND + 1];
+    size_t argvlen[CHANNELS_PER_COMMAND + 1];
+    for (size_t i = 0; ok && i < cb->n; i += CHANNELS_PER_COMMAND) {
+        size_t k = cb->n - i < CHANNELS_PER_COMMAND ? cb->n - i : CHANNELS_PER_COMMAND;
+        argv[0] = verb;
+        argvlen[0] = strlen(verb);
+        for (size_t j = 0; j < k; j++) {
+            argv[j + 1] = cb->names[i + j];
+            argvlen[j + 1] = strlen(cb->names[i + j]);
+        }
+        ok = redisAppendCommandArgv(c, (int)k + 1, argv, argvlen) == REDIS_OK;
+    }
+    for (size_t i = 0; i < cb->n; i++)
+        free(cb->names[i]);
+    cb->n = 0;
+    cb->oom = false;
+    return ok;
+}
+
+/* Sends SUBSCRIBE for the rooms that gained their first member and
+ * UNSUBSCRIBE for those whose linger is over. Returns false when the
+ * connection failed (why in err). */
+static bool sync_rooms(struct redis_broker *rb, redisContext *c, uint64_t now, char *err,
+                       size_t errlen)
+{
+    struct room_registry *reg = &rb->srv->rooms;
+    registry_sub_take_queued(reg, batch_add, &rb->subs);
+    size_t n = rb->subs.n;
+    bool ok = batch_send(c, &rb->subs, "SUBSCRIBE");
+    if (ok && n)
+        atomic_fetch_add(&rb->subscribes, n);
+    uint64_t linger = rb->cfg->room_linger_ms;
+    if (ok && now > linger) {
+        registry_sub_take_expired(reg, now - linger, batch_add, &rb->subs);
+        n = rb->subs.n;
+        ok = batch_send(c, &rb->subs, "UNSUBSCRIBE");
+        if (ok && n)
+            atomic_fetch_add(&rb->unsubscribes, n);
+    }
+    if (!ok || !flush_out(c)) {
+        snprintf(err, errlen, "subscribing failed: %s", c->errstr[0] ? c->errstr : "out of memory");
+        return false;
+    }
+    return true;
+}
+
 /* Handles one reply in subscribe mode. Returns how many subscriptions it
  * confirmed (0 or 1), or -1 with why in err when Redis refused something
  * (NOAUTH, an ACL that denies the channel). */
@@ -588,21 +704,10 @@ static int on_sub_reply(struct redis_broker *rb, redisReply *r, char *err, size_
     const char *kind = r->element[0]->str;
     if (strcmp(kind, "message") == 0 && r->elements == 3)
         deliver_from_redis(rb, r->element[1], r->element[2]);
-    else if (strcmp(kind, "pmessage") == 0 && r->elements == 4)
-        deliver_from_redis(rb, r->element[2], r->element[3]);
-    else if (strcmp(kind, "subscribe") == 0 || strcmp(kind, "psubscribe") == 0)
-        return 1;
+    else if (strcmp(kind, "subscribe") == 0 && r->elements == 3 &&
+             r->element[1]->type == REDIS_REPLY_STRING)
+        return on_subscribed(rb, r->element[1]);
     return 0;
-}
-
-/* Sends what hiredis has buffered; blocking is fine for a few small commands. */
-static bool flush_out(redisContext *c)
-{
-    int done = 0;
-    while (!done)
-        if (redisBufferWrite(c, &done) != REDIS_OK)
-            return false;
-    return true;
 }
 
 /* Listens until the connection fails (why in err) or the broker stops.
@@ -610,24 +715,36 @@ static bool flush_out(redisContext *c)
 static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever, struct backoff *bo,
                         char *err, size_t errlen)
 {
+    /* From here on joins wait for their room's confirmation; exactly the
+     * rooms with members now are subscribed. */
+    registry_sub_live(&rb->srv->rooms, batch_add, &rb->subs);
+    size_t nrooms = rb->subs.n;
     if (redisAppendCommand(c, "SUBSCRIBE %s", REDIS_CHANNEL_GLOBAL) != REDIS_OK ||
-        redisAppendCommand(c, "PSUBSCRIBE %s*", REDIS_CHANNEL_ROOM_PREFIX) != REDIS_OK ||
-        !flush_out(c)) {
-        snprintf(err, errlen, "subscribing failed: %s", c->errstr);
+        !batch_send(c, &rb->subs, "SUBSCRIBE") || !flush_out(c)) {
+        snprintf(err, errlen, "subscribing failed: %s", c->errstr[0] ? c->errstr : "out of memory");
         return true;
     }
+    atomic_fetch_add(&rb->subscribes, nrooms);
     int confirmed = 0;
     uint64_t last_seen = server_now_ms(), last_ping = last_seen, last_sweep = last_seen;
     for (;;) {
-        struct pollfd fds[2] = {{.fd = c->fd, .events = POLLIN},
-                                {.fd = rb->stop_efd, .events = POLLIN}};
-        int n = poll(fds, 2, SUB_PING_MS / 2);
+        struct pollfd fds[3] = {{.fd = c->fd, .events = POLLIN},
+                                {.fd = rb->stop_efd, .events = POLLIN},
+                                {.fd = rb->wake_efd, .events = POLLIN}};
+        int n = poll(fds, 3, SUB_PING_MS / 2);
         if (n < 0 && errno != EINTR) {
             snprintf(err, errlen, "poll: %s", strerror(errno));
             return true;
         }
         if (fds[1].revents)
             return false;
+        if (fds[2].revents) {
+            uint64_t v;
+            ssize_t rd = read(rb->wake_efd, &v, sizeof(v));
+            (void)rd;
+            if (!sync_rooms(rb, c, server_now_ms(), err, errlen))
+                return true;
+        }
         if (fds[0].revents) {
             if (redisBufferRead(c) != REDIS_OK) {
                 snprintf(err, errlen, "connection lost: %s", c->errstr);
@@ -642,7 +759,7 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever, st
                 if (rc < 0)
                     return true;
                 confirmed += rc;
-                if (confirmed == 2 && !atomic_load(&rb->sub_ready)) {
+                if (confirmed == 1 && !atomic_load(&rb->sub_ready)) {
                     atomic_store(&rb->sub_ready, 1);
                     backoff_reset(bo); /* Redis took real work */
                     if (*ever) {
@@ -664,6 +781,8 @@ static bool listen_loop(struct redis_broker *rb, redisContext *c, bool *ever, st
          * time taken before them. */
         uint64_t now = server_now_ms();
         subscriber_tick(rb, now, &last_sweep);
+        if (!sync_rooms(rb, c, now, err, errlen))
+            return true;
         if (now - last_ping >= SUB_PING_MS) {
             if (redisAppendCommand(c, "PING") != REDIS_OK || !flush_out(c)) {
                 snprintf(err, errlen, "connection lost: %s", c->errstr);
@@ -695,6 +814,11 @@ static void *subscriber_main(void *arg)
                          "/readyz answers 503 until it is back",
                          err);
             atomic_store(&rb->sub_ready, 0);
+            /* Nothing is subscribed now: whoever waits for a room gets its
+             * welcome, and joins stop waiting until the next connection. */
+            registry_sub_gone(&rb->srv->rooms);
+            if (fanout_room_ready(rb->srv->fanout, NULL))
+                log_error("redis: out of memory telling workers that Redis went away");
             free_context(rb, c, &rb->sub_fd);
         }
         if (!go_on)
@@ -738,6 +862,9 @@ static void redis_status(struct broker *b, struct broker_status *out)
         .duplicates = atomic_load(&rb->duplicates),
         .lost = atomic_load(&rb->lost),
         .received = atomic_load(&rb->received),
+        .rooms_subscribed = registry_confirmed(&rb->srv->rooms),
+        .subscribes = atomic_load(&rb->subscribes),
+        .unsubscribes = atomic_load(&rb->unsubscribes),
         .origins = rb->origins,
         .n_origins = atomic_load_explicit(&rb->n_origins, memory_order_acquire),
     };
@@ -792,11 +919,21 @@ static void redis_stop(struct broker *b, uint64_t deadline_ms)
     seq_table_free(rb->tx_seq);
     seq_table_free(rb->rx_seq);
     free(rb->scratch);
+    free(rb->subs.names);
     close(rb->stop_efd);
+    close(rb->wake_efd);
     pthread_cond_destroy(&rb->cond);
     pthread_mutex_destroy(&rb->lock);
     free(rb);
     b->impl = NULL;
+}
+
+static void wake_subscriber(void *arg)
+{
+    struct redis_broker *rb = arg;
+    uint64_t one = 1;
+    ssize_t w = write(rb->wake_efd, &one, sizeof(one));
+    (void)w;
 }
 
 int redis_broker_start(struct server *srv, struct broker *b)
@@ -807,6 +944,7 @@ int redis_broker_start(struct server *srv, struct broker *b)
     rb->srv = srv;
     rb->cfg = &srv->cfg;
     rb->pub_fd = rb->sub_fd = -1;
+    rb->stop_efd = rb->wake_efd = -1;
     rb->epoch = (uint64_t)server_wall_ms();
     rb->scratch_cap = srv->cfg.max_message + ENVELOPE_SLACK + 64;
     rb->scratch = malloc(rb->scratch_cap);
@@ -824,7 +962,10 @@ int redis_broker_start(struct server *srv, struct broker *b)
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     if (outbox_init(&rb->outbox, srv->cfg.redis_outbox) < 0 ||
         pthread_mutex_init(&rb->lock, NULL) != 0 || pthread_cond_init(&rb->cond, &ca) != 0 ||
-        (rb->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        (rb->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+        (rb->wake_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+        if (rb->stop_efd >= 0)
+            close(rb->stop_efd);
         pthread_condattr_destroy(&ca);
         free(rb->outbox.items);
         free(rb->scratch);
@@ -834,6 +975,11 @@ int redis_broker_start(struct server *srv, struct broker *b)
         return -1;
     }
     pthread_condattr_destroy(&ca);
+    /* Per-room subscriptions: the registry wakes the subscriber when a room
+     * gains its first member. Set before any thread runs. */
+    srv->rooms.tracking = true;
+    srv->rooms.wake = wake_subscriber;
+    srv->rooms.wake_arg = rb;
     *b = (struct broker){.mode = "redis",
                          .impl = rb,
                          .publish = redis_publish,

@@ -69,7 +69,8 @@ static int grow(struct room_index *ix)
     return 0;
 }
 
-struct room *room_join(struct room_index *ix, const char *name, struct room_member *m)
+/* Finds or creates the room called name. */
+static struct room *room_get(struct room_index *ix, const char *name)
 {
     uint32_t h = room_hash(name, strlen(name));
     struct room *r = room_find(ix, name, h);
@@ -86,19 +87,71 @@ struct room *room_join(struct room_index *ix, const char *name, struct room_memb
         ix->buckets[h & (ix->nbuckets - 1)] = r;
         ix->nrooms++;
     }
-    if (room_add(r, m) < 0) {
-        if (r->n == 0)
-            room_leave(ix, r, NULL);
+    return r;
+}
+
+struct room *room_join(struct room_index *ix, const char *name, struct room_member *m)
+{
+    struct room *r = room_get(ix, name);
+    if (r && room_add(r, m) < 0) {
+        room_leave(ix, r, NULL);
         return NULL;
     }
     return r;
+}
+
+struct room *room_join_waiting(struct room_index *ix, const char *name, struct room_member *m)
+{
+    struct room *r = room_get(ix, name);
+    if (!r)
+        return NULL;
+    if (!r->waiting)
+        r->waiting = calloc(1, sizeof(*r->waiting));
+    if (!r->waiting || room_add(r->waiting, m) < 0) {
+        room_leave_waiting(ix, r, NULL);
+        return NULL;
+    }
+    return r;
+}
+
+/* Frees r's waiting list once nobody is in it. */
+static void drop_empty_waiting(struct room *r)
+{
+    if (r->waiting && r->waiting->n == 0) {
+        free(r->waiting->members);
+        free(r->waiting);
+        r->waiting = NULL;
+    }
+}
+
+int room_admit(struct room *r, struct room_member *m)
+{
+    if (r->n == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 4;
+        struct room_member **grown = realloc(r->members, cap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        r->members = grown;
+        r->cap = cap;
+    }
+    room_remove(r->waiting, m);
+    drop_empty_waiting(r);
+    return room_add(r, m); /* cannot fail: there is room */
+}
+
+void room_leave_waiting(struct room_index *ix, struct room *r, struct room_member *m)
+{
+    if (m)
+        room_remove(r->waiting, m);
+    drop_empty_waiting(r);
+    room_leave(ix, r, NULL);
 }
 
 void room_leave(struct room_index *ix, struct room *r, struct room_member *m)
 {
     if (m)
         room_remove(r, m);
-    if (r->n > 0)
+    if (r->n > 0 || r->waiting)
         return;
     struct room **pp = &ix->buckets[r->hash & (ix->nbuckets - 1)];
     while (*pp != r)
@@ -116,6 +169,9 @@ void room_index_free(struct room_index *ix)
         struct room *r = ix->buckets[i];
         while (r) {
             struct room *next = r->next;
+            if (r->waiting)
+                free(r->waiting->members);
+            free(r->waiting);
             free(r->members);
             free(r->name);
             free(r);

@@ -19,7 +19,8 @@ struct room {
     uint32_t hash;
     uint32_t n, cap;
     struct room_member **members;
-    struct room *next; /* hash chain */
+    struct room *waiting; /* members not yet admitted (a plain list), or NULL */
+    struct room *next;    /* hash chain */
 };
 
 struct room_index {
@@ -45,6 +46,17 @@ struct room *room_join(struct room_index *ix, const char *name, struct room_memb
 
 /* Removes m from r, and frees r when it is left empty. */
 void room_leave(struct room_index *ix, struct room *r, struct room_member *m);
+
+/* Like room_join, but m waits in the room's waiting list: it is not among
+ * the members a fan-out walks until room_admit. */
+struct room *room_join_waiting(struct room_index *ix, const char *name, struct room_member *m);
+
+/* Moves m from r's waiting list to its members. Returns 0, or -ENOMEM with
+ * m still waiting. */
+int room_admit(struct room *r, struct room_member *m);
+
+/* Removes a waiting m from r, and frees r when it is left empty. */
+void room_leave_waiting(struct room_index *ix, struct room *r, struct room_member *m);
 
 /* Frees the index and every room in it (members are not touched). */
 void room_index_free(struct room_index *ix);

@@ -134,14 +134,17 @@ def test_sigterm_during_a_flood_keeps_shutdown_timeout(start_server, redis_serve
     """SIGTERM while a client and a backend flood: the process exits 0
     within SHUTDOWN_TIMEOUT + 1 s, whatever is queued."""
     r = redis_server()
+    # Queues long enough that the readers (drained by one Python thread)
+    # are never closed as slow consumers: the flood must meet the budget.
     srv = start_server(WORKERS=2, REDIS_URL=f"redis://127.0.0.1:{r.port}", POD_ID="p1",
-                       SHUTDOWN_TIMEOUT="3s", **server_env())
+                       SHUTDOWN_TIMEOUT="3s", SEND_BUFFER=65536, **server_env())
     wait_for(lambda: ready(srv), 10, "the pod to be ready")
     big = readers(srv.port, "/ws/big", 50)  # they never answer a close: the timeout decides
     drain = Drain(big)
     flood = Flooder(srv.port, "/ws/big")
     backend = Backend(r.client(), "realtime:room:big", json.dumps({"data": {"n": 1}}))
     wait_for(lambda: srv.stats()["backpressure"]["reads_paused"] > 0, 10, "the flood to bite")
+    assert srv.stats()["slow_consumers_closed"] == 0
     t0 = time.monotonic()
     srv.terminate()
     code = srv.proc.wait(10)

@@ -1,0 +1,349 @@
+/* registry.c: chained hash of rooms with member counts and subscription
+ * states, a FIFO of rooms to subscribe and a FIFO of lingering rooms. */
+#include "room/registry.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "room/room.h"
+
+enum sub_state {
+    SUB_NONE,      /* not subscribed, not asked for (standalone, or Redis away) */
+    SUB_QUEUED,    /* in the queue, for the subscriber to take */
+    SUB_SENT,      /* SUBSCRIBE sent, no confirmation yet */
+    SUB_CONFIRMED, /* Redis confirmed it */
+};
+
+struct reg_entry {
+    char *name;
+    uint32_t hash;
+    uint8_t state;   /* enum sub_state */
+    bool waiters;    /* a join was told to wait for this room's confirmation */
+    bool idle;       /* on the idle list */
+    uint64_t members;
+    uint64_t idle_since_ms;
+    struct reg_entry *next;              /* hash chain */
+    struct reg_entry *q_next;            /* the queue */
+    struct reg_entry *i_prev, *i_next;   /* the idle list */
+};
+
+int registry_init(struct room_registry *reg)
+{
+    *reg = (struct room_registry){0};
+    reg->nbuckets = 64;
+    reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
+    if (!reg->buckets)
+        return -1;
+    if (pthread_mutex_init(&reg->lock, NULL) != 0) {
+        free(reg->buckets);
+        return -1;
+    }
+    return 0;
+}
+
+void registry_free(struct room_registry *reg)
+{
+    for (size_t i = 0; i < reg->nbuckets; i++) {
+        struct reg_entry *e = reg->buckets[i];
+        while (e) {
+            struct reg_entry *next = e->next;
+            free(e->name);
+            free(e);
+            e = next;
+        }
+    }
+    free(reg->buckets);
+    pthread_mutex_destroy(&reg->lock);
+    reg->buckets = NULL;
+}
+
+static void grow(struct room_registry *reg)
+{
+    size_t n = reg->nbuckets * 2;
+    struct reg_entry **b = calloc(n, sizeof(*b));
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < reg->nbuckets; i++) {
+        struct reg_entry *e = reg->buckets[i];
+        while (e) {
+            struct reg_entry *next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(reg->buckets);
+    reg->buckets = b;
+    reg->nbuckets = n;
+}
+
+static struct reg_entry **find(struct room_registry *reg, const char *room, uint32_t h)
+{
+    struct reg_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)];
+    while (*pp && !((*pp)->hash == h && strcmp((*pp)->name, room) == 0))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void idle_unlink(struct room_registry *reg, struct reg_entry *e)
+{
+    if (!e->idle)
+        return;
+    if (e->i_prev)
+        e->i_prev->i_next = e->i_next;
+    else
+        reg->idle_head = e->i_next;
+    if (e->i_next)
+        e->i_next->i_prev = e->i_prev;
+    else
+        reg->idle_tail = e->i_prev;
+    e->i_prev = e->i_next = NULL;
+    e->idle = false;
+}
+
+static void queue_push(struct room_registry *reg, struct reg_entry *e)
+{
+    bool was_empty = reg->queue_head == NULL;
+    e->state = SUB_QUEUED;
+    e->q_next = NULL;
+    if (reg->queue_tail)
+        reg->queue_tail->q_next = e;
+    else
+        reg->queue_head = e;
+    reg->queue_tail = e;
+    if (was_empty && reg->wake)
+        reg->wake(reg->wake_arg);
+}
+
+/* Takes e out of the queue (a walk: only for a room that emptied before
+ * the subscriber took it, which is rare). */
+static void queue_unlink(struct room_registry *reg, struct reg_entry *e)
+{
+    struct reg_entry *prev = NULL;
+    for (struct reg_entry *q = reg->queue_head; q; prev = q, q = q->q_next) {
+        if (q != e)
+            continue;
+        if (prev)
+            prev->q_next = e->q_next;
+        else
+            reg->queue_head = e->q_next;
+        if (reg->queue_tail == e)
+            reg->queue_tail = prev;
+        e->q_next = NULL;
+        return;
+    }
+}
+
+/* Unhooks e from its chain (pp points at it) and frees it. */
+static void forget(struct room_registry *reg, struct reg_entry **pp)
+{
+    struct reg_entry *e = *pp;
+    *pp = e->next;
+    idle_unlink(reg, e);
+    if (e->state == SUB_CONFIRMED)
+        reg->confirmed--;
+    reg->nentries--;
+    free(e->name);
+    free(e);
+}
+
+int registry_join(struct room_registry *reg, const char *room)
+{
+    uint32_t h = room_hash(room, strlen(room));
+    pthread_mutex_lock(&reg->lock);
+    struct reg_entry **pp = find(reg, room, h);
+    struct reg_entry *e = *pp;
+    if (!e) {
+        e = calloc(1, sizeof(*e));
+        if (!e || !(e->name = strdup(room))) {
+            free(e);
+            pthread_mutex_unlock(&reg->lock);
+            return -1;
+        }
+        e->hash = h;
+        e->next = reg->buckets[h & (reg->nbuckets - 1)];
+        reg->buckets[h & (reg->nbuckets - 1)] = e;
+        if (++reg->nentries > reg->nbuckets)
+            grow(reg);
+        if (reg->tracking && reg->live)
+            queue_push(reg, e);
+    }
+    if (e->members++ == 0) {
+        reg->nrooms++;
+        idle_unlink(reg, e);
+    }
+    int ready = 1;
+    if (reg->tracking && reg->live && e->state != SUB_CONFIRMED) {
+        e->waiters = true;
+        ready = 0;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return ready;
+}
+
+void registry_leave(struct room_registry *reg, const char *room, uint64_t now_ms)
+{
+    uint32_t h = room_hash(room, strlen(room));
+    pthread_mutex_lock(&reg->lock);
+    struct reg_entry **pp = find(reg, room, h);
+    struct reg_entry *e = *pp;
+    if (e && e->members > 0 && --e->members == 0) {
+        reg->nrooms--;
+        if (e->state == SUB_SENT || e->state == SUB_CONFIRMED) {
+            /* Subscribed: stays so for the linger, in case someone comes back. */
+            e->idle = true;
+            e->idle_since_ms = now_ms;
+            e->i_next = NULL;
+            e->i_prev = reg->idle_tail;
+            if (reg->idle_tail)
+                reg->idle_tail->i_next = e;
+            else
+                reg->idle_head = e;
+            reg->idle_tail = e;
+        } else {
+            /* Nothing to undo in Redis: forgotten at once, so rooms passed
+             * through while Redis is away cost nothing afterwards. */
+            if (e->state == SUB_QUEUED)
+                queue_unlink(reg, e);
+            forget(reg, pp);
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+}
+
+static int by_members_desc(const void *a, const void *b)
+{
+    const struct room_count *x = a, *y = b;
+    if (x->members != y->members)
+        return x->members < y->members ? 1 : -1;
+    return strcmp(x->name, y->name);
+}
+
+size_t registry_snapshot(struct room_registry *reg, struct room_count **out)
+{
+    pthread_mutex_lock(&reg->lock);
+    struct room_count *rc = calloc(reg->nrooms + 1, sizeof(*rc));
+    size_t k = 0;
+    for (size_t i = 0; rc && i < reg->nbuckets; i++)
+        for (struct reg_entry *e = reg->buckets[i]; e; e = e->next)
+            if (e->members > 0 && (rc[k].name = strdup(e->name)) != NULL)
+                rc[k++].members = e->members;
+    pthread_mutex_unlock(&reg->lock);
+    if (rc)
+        qsort(rc, k, sizeof(*rc), by_members_desc);
+    *out = rc;
+    return k;
+}
+
+void registry_counts_free(struct room_count *rc, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(rc[i].name);
+    free(rc);
+}
+
+size_t registry_rooms(struct room_registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    size_t n = reg->nrooms;
+    pthread_mutex_unlock(&reg->lock);
+    return n;
+}
+
+uint64_t registry_confirmed(struct room_registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    uint64_t n = reg->confirmed;
+    pthread_mutex_unlock(&reg->lock);
+    return n;
+}
+
+void registry_sub_live(struct room_registry *reg, registry_emit_fn emit, void *arg)
+{
+    pthread_mutex_lock(&reg->lock);
+    reg->live = true;
+    reg->queue_head = reg->queue_tail = NULL;
+    for (size_t i = 0; i < reg->nbuckets; i++) {
+        struct reg_entry **pp = &reg->buckets[i];
+        while (*pp) {
+            struct reg_entry *e = *pp;
+            if (e->members == 0) {
+                forget(reg, pp);
+                continue;
+            }
+            e->state = SUB_SENT;
+            e->q_next = NULL;
+            emit(arg, e->name);
+            pp = &e->next;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+}
+
+void registry_sub_take_queued(struct room_registry *reg, registry_emit_fn emit, void *arg)
+{
+    pthread_mutex_lock(&reg->lock);
+    struct reg_entry *e = reg->queue_head;
+    reg->queue_head = reg->queue_tail = NULL;
+    while (e) {
+        struct reg_entry *next = e->q_next;
+        e->q_next = NULL;
+        e->state = SUB_SENT;
+        emit(arg, e->name);
+        e = next;
+    }
+    pthread_mutex_unlock(&reg->lock);
+}
+
+void registry_sub_take_expired(struct room_registry *reg, uint64_t cutoff_ms,
+                               registry_emit_fn emit, void *arg)
+{
+    pthread_mutex_lock(&reg->lock);
+    while (reg->idle_head && reg->idle_head->idle_since_ms < cutoff_ms) {
+        struct reg_entry *e = reg->idle_head;
+        emit(arg, e->name);
+        forget(reg, find(reg, e->name, e->hash));
+    }
+    pthread_mutex_unlock(&reg->lock);
+}
+
+bool registry_sub_confirmed(struct room_registry *reg, const char *room)
+{
+    uint32_t h = room_hash(room, strlen(room));
+    bool waiters = false;
+    pthread_mutex_lock(&reg->lock);
+    struct reg_entry *e = *find(reg, room, h);
+    /* Only a room we sent: a confirmation can also belong to a room that was
+     * forgotten and joined again (its new SUBSCRIBE's answer comes later). */
+    if (e && e->state == SUB_SENT) {
+        e->state = SUB_CONFIRMED;
+        reg->confirmed++;
+        waiters = e->waiters;
+        e->waiters = false;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return waiters;
+}
+
+void registry_sub_gone(struct room_registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    reg->live = false;
+    reg->queue_head = reg->queue_tail = NULL;
+    for (size_t i = 0; i < reg->nbuckets; i++) {
+        struct reg_entry **pp = &reg->buckets[i];
+        while (*pp) {
+            struct reg_entry *e = *pp;
+            if (e->members == 0) {
+                forget(reg, pp);
+                continue;
+            }
+            e->state = SUB_NONE;
+            e->waiters = false;
+            e->q_next = NULL;
+            pp = &e->next;
+        }
+    }
+    reg->confirmed = 0;
+    pthread_mutex_unlock(&reg->lock);
+}

@@ -1,0 +1,106 @@
+/* registry.h: the pod's rooms, across workers, and their Redis subscriptions.
+ *
+ * DESIGN: one entry per room that has members on any worker (or had them a
+ * moment ago, see linger), under one mutex: membership changes only on join
+ * and leave, never per message. Workers join and leave; stats read it; in
+ * Redis mode the broker's subscriber also keeps each room's subscription
+ * state here, so that "is this room subscribed?" and "a member joined" are
+ * decided under the same lock and no welcome can slip between them.
+ *
+ * Per-room subscriptions (only when tracking is on, i.e. in Redis mode):
+ *   - a room's first member queues it for SUBSCRIBE and wakes the
+ *     subscriber, which takes every queued room at once (one command for many
+ *     channels) and marks them sent;
+ *   - Redis' confirmation marks a room confirmed; members that joined while
+ *     it was on its way are waiting for their welcome, and the subscriber
+ *     tells their workers;
+ *   - a room left without members lingers: it stays subscribed for the
+ *     linger time (a reconnecting client finds it ready) and is then taken
+ *     for UNSUBSCRIBE and forgotten;
+ *   - while the subscriber is not connected (not live), nothing waits: joins
+ *     are welcomed at once, rooms are only counted; when it connects it takes
+ *     exactly the rooms that have members then.
+ * Entries own their name. Threads: workers (join, leave), the subscriber
+ * (the registry_sub_* calls), any thread (snapshot, counts). */
+#ifndef CHAT_ROOM_REGISTRY_H
+#define CHAT_ROOM_REGISTRY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct reg_entry;
+
+struct room_registry {
+    pthread_mutex_t lock; /* guards everything below */
+    struct reg_entry **buckets;
+    size_t nbuckets;
+    size_t nentries;  /* entries, lingering ones included */
+    size_t nrooms;    /* rooms with at least one member */
+    bool tracking;    /* per-room subscriptions are kept (Redis mode); set before threads start */
+    bool live;        /* the subscriber is connected: joins wait for confirmation */
+    struct reg_entry *queue_head, *queue_tail; /* rooms to subscribe, oldest first */
+    struct reg_entry *idle_head, *idle_tail;   /* subscribed rooms without members, oldest first */
+    uint64_t confirmed;                        /* rooms whose subscription is confirmed (gauge) */
+    /* Called (under the lock, so it must only write an eventfd) when the
+     * queue goes from empty to not empty. Set before threads start. */
+    void (*wake)(void *arg);
+    void *wake_arg;
+};
+
+/* One room and its members, as stats show it. */
+struct room_count {
+    char *name;
+    uint64_t members;
+};
+
+/* Returns 0 or -1. */
+int registry_init(struct room_registry *reg);
+void registry_free(struct room_registry *reg);
+
+/* A member joins room. Returns true when its welcome may go now; false when
+ * the room's subscription is on its way: the subscriber's ready callback
+ * (registry_sub_confirmed) or registry_sub_gone will say when. -1 when out
+ * of memory (nothing was counted). Workers. */
+int registry_join(struct room_registry *reg, const char *room);
+
+/* A member leaves room; now_ms starts the linger of a room left empty. */
+void registry_leave(struct room_registry *reg, const char *room, uint64_t now_ms);
+
+/* Copies out the rooms that have members, largest first (then by name).
+ * Returns how many, with the array in *out (free with registry_counts_free);
+ * 0 with *out NULL when there are none or memory ran out. Any thread. */
+size_t registry_snapshot(struct room_registry *reg, struct room_count **out);
+void registry_counts_free(struct room_count *rc, size_t n);
+
+/* Rooms with members; rooms whose subscription is confirmed. Any thread. */
+size_t registry_rooms(struct room_registry *reg);
+uint64_t registry_confirmed(struct room_registry *reg);
+
+/* ---- the subscriber's side; emit is called under the lock and must only
+ * buffer (e.g. append the channel to a command being built). ---- */
+typedef void (*registry_emit_fn)(void *arg, const char *room);
+
+/* The subscriber is connected: joins wait from now on. Rooms without
+ * members are forgotten; every room with members is emitted and counts as
+ * sent. */
+void registry_sub_live(struct room_registry *reg, registry_emit_fn emit, void *arg);
+
+/* Emits the rooms queued since the last call; they count as sent. */
+void registry_sub_take_queued(struct room_registry *reg, registry_emit_fn emit, void *arg);
+
+/* Emits (for UNSUBSCRIBE) and forgets the rooms that have had no member
+ * since before cutoff_ms. */
+void registry_sub_take_expired(struct room_registry *reg, uint64_t cutoff_ms,
+                               registry_emit_fn emit, void *arg);
+
+/* Redis confirmed room's subscription. Returns true when members wait for
+ * their welcome (the caller tells the workers). */
+bool registry_sub_confirmed(struct room_registry *reg, const char *room);
+
+/* The subscriber lost its connection: nothing is subscribed any more and
+ * joins no longer wait. Whoever waited is the caller's to release. */
+void registry_sub_gone(struct room_registry *reg);
+
+#endif
