@@ -5,7 +5,10 @@
  *   broker->publish, which never waits on Redis) and PUBLISHes them in
  *   pipelined batches, in order. Messages it could not get confirmed go back
  *   to the front of the outbox and are sent again after a reconnect.
- * - The subscriber listens on realtime:global and realtime:room:*, drops
+ * - The subscriber listens on realtime:global and on the channel of each
+ *   room this pod hosts (SUBSCRIBE on a room's first member, UNSUBSCRIBE
+ *   after ROOM_LINGER without one; the room registry keeps the states and
+ *   holds a joining client's welcome until Redis confirms), drops
  *   this pod's own messages and anything that is not a JSON object or is
  *   over the outgoing bound, and posts the rest, framed once, to the
  *   workers through the fanout (fanout.h). What the workers have no room

@@ -21,5 +21,6 @@ Suite *seq_suite(void);
 Suite *ipaddr_suite(void);
 Suite *keys_suite(void);
 Suite *cluster_suite(void);
+Suite *registry_suite(void);
 
 #endif

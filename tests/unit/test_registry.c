@@ -1,0 +1,208 @@
+/* test_registry.c: room membership and the subscription state machine. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "room/registry.h"
+#include "suites.h"
+
+/* Collects what the registry emits. */
+struct names {
+    char list[64][32];
+    int n;
+};
+
+static void collect(void *arg, const char *room)
+{
+    struct names *ns = arg;
+    if (ns->n < 64)
+        strcpy(ns->list[ns->n++], room);
+}
+
+static bool has(const struct names *ns, const char *room)
+{
+    for (int i = 0; i < ns->n; i++)
+        if (strcmp(ns->list[i], room) == 0)
+            return true;
+    return false;
+}
+
+static int wakes;
+static void count_wake(void *arg)
+{
+    (void)arg;
+    wakes++;
+}
+
+static void tracked(struct room_registry *reg)
+{
+    ck_assert_int_eq(registry_init(reg), 0);
+    reg->tracking = true;
+    reg->wake = count_wake;
+    wakes = 0;
+}
+
+START_TEST(standalone_never_waits_and_forgets_empty_rooms)
+{
+    struct room_registry reg;
+    ck_assert_int_eq(registry_init(&reg), 0);
+    ck_assert_int_eq(registry_join(&reg, "a"), 1);
+    ck_assert_int_eq(registry_join(&reg, "a"), 1);
+    ck_assert_int_eq(registry_join(&reg, "b"), 1);
+    ck_assert_uint_eq(registry_rooms(&reg), 2);
+    struct room_count *rc;
+    size_t n = registry_snapshot(&reg, &rc);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(rc[0].name, "a");
+    ck_assert_uint_eq(rc[0].members, 2);
+    registry_counts_free(rc, n);
+    registry_leave(&reg, "a", 1);
+    registry_leave(&reg, "a", 1);
+    registry_leave(&reg, "b", 1);
+    ck_assert_uint_eq(registry_rooms(&reg), 0);
+    ck_assert_uint_eq(reg.nentries, 0);
+    registry_free(&reg);
+}
+END_TEST
+
+START_TEST(joins_wait_only_while_live_and_unconfirmed)
+{
+    struct room_registry reg;
+    tracked(&reg);
+    /* Not live (Redis away): at once, nothing queued. */
+    ck_assert_int_eq(registry_join(&reg, "early"), 1);
+    ck_assert_int_eq(wakes, 0);
+    struct names sent = {0};
+    registry_sub_live(&reg, collect, &sent);
+    ck_assert_int_eq(sent.n, 1);
+    ck_assert(has(&sent, "early"));
+    /* Live: a new room waits and wakes the subscriber once for a batch. */
+    ck_assert_int_eq(registry_join(&reg, "x"), 0);
+    ck_assert_int_eq(registry_join(&reg, "y"), 0);
+    ck_assert_int_eq(registry_join(&reg, "x"), 0);
+    ck_assert_int_eq(wakes, 1);
+    struct names q = {0};
+    registry_sub_take_queued(&reg, collect, &q);
+    ck_assert_int_eq(q.n, 2);
+    ck_assert(has(&q, "x") && has(&q, "y"));
+    /* Confirmation releases the waiters once; later joins go at once. */
+    ck_assert(registry_sub_confirmed(&reg, "x"));
+    ck_assert(!registry_sub_confirmed(&reg, "x"));
+    ck_assert_int_eq(registry_join(&reg, "x"), 1);
+    ck_assert(!registry_sub_confirmed(&reg, "early")); /* nobody waited for it */
+    ck_assert_uint_eq(registry_confirmed(&reg), 2);
+    registry_free(&reg);
+}
+END_TEST
+
+START_TEST(linger_then_unsubscribe)
+{
+    struct room_registry reg;
+    tracked(&reg);
+    struct names none = {0};
+    registry_sub_live(&reg, collect, &none);
+    ck_assert_int_eq(registry_join(&reg, "r"), 0);
+    registry_sub_take_queued(&reg, collect, &none);
+    registry_sub_confirmed(&reg, "r");
+    registry_leave(&reg, "r", 1000);
+    ck_assert_uint_eq(registry_rooms(&reg), 0);
+    struct names gone = {0};
+    registry_sub_take_expired(&reg, 1000, collect, &gone);
+    ck_assert_int_eq(gone.n, 0); /* still lingering */
+    /* Back within the linger: ready at once, nothing sent again. */
+    ck_assert_int_eq(registry_join(&reg, "r"), 1);
+    registry_leave(&reg, "r", 2000);
+    registry_sub_take_expired(&reg, 1500, collect, &gone);
+    ck_assert_int_eq(gone.n, 0);
+    registry_sub_take_expired(&reg, 2001, collect, &gone);
+    ck_assert_int_eq(gone.n, 1);
+    ck_assert(has(&gone, "r"));
+    ck_assert_uint_eq(reg.nentries, 0);
+    ck_assert_uint_eq(registry_confirmed(&reg), 0);
+    /* Joined again after: a fresh subscription; the old room's late
+     * confirmation cannot count for it before it is sent. */
+    ck_assert_int_eq(registry_join(&reg, "r"), 0);
+    ck_assert(!registry_sub_confirmed(&reg, "r"));
+    struct names q = {0};
+    registry_sub_take_queued(&reg, collect, &q);
+    ck_assert(has(&q, "r"));
+    ck_assert(registry_sub_confirmed(&reg, "r"));
+    registry_free(&reg);
+}
+END_TEST
+
+START_TEST(a_room_emptied_before_it_was_sent_is_dropped)
+{
+    struct room_registry reg;
+    tracked(&reg);
+    struct names none = {0};
+    registry_sub_live(&reg, collect, &none);
+    ck_assert_int_eq(registry_join(&reg, "a"), 0);
+    ck_assert_int_eq(registry_join(&reg, "b"), 0);
+    registry_leave(&reg, "a", 5);
+    struct names q = {0};
+    registry_sub_take_queued(&reg, collect, &q);
+    ck_assert_int_eq(q.n, 1);
+    ck_assert(has(&q, "b"));
+    ck_assert_uint_eq(reg.nentries, 1);
+    registry_free(&reg);
+}
+END_TEST
+
+START_TEST(gone_then_live_subscribes_exactly_the_hosted_rooms)
+{
+    struct room_registry reg;
+    tracked(&reg);
+    struct names none = {0};
+    registry_sub_live(&reg, collect, &none);
+    registry_join(&reg, "kept");
+    registry_join(&reg, "left");
+    registry_sub_take_queued(&reg, collect, &none);
+    registry_sub_confirmed(&reg, "kept");
+    registry_sub_confirmed(&reg, "left");
+    registry_leave(&reg, "left", 10); /* lingering */
+    registry_join(&reg, "pending");   /* queued, never sent */
+    registry_sub_gone(&reg);
+    ck_assert_uint_eq(registry_confirmed(&reg), 0);
+    ck_assert_int_eq(registry_join(&reg, "away"), 1); /* not live: no wait */
+    struct names again = {0};
+    registry_sub_live(&reg, collect, &again);
+    ck_assert_int_eq(again.n, 3);
+    ck_assert(has(&again, "kept") && has(&again, "pending") && has(&again, "away"));
+    ck_assert(!has(&again, "left"));
+    registry_free(&reg);
+}
+END_TEST
+
+START_TEST(many_rooms_grow_the_table)
+{
+    struct room_registry reg;
+    tracked(&reg);
+    char name[32];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof(name), "room-%d", i);
+        ck_assert_int_eq(registry_join(&reg, name), 1);
+    }
+    ck_assert_uint_eq(registry_rooms(&reg), 5000);
+    for (int i = 0; i < 5000; i++) {
+        snprintf(name, sizeof(name), "room-%d", i);
+        registry_leave(&reg, name, 1);
+    }
+    ck_assert_uint_eq(reg.nentries, 0);
+    registry_free(&reg);
+}
+END_TEST
+
+Suite *registry_suite(void)
+{
+    Suite *s = suite_create("registry");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, standalone_never_waits_and_forgets_empty_rooms);
+    tcase_add_test(tc, joins_wait_only_while_live_and_unconfirmed);
+    tcase_add_test(tc, linger_then_unsubscribe);
+    tcase_add_test(tc, a_room_emptied_before_it_was_sent_is_dropped);
+    tcase_add_test(tc, gone_then_live_subscribes_exactly_the_hosted_rooms);
+    tcase_add_test(tc, many_rooms_grow_the_table);
+    suite_add_tcase(s, tc);
+    return s;
+}
