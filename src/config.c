@@ -238,6 +238,14 @@ static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
             return fail(err, errlen, "REDIS_URL", why);
         c->redis_enabled = true;
     }
+    if (boolean(lookup, ctx, "REDIS_CLUSTER", &c->redis_cluster, err, errlen) < 0)
+        return -1;
+    if (c->redis_cluster && !c->redis_enabled)
+        return fail(err, errlen, "REDIS_CLUSTER", "needs REDIS_URL with the cluster's seed nodes");
+    if (c->redis_enabled && !c->redis_cluster && c->redis.nseeds > 1)
+        return fail(err, errlen, "REDIS_URL", "names several hosts, which only REDIS_CLUSTER=true uses");
+    if (c->redis_cluster && c->redis.db != 0)
+        return fail(err, errlen, "REDIS_URL", "a Redis Cluster has only database 0");
 
     s = get(lookup, ctx, "POD_ID");
     if (s) {

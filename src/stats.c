@@ -88,6 +88,7 @@ char *stats_json(const struct stats_view *v)
 
     cJSON *b = cJSON_AddObjectToObject(o, "broker");
     cJSON_AddStringToObject(b, "mode", v->broker.mode);
+    cJSON_AddBoolToObject(b, "cluster", v->broker.cluster);
     cJSON_AddBoolToObject(b, "connected", v->broker.connected);
     cJSON_AddNumberToObject(b, "reconnects", (double)v->broker.reconnects);
     cJSON_AddNumberToObject(b, "outbox", (double)v->broker.outbox);

@@ -8,6 +8,7 @@
 #define CHAT_STATS_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -56,6 +57,7 @@ struct broker_origin_lost {
 /* What the broker reports about itself. */
 struct broker_status {
     const char *mode; /* "standalone" or "redis" */
+    bool cluster;     /* REDIS_CLUSTER: Redis is a cluster, rooms use sharded pub/sub */
     int connected;
     uint64_t reconnects;
     uint64_t outbox;

@@ -4,6 +4,7 @@
  * again. The subscriber never blocks inside hiredis: it polls the socket
  * (and its stop eventfd) and feeds what arrives to the reply reader. */
 #include "redis/broker.h"
+#include "redis/broker_internal.h"
 
 #include <errno.h>
 #include <hiredis.h>
@@ -33,33 +34,8 @@
 #include "server.h"
 #include "ws/frame.h"
 
-#define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
-#define CONNECT_TIMEOUT_MS 1000
-/* A command without an answer for this long means Redis hangs (SIGSTOP, a
- * paused client): the connection is given up and made again. */
-#define COMMAND_TIMEOUT_MS 3000
-#define BATCH_MAX 512
-/* The subscriber pings Redis this often and reconnects when nothing has
- * come for COMMAND_TIMEOUT_MS, so /readyz turns 503 within about 3 s of a
- * hang even while nothing is published. */
-#define SUB_PING_MS 1000
-/* An episode (of overload, of loss) ends after this long without news. */
-#define EPISODE_QUIET_MS 1000
-/* How often the sequence tables forget quiet entries. */
-#define SEQ_SWEEP_MS 60000
-/* Origin pods whose losses are counted one by one; more share one line. */
-#define LOST_ORIGINS_MAX 32
-
-/* Something that goes on for a while (drops under overload, losses): one
- * log line when it starts, one when it has been quiet for a second. Owned by
- * the thread that notes it. */
-struct episode {
-    uint64_t since_ms, last_ms, at_start;
-};
-
 /* Notes one event; returns true when it starts an episode. */
-static bool episode_note(struct episode *e, uint64_t now, uint64_t count_before)
+bool episode_note(struct episode *e, uint64_t now, uint64_t count_before)
 {
     e->last_ms = now;
     if (e->since_ms)
@@ -71,7 +47,7 @@ static bool episode_note(struct episode *e, uint64_t now, uint64_t count_before)
 
 /* Returns true (once) when the episode under way has been quiet long
  * enough, with how long it lasted in *seconds. */
-static bool episode_over(struct episode *e, uint64_t now, double *seconds)
+bool episode_over(struct episode *e, uint64_t now, double *seconds)
 {
     if (!e->since_ms || now - e->last_ms < EPISODE_QUIET_MS)
         return false;
@@ -80,76 +56,7 @@ static bool episode_over(struct episode *e, uint64_t now, double *seconds)
     return true;
 }
 
-/* Room channels collected for one SUBSCRIBE or UNSUBSCRIBE (sent in
- * commands of up to CHANNELS_PER_COMMAND). The subscriber's own. */
-struct chan_batch {
-    char **names; /* heap channel names */
-    size_t n, cap;
-    bool oom;
-};
-#define CHANNELS_PER_COMMAND 1000
-
-struct redis_broker {
-    struct server *srv;
-    const struct config *cfg;
-    uint64_t epoch; /* this run's boot time (Unix ms): tells restarts of one POD_ID apart */
-
-    /* Guards outbox and stopping; cond wakes the publisher. */
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct outbox outbox;
-    bool stopping;
-    /* Each thread's socket, or -1: set and cleared by that thread under the
-     * lock, so that a stop past its deadline can shut them down. */
-    int pub_fd, sub_fd;
-
-    int stop_efd; /* written once by stop: wakes the subscriber's poll */
-    int wake_efd; /* written by workers (through the registry): rooms to subscribe */
-    pthread_t pub_thread, sub_thread;
-    bool pub_started, sub_started;
-
-    atomic_int pub_connected;              /* written by the publisher */
-    atomic_int sub_ready;                  /* written by the subscriber */
-    atomic_uint_fast64_t reconnects;       /* written by the subscriber */
-    atomic_uint_fast64_t foreign_dropped;  /* written by the subscriber */
-    atomic_uint_fast64_t oversize_dropped; /* written by the subscriber */
-    atomic_uint_fast64_t overload_dropped; /* written by the subscriber */
-    atomic_uint_fast64_t mismatch_dropped; /* written by the subscriber */
-    atomic_uint_fast64_t forged_pod;       /* written by the subscriber */
-    atomic_uint_fast64_t duplicates;       /* written by the subscriber */
-    atomic_uint_fast64_t lost;             /* written by the subscriber */
-    atomic_uint_fast64_t received;         /* written by the subscriber */
-    atomic_uint_fast64_t subscribes;       /* written by the subscriber */
-    atomic_uint_fast64_t unsubscribes;     /* written by the subscriber */
-    /* Losses per origin pod, for /metrics: slots are claimed by the
-     * subscriber (name first, then the count of slots, released). */
-    struct broker_origin_lost origins[LOST_ORIGINS_MAX];
-    atomic_uint n_origins;
-
-    /* The publisher's own. */
-    struct seq_table *tx_seq; /* channel -> last sequence number given */
-    char *scratch;            /* a payload with its sequence, for PUBLISH */
-    size_t scratch_cap;
-    /* The subscriber's own. */
-    struct seq_table *rx_seq; /* origin, epoch, channel -> last seen */
-    struct episode overload, loss;
-    struct chan_batch subs;   /* room channels to SUBSCRIBE or UNSUBSCRIBE next */
-};
-
-/* Jittered exponential backoff: a random wait in [d/2, d], then d doubles.
- * It goes back to the start only when Redis did real work for us (a PUBLISH
- * or a subscription confirmed), never on a mere TCP connect or AUTH: a Redis
- * that accepts connections and refuses everything is tried ever more slowly.
- * The same failure is logged once per step, not once per try. Each thread
- * has its own. */
-struct backoff {
-    uint32_t next_ms;
-    uint32_t logged_step; /* next_ms when last_err was logged */
-    uint64_t rng;
-    char last_err[600];
-};
-
-static uint32_t backoff_next(struct backoff *bo)
+uint32_t backoff_next(struct backoff *bo)
 {
     if (bo->next_ms == 0)
         bo->next_ms = BACKOFF_MIN_MS;
@@ -162,7 +69,7 @@ static uint32_t backoff_next(struct backoff *bo)
     return wait;
 }
 
-static void backoff_init(struct backoff *bo)
+void backoff_init(struct backoff *bo)
 {
     *bo = (struct backoff){0};
     if (getrandom(&bo->rng, sizeof(bo->rng), 0) != sizeof(bo->rng) || bo->rng == 0)
@@ -170,7 +77,7 @@ static void backoff_init(struct backoff *bo)
 }
 
 /* Redis did real work: the next failure starts from the shortest wait. */
-static void backoff_reset(struct backoff *bo)
+void backoff_reset(struct backoff *bo)
 {
     bo->next_ms = 0;
     bo->logged_step = 0;
@@ -179,7 +86,7 @@ static void backoff_reset(struct backoff *bo)
 
 /* Logs why a try failed, at warn the first time and whenever the failure
  * changes or the backoff has moved to a longer step; at debug otherwise. */
-static void backoff_log(struct backoff *bo, const char *who, const char *err)
+void backoff_log(struct backoff *bo, const char *who, const char *err)
 {
     if (strcmp(err, bo->last_err) != 0 || bo->logged_step != bo->next_ms) {
         log_warn("redis: %s: %s; retrying (backoff up to %u ms)", who, err,
@@ -191,7 +98,7 @@ static void backoff_log(struct backoff *bo, const char *who, const char *err)
     }
 }
 
-static bool is_stopping(struct redis_broker *rb)
+bool is_stopping(struct redis_broker *rb)
 {
     pthread_mutex_lock(&rb->lock);
     bool s = rb->stopping;
@@ -200,7 +107,7 @@ static bool is_stopping(struct redis_broker *rb)
 }
 
 /* Sleeps up to ms, waking early when the broker stops. Returns false then. */
-static bool nap(struct redis_broker *rb, uint32_t ms)
+bool nap(struct redis_broker *rb, uint32_t ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -222,7 +129,7 @@ static bool nap(struct redis_broker *rb, uint32_t ms)
 
 /* Runs one command synchronously; true when Redis answered without error,
  * else false with why in err. */
-static bool command_ok(redisContext *c, char *err, size_t errlen, const char *what,
+bool command_ok(redisContext *c, char *err, size_t errlen, const char *what,
                        const char *fmt, ...)
 {
     va_list ap;
@@ -240,7 +147,7 @@ static bool command_ok(redisContext *c, char *err, size_t errlen, const char *wh
     return ok;
 }
 
-static void set_fd(struct redis_broker *rb, int *slot, int fd)
+void set_fd(struct redis_broker *rb, int *slot, int fd)
 {
     pthread_mutex_lock(&rb->lock);
     *slot = fd;
@@ -249,7 +156,7 @@ static void set_fd(struct redis_broker *rb, int *slot, int fd)
 
 /* Frees a context; its socket is first forgotten (under the lock), so that
  * a stop past its deadline never shuts down a reused descriptor. */
-static void free_context(struct redis_broker *rb, redisContext *c, int *slot)
+void free_context(struct redis_broker *rb, redisContext *c, int *slot)
 {
     set_fd(rb, slot, -1);
     redisFree(c);
@@ -258,13 +165,14 @@ static void free_context(struct redis_broker *rb, redisContext *c, int *slot)
 /* Connects, authenticates, selects the database and checks that Redis
  * answers (PING). Returns NULL with why in err on any failure. The socket
  * is registered in *slot as soon as it exists. Secrets never reach err. */
-static redisContext *connect_redis(struct redis_broker *rb, int *slot, char *err, size_t errlen)
+redisContext *connect_node(struct redis_broker *rb, const char *host, uint16_t port, int *slot,
+                           char *err, size_t errlen)
 {
     const struct redis_url *u = &rb->cfg->redis;
     struct timeval tv = {CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000};
-    redisContext *c = redisConnectWithTimeout(u->host, u->port, tv);
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
     if (!c || c->err) {
-        snprintf(err, errlen, "cannot connect to %s:%u: %s", u->host, u->port,
+        snprintf(err, errlen, "cannot connect to %s:%u: %s", host, port,
                  c ? c->errstr : "out of memory");
         if (c)
             redisFree(c);
@@ -292,12 +200,17 @@ static redisContext *connect_redis(struct redis_broker *rb, int *slot, char *err
     return c;
 }
 
+static redisContext *connect_redis(struct redis_broker *rb, int *slot, char *err, size_t errlen)
+{
+    return connect_node(rb, rb->cfg->redis.host, rb->cfg->redis.port, slot, err, errlen);
+}
+
 /* ---- publisher ---- */
 
 /* The payload to publish for item: the message with this pod's next
  * sequence number on the channel (kept with the item, so a resend carries the
  * same one). Returns its length in rb->scratch, or 0 when it cannot be made. */
-static size_t numbered_payload(struct redis_broker *rb, struct outbox_item *it,
+size_t numbered_payload(struct redis_broker *rb, struct outbox_item *it,
                                const char *channel, size_t clen, uint64_t now)
 {
     const struct fbuf *b = it->msg;
@@ -434,7 +347,7 @@ static void *publisher_main(void *arg)
  * subscriber off past its output buffer limit and loses it uncounted). It
  * drops what no lane admits, counts it, and logs once when an episode
  * starts and once when it ends. */
-static void on_overload(struct redis_broker *rb)
+void on_overload(struct redis_broker *rb)
 {
     uint_fast64_t n = atomic_fetch_add(&rb->overload_dropped, 1);
     if (episode_note(&rb->overload, server_now_ms(), n))
@@ -500,7 +413,7 @@ static void count_drop(atomic_uint_fast64_t *c, const char *counter, const char 
                  (int)ch->len, ch->str, len, why, counter);
 }
 
-static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, const redisReply *pl)
+void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, const redisReply *pl)
 {
     char room[WS_HS_ROOM_MAX + 1];
     if (ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING) {
@@ -572,7 +485,7 @@ static void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, co
 }
 
 /* Logs the end of episodes that have gone quiet, and forgets quiet origins. */
-static void subscriber_tick(struct redis_broker *rb, uint64_t now, uint64_t *last_sweep)
+void subscriber_tick(struct redis_broker *rb, uint64_t now, uint64_t *last_sweep)
 {
     double secs;
     if (episode_over(&rb->overload, now, &secs))
@@ -588,7 +501,7 @@ static void subscriber_tick(struct redis_broker *rb, uint64_t now, uint64_t *las
 }
 
 /* Sends what hiredis has buffered; blocking is fine for a few small commands. */
-static bool flush_out(redisContext *c)
+bool flush_out(redisContext *c)
 {
     int done = 0;
     while (!done)
@@ -614,7 +527,7 @@ static int on_subscribed(struct redis_broker *rb, const redisReply *ch)
 
 /* Collects one room's channel (registry_emit_fn; called under the
  * registry's lock, so it only copies). */
-static void batch_add(void *arg, const char *room)
+void batch_add(void *arg, const char *room)
 {
     struct chan_batch *cb = arg;
     if (cb->n == cb->cap) {
@@ -640,7 +553,7 @@ static void batch_add(void *arg, const char *room)
  * and empties the batch. Returns false when hiredis could not take it. A
  * batch that lost a name to memory fails too: the connection is made again
  * and every room subscribed afresh, rather than one room silently missing. */
-static bool batch_send(redisContext *c, struct chan_batch *cb, const char *verb)
+bool batch_send(redisContext *c, struct chan_batch *cb, const char *verb)
 {
     bool ok = !cb->oom;
     const char *argv[CHANNELS_PER_COMMAND + 1];
@@ -655,11 +568,16 @@ static bool batch_send(redisContext *c, struct chan_batch *cb, const char *verb)
         }
         ok = redisAppendCommandArgv(c, (int)k + 1, argv, argvlen) == REDIS_OK;
     }
+    batch_clear(cb);
+    return ok;
+}
+
+void batch_clear(struct chan_batch *cb)
+{
     for (size_t i = 0; i < cb->n; i++)
         free(cb->names[i]);
     cb->n = 0;
     cb->oom = false;
-    return ok;
 }
 
 /* Sends SUBSCRIBE for the rooms that gained their first member and
@@ -850,6 +768,7 @@ static void redis_status(struct broker *b, struct broker_status *out)
     pthread_mutex_unlock(&rb->lock);
     *out = (struct broker_status){
         .mode = "redis",
+        .cluster = rb->cfg->redis_cluster,
         .connected = atomic_load(&rb->pub_connected) && atomic_load(&rb->sub_ready),
         .reconnects = atomic_load(&rb->reconnects),
         .outbox = n,
@@ -892,6 +811,7 @@ static void join_by(struct redis_broker *rb, pthread_t t, uint64_t deadline_ms)
         shutdown(rb->pub_fd, SHUT_RDWR);
     if (rb->sub_fd >= 0)
         shutdown(rb->sub_fd, SHUT_RDWR);
+    cluster_shutdown_sockets(rb);
     pthread_mutex_unlock(&rb->lock);
     log_warn("redis: no answer from Redis by the shutdown deadline; giving up on it");
     pthread_join(t, NULL);
@@ -920,6 +840,7 @@ static void redis_stop(struct broker *b, uint64_t deadline_ms)
     seq_table_free(rb->rx_seq);
     free(rb->scratch);
     free(rb->subs.names);
+    cluster_free(rb);
     close(rb->stop_efd);
     close(rb->wake_efd);
     pthread_cond_destroy(&rb->cond);
@@ -985,8 +906,15 @@ int redis_broker_start(struct server *srv, struct broker *b)
                          .publish = redis_publish,
                          .status = redis_status,
                          .stop = redis_stop};
-    rb->pub_started = pthread_create(&rb->pub_thread, NULL, publisher_main, rb) == 0;
-    rb->sub_started = pthread_create(&rb->sub_thread, NULL, subscriber_main, rb) == 0;
+    bool cluster = srv->cfg.redis_cluster;
+    if (cluster && cluster_init(rb) < 0) {
+        redis_stop(b, server_now_ms());
+        return -1;
+    }
+    rb->pub_started = pthread_create(&rb->pub_thread, NULL,
+                                     cluster ? cluster_publisher_main : publisher_main, rb) == 0;
+    rb->sub_started = pthread_create(&rb->sub_thread, NULL,
+                                     cluster ? cluster_subscriber_main : subscriber_main, rb) == 0;
     if (!rb->pub_started || !rb->sub_started) {
         redis_stop(b, server_now_ms());
         return -1;

@@ -40,38 +40,11 @@ static bool parse_uint(const char *s, size_t len, unsigned long max, unsigned lo
     return true;
 }
 
-int redis_url_parse(const char *s, struct redis_url *u, char *err, size_t errlen)
+/* One host[:port] (or [v6]:port) of len bytes at p. */
+static int parse_hostport(const char *p, size_t auth_len, struct redis_seed *u, char *err,
+                          size_t errlen)
 {
-    memset(u, 0, sizeof(*u));
     u->port = 6379;
-    if (strncasecmp(s, "rediss://", 9) == 0)
-        return bad(err, errlen, "TLS (rediss://) is not supported; use redis://");
-    if (strncasecmp(s, "redis://", 8) != 0)
-        return bad(err, errlen, "must start with redis://");
-    const char *p = s + 8;
-    if (strpbrk(p, "?#"))
-        return bad(err, errlen, "query strings and fragments are not supported");
-
-    const char *slash = strchr(p, '/');
-    size_t auth_len = slash ? (size_t)(slash - p) : strlen(p);
-    /* The last '@' ends the user info: a password may contain '@' encoded or not. */
-    const char *at = NULL;
-    for (const char *q = p; q < p + auth_len; q++)
-        if (*q == '@')
-            at = q;
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (!colon)
-            return bad(err, errlen, "user info must be user:password@ or :password@");
-        if (!decode_into(p, (size_t)(colon - p), u->user, sizeof(u->user)) ||
-            !decode_into(colon + 1, (size_t)(at - colon - 1), u->password, sizeof(u->password)))
-            return bad(err, errlen, "user or password is too long or has a bad %-escape");
-        if (u->password[0] == '\0')
-            return bad(err, errlen, "the password after ':' is empty");
-        p = at + 1;
-        auth_len = slash ? (size_t)(slash - p) : strlen(p);
-    }
-
     const char *host = p;
     size_t host_len;
     const char *port = NULL;
@@ -109,6 +82,57 @@ int redis_url_parse(const char *s, struct redis_url *u, char *err, size_t errlen
             return bad(err, errlen, "the port must be a number from 1 to 65535");
         u->port = (uint16_t)v;
     }
+    return 0;
+}
+
+int redis_url_parse(const char *s, struct redis_url *u, char *err, size_t errlen)
+{
+    memset(u, 0, sizeof(*u));
+    u->port = 6379;
+    if (strncasecmp(s, "rediss://", 9) == 0)
+        return bad(err, errlen, "TLS (rediss://) is not supported; use redis://");
+    if (strncasecmp(s, "redis://", 8) != 0)
+        return bad(err, errlen, "must start with redis://");
+    const char *p = s + 8;
+    if (strpbrk(p, "?#"))
+        return bad(err, errlen, "query strings and fragments are not supported");
+
+    const char *slash = strchr(p, '/');
+    size_t auth_len = slash ? (size_t)(slash - p) : strlen(p);
+    /* The last '@' ends the user info: a password may contain '@' encoded or not. */
+    const char *at = NULL;
+    for (const char *q = p; q < p + auth_len; q++)
+        if (*q == '@')
+            at = q;
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon)
+            return bad(err, errlen, "user info must be user:password@ or :password@");
+        if (!decode_into(p, (size_t)(colon - p), u->user, sizeof(u->user)) ||
+            !decode_into(colon + 1, (size_t)(at - colon - 1), u->password, sizeof(u->password)))
+            return bad(err, errlen, "user or password is too long or has a bad %-escape");
+        if (u->password[0] == '\0')
+            return bad(err, errlen, "the password after ':' is empty");
+        p = at + 1;
+        auth_len = slash ? (size_t)(slash - p) : strlen(p);
+    }
+
+    /* Hosts, comma-separated (a cluster's seeds). */
+    const char *end = p + auth_len;
+    while (p <= end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *stop = comma ? comma : end;
+        if (u->nseeds == REDIS_URL_SEEDS_MAX)
+            return bad(err, errlen, "at most 16 hosts");
+        struct redis_seed *sd = &u->seeds[u->nseeds++];
+        if (parse_hostport(p, (size_t)(stop - p), sd, err, errlen) < 0)
+            return -1;
+        if (!comma)
+            break;
+        p = comma + 1;
+    }
+    memcpy(u->host, u->seeds[0].host, sizeof(u->host));
+    u->port = u->seeds[0].port;
     if (slash && slash[1] != '\0') {
         unsigned long v;
         if (!parse_uint(slash + 1, strlen(slash + 1), 2147483647ul, &v))

@@ -12,6 +12,8 @@ enum sub_state {
     SUB_QUEUED,    /* in the queue, for the subscriber to take */
     SUB_SENT,      /* SUBSCRIBE sent, no confirmation yet */
     SUB_CONFIRMED, /* Redis confirmed it */
+    SUB_STALLED,   /* its node cannot be reached now (cluster): joins do not wait,
+                    * the subscriber tries again */
 };
 
 struct reg_entry {
@@ -173,7 +175,7 @@ int registry_join(struct room_registry *reg, const char *room)
         idle_unlink(reg, e);
     }
     int ready = 1;
-    if (reg->tracking && reg->live && e->state != SUB_CONFIRMED) {
+    if (reg->tracking && reg->live && (e->state == SUB_QUEUED || e->state == SUB_SENT)) {
         e->waiters = true;
         ready = 0;
     }
@@ -201,8 +203,9 @@ void registry_leave(struct room_registry *reg, const char *room, uint64_t now_ms
                 reg->idle_head = e;
             reg->idle_tail = e;
         } else {
-            /* Nothing to undo in Redis: forgotten at once, so rooms passed
-             * through while Redis is away cost nothing afterwards. */
+            /* Nothing to undo in Redis (never subscribed, or its node is
+             * gone): forgotten at once, so rooms passed through while Redis is
+             * away cost nothing afterwards. */
             if (e->state == SUB_QUEUED)
                 queue_unlink(reg, e);
             forget(reg, pp);
@@ -323,6 +326,70 @@ bool registry_sub_confirmed(struct room_registry *reg, const char *room)
     }
     pthread_mutex_unlock(&reg->lock);
     return waiters;
+}
+
+void registry_sub_stall(struct room_registry *reg, bool (*pick)(void *arg, const char *room),
+                        void *arg, registry_emit_fn waiting, void *warg)
+{
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < reg->nbuckets; i++) {
+        struct reg_entry **pp = &reg->buckets[i];
+        while (*pp) {
+            struct reg_entry *e = *pp;
+            if ((e->state != SUB_SENT && e->state != SUB_CONFIRMED) || !pick(arg, e->name)) {
+                pp = &e->next;
+                continue;
+            }
+            if (e->members == 0) {
+                forget(reg, pp); /* lingering: its subscription went with the node */
+                continue;
+            }
+            if (e->state == SUB_CONFIRMED)
+                reg->confirmed--;
+            e->state = SUB_STALLED;
+            if (e->waiters)
+                waiting(warg, e->name);
+            e->waiters = false;
+            pp = &e->next;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+}
+
+bool registry_sub_stall_room(struct room_registry *reg, const char *room, bool *waited)
+{
+    uint32_t h = room_hash(room, strlen(room));
+    bool stalled = false;
+    *waited = false;
+    pthread_mutex_lock(&reg->lock);
+    struct reg_entry **pp = find(reg, room, h);
+    struct reg_entry *e = *pp;
+    if (e && (e->state == SUB_SENT || e->state == SUB_CONFIRMED)) {
+        if (e->members == 0) {
+            forget(reg, pp);
+        } else {
+            if (e->state == SUB_CONFIRMED)
+                reg->confirmed--;
+            e->state = SUB_STALLED;
+            *waited = e->waiters;
+            e->waiters = false;
+            stalled = true;
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return stalled;
+}
+
+void registry_sub_take_stalled(struct room_registry *reg, registry_emit_fn emit, void *arg)
+{
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < reg->nbuckets; i++)
+        for (struct reg_entry *e = reg->buckets[i]; e; e = e->next)
+            if (e->state == SUB_STALLED) {
+                e->state = SUB_SENT;
+                emit(arg, e->name);
+            }
+    pthread_mutex_unlock(&reg->lock);
 }
 
 void registry_sub_gone(struct room_registry *reg)

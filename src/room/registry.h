@@ -19,7 +19,9 @@
  *     for UNSUBSCRIBE and forgotten;
  *   - while the subscriber is not connected (not live), nothing waits: joins
  *     are welcomed at once, rooms are only counted; when it connects it takes
- *     exactly the rooms that have members then.
+ *     exactly the rooms that have members then;
+ *   - in cluster mode, the rooms of a node that failed stall: nothing waits
+ *     for them until the subscriber has them subscribed again elsewhere.
  * Entries own their name. Threads: workers (join, leave), the subscriber
  * (the registry_sub_* calls), any thread (snapshot, counts). */
 #ifndef CHAT_ROOM_REGISTRY_H
@@ -98,6 +100,19 @@ void registry_sub_take_expired(struct room_registry *reg, uint64_t cutoff_ms,
 /* Redis confirmed room's subscription. Returns true when members wait for
  * their welcome (the caller tells the workers). */
 bool registry_sub_confirmed(struct room_registry *reg, const char *room);
+
+/* Cluster mode: the node serving some rooms failed. Every subscribed room
+ * for which pick says true stalls: joins stop waiting for it, those that
+ * waited are passed to waiting (their workers are to be told), and
+ * registry_sub_take_stalled hands them out again later. */
+void registry_sub_stall(struct room_registry *reg, bool (*pick)(void *arg, const char *room),
+                        void *arg, registry_emit_fn waiting, void *warg);
+void registry_sub_take_stalled(struct room_registry *reg, registry_emit_fn emit, void *arg);
+
+/* The same for one room (a node said it no longer serves it). Returns true
+ * when the room was subscribed and has members; *waited says whether
+ * members waited for it. */
+bool registry_sub_stall_room(struct room_registry *reg, const char *room, bool *waited);
 
 /* The subscriber lost its connection: nothing is subscribed any more and
  * joins no longer wait. Whoever waited is the caller's to release. */

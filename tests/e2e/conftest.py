@@ -176,3 +176,114 @@ def two_pods(start_server, redis_server):
     for p in pods:
         wait_for(lambda: ready(p), 10, "the pod to be ready")
     return r, pods
+
+
+def cluster_port():
+    """A free port whose cluster bus port (+10000) is free too."""
+    import random
+    while True:
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+
+
+class RedisCluster:
+    """A Redis Cluster on loopback from Debian's redis-server: masters, each
+    with replicas, joined by redis-cli --cluster create."""
+
+    def __init__(self, masters=3, replicas=1, node_timeout_ms=1000):
+        self.dir = tempfile.mkdtemp(prefix="chat-cluster-")
+        self.nodes = []  # [port, Popen]
+        n = masters * (1 + replicas)
+        try:
+            for _ in range(n):
+                port = cluster_port()
+                proc = subprocess.Popen(
+                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no", "--dir", self.dir, "--cluster-enabled", "yes",
+                     "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
+                     "--cluster-node-timeout", str(node_timeout_ms)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                self.nodes.append([port, proc])
+            for port, _ in self.nodes:
+                wait_for(lambda: self._ping(port), 10, "a cluster node to answer PING")
+            subprocess.run(["redis-cli", "--cluster", "create",
+                            *[f"127.0.0.1:{p}" for p, _ in self.nodes],
+                            "--cluster-replicas", str(replicas), "--cluster-yes"],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            wait_for(self.healthy, 30, "the cluster to be ok on every node")
+        except BaseException:
+            self.close()
+            raise
+
+    def _ping(self, port):
+        try:
+            return redis.Redis(port=port, socket_timeout=2).ping()
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def alive(self):
+        return [p for p, proc in self.nodes if proc.poll() is None]
+
+    def healthy(self):
+        for port in self.alive():
+            try:
+                info = redis.Redis(port=port, socket_timeout=2).execute_command("CLUSTER INFO")
+            except redis.exceptions.RedisError:
+                return False
+            if isinstance(info, bytes):
+                info = info.decode()
+            ok = info.get("cluster_state") == "ok" if isinstance(info, dict) else \
+                "cluster_state:ok" in str(info)
+            if not ok:
+                return False
+        return True
+
+    def url(self):
+        return "redis://" + ",".join(f"127.0.0.1:{p}" for p in self.alive()[:3])
+
+    def client(self):
+        return redis.RedisCluster(host="127.0.0.1", port=self.alive()[0], socket_timeout=5)
+
+    def node(self, port):
+        return redis.Redis(port=port, socket_timeout=5)
+
+    def master_of(self, channel):
+        """The port of the master that owns channel's slot."""
+        c = self.node(self.alive()[0])
+        slot = c.execute_command("CLUSTER KEYSLOT", channel)
+        for first, last, master, *_ in c.execute_command("CLUSTER SLOTS"):
+            if first <= slot <= last:
+                return int(master[1])
+        raise AssertionError(f"no master for slot {slot}")
+
+    def kill(self, port):
+        for p, proc in self.nodes:
+            if p == port:
+                proc.kill()
+                proc.wait()
+
+    def close(self):
+        for _, proc in self.nodes:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_cluster():
+    clusters = []
+
+    def start(**kw):
+        c = RedisCluster(**kw)
+        clusters.append(c)
+        return c
+    yield start
+    for c in clusters:
+        c.close()
