@@ -766,6 +766,8 @@ static void redis_status(struct broker *b, struct broker_status *out)
     pthread_mutex_lock(&rb->lock);
     uint64_t n = rb->outbox.n, dropped = rb->outbox.dropped;
     pthread_mutex_unlock(&rb->lock);
+    n += atomic_load(&rb->parked);
+    dropped += atomic_load(&rb->parked_dropped);
     *out = (struct broker_status){
         .mode = "redis",
         .cluster = rb->cfg->redis_cluster,

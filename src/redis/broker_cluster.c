@@ -250,10 +250,15 @@ static struct link *any_master(struct redis_broker *rb, struct redis_cluster_sta
     return NULL;
 }
 
-/* Where item i of a batch went: a link index, or -1 when it could not be
- * sent (it stays unconfirmed). */
-static void *publisher_loop(struct redis_broker *rb, struct outbox_item *batch, int *where,
-                            bool *ok)
+/* The publisher's loop. A batch is the oldest parked messages (those whose
+ * node could not take them before) followed by new ones from the outbox.
+ * What a node does not confirm is parked again, in order (parked ones in
+ * front, new ones behind), so messages for the other nodes never wait behind
+ * a node that is down, and one channel's messages never overtake each other:
+ * all of a channel's go to one node, and after a failure on a link nothing
+ * more is sent on it in that pass. */
+static void publisher_loop(struct redis_broker *rb, struct outbox *parked,
+                           struct outbox_item *batch, int *where, bool *ok)
 {
     struct redis_cluster_state *cs = rb->pub_cl;
     struct backoff bo;
@@ -263,7 +268,8 @@ static void *publisher_loop(struct redis_broker *rb, struct outbox_item *batch, 
     for (;;) {
         if (!cs->have_map || cs->need_refresh) {
             uint64_t since = server_now_ms() - cs->last_refresh_ms;
-            if (cs->have_map && since < REFRESH_MIN_MS && !nap(rb, (uint32_t)(REFRESH_MIN_MS - since)))
+            if (cs->have_map && since < REFRESH_MIN_MS &&
+                !nap(rb, (uint32_t)(REFRESH_MIN_MS - since)))
                 break;
             char err[600];
             if (!fetch_map(rb, cs, NULL, err, sizeof(err))) {
@@ -277,11 +283,13 @@ static void *publisher_loop(struct redis_broker *rb, struct outbox_item *batch, 
             }
             atomic_store(&rb->pub_connected, 1);
         }
+        uint32_t from_parked = outbox_take(parked, batch, BATCH_MAX);
         pthread_mutex_lock(&rb->lock);
-        while (rb->outbox.n == 0 && !rb->stopping)
+        while (rb->outbox.n == 0 && !rb->stopping && from_parked == 0)
             pthread_cond_wait(&rb->cond, &rb->lock);
         bool stopping = rb->stopping;
-        uint32_t n = outbox_take(&rb->outbox, batch, BATCH_MAX);
+        uint32_t n = from_parked + outbox_take(&rb->outbox, batch + from_parked,
+                                               BATCH_MAX - from_parked);
         pthread_mutex_unlock(&rb->lock);
 
         uint64_t now = server_now_ms();
@@ -313,8 +321,8 @@ static void *publisher_loop(struct redis_broker *rb, struct outbox_item *batch, 
             where[i] = (int)(l - cs->links);
         }
         /* Confirm: per link, replies come in the order sent; the first
-         * failure on a link ends that link (its later replies are lost with
-         * it, and those messages count as unconfirmed). */
+         * failure ends the link (and with it the replies after it). A link
+         * closed in this pass is not opened again in it (same now). */
         for (unsigned k = 0; k < cs->nlinks; k++)
             if (cs->links[k].c && !flush_out(cs->links[k].c)) {
                 snprintf(why, sizeof(why), "%s", cs->links[k].c->errstr);
@@ -344,14 +352,20 @@ static void *publisher_loop(struct redis_broker *rb, struct outbox_item *batch, 
             }
             freeReplyObject(r);
         }
-        /* Confirmed ones are done; the rest go back in front, in order. */
+        /* Confirmed ones are done; the rest are parked, in order. */
         uint32_t back = 0;
         for (uint32_t i = 0; i < n; i++) {
             if (ok[i])
                 fbuf_unref(batch[i].msg);
-            else
+            else if (i < from_parked)
                 batch[back++] = batch[i];
         }
+        outbox_requeue(parked, batch, back);
+        for (uint32_t i = from_parked; i < n; i++)
+            if (!ok[i])
+                outbox_append(parked, &batch[i]);
+        atomic_store(&rb->parked, parked->n);
+        atomic_store(&rb->parked_dropped, parked->dropped);
         if (done > 0)
             backoff_reset(&bo);
         now = server_now_ms();
@@ -359,40 +373,43 @@ static void *publisher_loop(struct redis_broker *rb, struct outbox_item *batch, 
             seq_table_sweep(rb->tx_seq, now > SEQ_FORGET_TX_MS ? now - SEQ_FORGET_TX_MS : 0);
             last_sweep = now;
         }
-        if (back > 0) {
-            pthread_mutex_lock(&rb->lock);
-            outbox_requeue(&rb->outbox, batch, back);
-            pthread_mutex_unlock(&rb->lock);
+        if (done < n) {
             char err[800];
             snprintf(err, sizeof(err), "publishing failed: %s; messages wait in the outbox", why);
             backoff_log(&bo, "publisher", err);
             if (stopping && done == 0)
                 break;
-            /* Some went through: the other nodes are fine, go on at once
-             * (the map is fetched again first). None did: back off. */
-            if (done == 0 && !nap(rb, backoff_next(&bo)))
+            /* Nothing went through: wait a little (a node that is down is
+             * tried again about twice a second until the cluster has moved
+             * its slots elsewhere). */
+            uint32_t wait = backoff_next(&bo);
+            if (done == 0 && !nap(rb, wait < STALL_RETRY_MS ? wait : STALL_RETRY_MS))
                 break;
             continue;
         }
-        if (stopping && n < BATCH_MAX)
+        if (stopping && n < BATCH_MAX && parked->n == 0)
             break;
     }
-    return NULL;
 }
 
 void *cluster_publisher_main(void *arg)
 {
     struct redis_broker *rb = arg;
+    struct outbox parked;
     struct outbox_item *batch = malloc(BATCH_MAX * sizeof(*batch));
     int *where = malloc(BATCH_MAX * sizeof(*where));
     bool *ok = malloc(BATCH_MAX * sizeof(*ok));
-    if (!batch || !where || !ok)
+    if (!batch || !where || !ok || outbox_init(&parked, rb->cfg->redis_outbox) < 0)
         abort();
-    publisher_loop(rb, batch, where, ok);
+    publisher_loop(rb, &parked, batch, where, ok);
     atomic_store(&rb->pub_connected, 0);
     uint64_t now = server_now_ms();
     for (unsigned k = 0; k < rb->pub_cl->nlinks; k++)
         link_close(rb, &rb->pub_cl->links[k], now);
+    if (parked.n)
+        log_warn("redis: %u messages for cluster nodes that were down were never published",
+                 parked.n);
+    outbox_free(&parked);
     free(batch);
     free(where);
     free(ok);
@@ -503,8 +520,6 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
     for (size_t i = 0; i < n; i++)
         v[i] = (struct slotted){channel_slot(cb->names[i]), cb->names[i]};
     qsort(v, n, sizeof(*v), by_slot);
-    if (n)
-        atomic_fetch_add(subscribe ? &rb->subscribes : &rb->unsubscribes, n);
     const char *argv[CHANNELS_PER_COMMAND + 1];
     size_t argvlen[CHANNELS_PER_COMMAND + 1];
     argv[0] = subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE";
@@ -531,6 +546,9 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
             }
             if (redisAppendCommandArgv(l->c, argc, argv, argvlen) != REDIS_OK || !flush_out(l->c))
                 link_failed(s, l, "sending subscriptions failed", now);
+            else
+                atomic_fetch_add(subscribe ? &rb->subscribes : &rb->unsubscribes,
+                                 (uint64_t)(argc - 1));
         } else if (subscribe) {
             for (size_t j = i; j < end; j++) {
                 const char *room = room_of(v[j].channel);

@@ -43,6 +43,14 @@ void outbox_push(struct outbox *o, struct fbuf *b)
     o->n++;
 }
 
+void outbox_append(struct outbox *o, const struct outbox_item *it)
+{
+    if (o->n == o->cap)
+        drop_oldest(o);
+    o->items[(o->head + o->n) % o->cap] = *it;
+    o->n++;
+}
+
 uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max)
 {
     uint32_t k = 0;

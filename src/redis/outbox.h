@@ -34,6 +34,10 @@ void outbox_free(struct outbox *o);
 /* Appends b, taking a reference; drops the oldest message when full. */
 void outbox_push(struct outbox *o, struct fbuf *b);
 
+/* Appends an item taken earlier (its reference and number with it); drops
+ * the oldest message when full. */
+void outbox_append(struct outbox *o, const struct outbox_item *it);
+
 /* Moves up to max of the oldest messages into out; the caller owns their
  * references. Returns how many. */
 uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max);

@@ -207,7 +207,8 @@ class RedisCluster:
                     ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                      "--appendonly", "no", "--dir", self.dir, "--cluster-enabled", "yes",
                      "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
-                     "--cluster-node-timeout", str(node_timeout_ms)],
+                     "--cluster-node-timeout", str(node_timeout_ms),
+                     "--repl-diskless-sync-delay", "0"],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 self.nodes.append([port, proc])
             for port, _ in self.nodes:
@@ -217,6 +218,8 @@ class RedisCluster:
                             "--cluster-replicas", str(replicas), "--cluster-yes"],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             wait_for(self.healthy, 30, "the cluster to be ok on every node")
+            # A replica that never synced would not take over from its master.
+            wait_for(self.replicas_synced, 30, "every replica to be in sync")
         except BaseException:
             self.close()
             raise
@@ -241,6 +244,13 @@ class RedisCluster:
             ok = info.get("cluster_state") == "ok" if isinstance(info, dict) else \
                 "cluster_state:ok" in str(info)
             if not ok:
+                return False
+        return True
+
+    def replicas_synced(self):
+        for port in self.alive():
+            info = self.node(port).info("replication")
+            if info["role"] == "slave" and info["master_link_status"] != "up":
                 return False
         return True
 

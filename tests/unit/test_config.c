@@ -167,6 +167,34 @@ START_TEST(errors_name_the_variable)
 }
 END_TEST
 
+START_TEST(redis_cluster_needs_its_url)
+{
+    static const char *const bad[][5] = {
+        {"REDIS_CLUSTER", "true", NULL, NULL, "REDIS_CLUSTER:"},
+        {"REDIS_URL", "redis://a:7000,b:7001", NULL, NULL, "REDIS_URL:"},
+        {"REDIS_URL", "redis://a:7000/2", "REDIS_CLUSTER", "true", "REDIS_URL:"},
+        {"REDIS_URL", "redis://a", "REDIS_CLUSTER", "yes please", "REDIS_CLUSTER:"},
+        {"ROOM_LINGER", "forever", NULL, NULL, "ROOM_LINGER:"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *env[] = {bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL};
+        struct config c;
+        char err[256] = "";
+        ck_assert_msg(config_load(&c, lookup, env, &DEF, err, sizeof(err)) == -1, "case %zu", i);
+        ck_assert_msg(strncmp(err, bad[i][4], strlen(bad[i][4])) == 0, "case %zu: '%s'", i, err);
+    }
+    const char *env[] = {"REDIS_URL", "redis://a:7000,b:7001", "REDIS_CLUSTER", "true",
+                         "ROOM_LINGER", "0", NULL};
+    struct config c;
+    char err[256];
+    ck_assert_int_eq(config_load(&c, lookup, env, &DEF, err, sizeof(err)), 0);
+    ck_assert(c.redis_cluster);
+    ck_assert_uint_eq(c.redis.nseeds, 2);
+    ck_assert_uint_eq(c.room_linger_ms, 0);
+    config_free(&c);
+}
+END_TEST
+
 START_TEST(durations)
 {
     uint32_t ms;
@@ -194,6 +222,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, empty_means_unset);
     tcase_add_test(tc, errors_name_the_variable);
     tcase_add_test(tc, durations);
+    tcase_add_test(tc, redis_cluster_needs_its_url);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,4 +1,5 @@
 /* test_redis_url.c: REDIS_URL forms and refusals. */
+#include <stdio.h>
 #include <string.h>
 
 #include "redis/url.h"
@@ -35,6 +36,35 @@ START_TEST(forms)
     ck_assert_int_eq(redis_url_parse("redis://[::1]:7000", &u, err, sizeof(err)), 0);
     ck_assert_str_eq(u.host, "::1");
     ck_assert_uint_eq(u.port, 7000);
+    ck_assert_uint_eq(u.nseeds, 1);
+}
+END_TEST
+
+START_TEST(cluster_seeds)
+{
+    struct redis_url u;
+    char err[128];
+    ck_assert_int_eq(redis_url_parse("redis://app:pw@h1:7000,h2:7001,[::1],h4", &u, err,
+                                     sizeof(err)),
+                     0);
+    ck_assert_uint_eq(u.nseeds, 4);
+    ck_assert_str_eq(u.host, "h1");
+    ck_assert_uint_eq(u.port, 7000);
+    ck_assert_str_eq(u.seeds[1].host, "h2");
+    ck_assert_uint_eq(u.seeds[1].port, 7001);
+    ck_assert_str_eq(u.seeds[2].host, "::1");
+    ck_assert_uint_eq(u.seeds[2].port, 6379);
+    ck_assert_str_eq(u.seeds[3].host, "h4");
+    ck_assert_str_eq(u.user, "app");
+    ck_assert_str_eq(u.password, "pw");
+    static const char *const bad[] = {"redis://h1,", "redis://,h2", "redis://h1,,h2",
+                                      "redis://h1,h2:0", "redis://h1,[::1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(redis_url_parse(bad[i], &u, err, sizeof(err)) == -1, "%s accepted", bad[i]);
+    char many[512] = "redis://h0";
+    for (int i = 1; i < 17; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), ",h%d", i);
+    ck_assert_int_eq(redis_url_parse(many, &u, err, sizeof(err)), -1);
 }
 END_TEST
 
@@ -61,6 +91,7 @@ Suite *redis_url_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, forms);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, cluster_seeds);
     suite_add_tcase(s, tc);
     return s;
 }
