@@ -34,8 +34,8 @@
 
 #include "ws/frame.h"
 
-#define MAX_PORTS 4
-#define MAX_PIDS 4
+#define MAX_PORTS 16
+#define MAX_PIDS 16
 #define READ_BUF (256 * 1024)
 #define HIST_SUB 32
 #define HIST_BUCKETS (64 * HIST_SUB)
@@ -77,6 +77,7 @@ struct opts {
     int idle_mode;    /* RSS per idle connection */
     int slow;         /* one member never reads */
     int concurrency;  /* connect mode: handshakes in flight */
+    int spread;       /* >0: a room's members sit on this many of the ports (fleet) */
 };
 
 static struct opts O = {
@@ -101,7 +102,7 @@ static uint64_t hist_n, hist_max;
 static bool measuring;
 static bool sending = true; /* false once the measured window ends: drain only */
 static uint64_t deliveries, m_deliveries, sent_total, m_sent;
-static uint64_t dup_or_reorder, gaps;
+static uint64_t dup_or_reorder, gaps, gap_msgs;
 static uint64_t opened, failed;
 static char pad[65536];
 
@@ -241,6 +242,17 @@ static void gclose(struct gconn *c)
     ws_frame_parser_free(&c->parser);
 }
 
+/* Which port connection idx goes to: round robin, or with --spread K the
+ * members of room r alternate over K ports spaced evenly, starting at r, so
+ * each port hosts K/ports of the rooms. */
+static int port_index(const struct gconn *c, int idx)
+{
+    if (O.spread <= 0 || c->room < 0)
+        return idx % O.nports;
+    int k = idx % O.members;
+    return (c->room + (k % O.spread) * (O.nports / O.spread)) % O.nports;
+}
+
 static void start_connect(struct gconn *c, int idx)
 {
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -260,7 +272,7 @@ static void start_connect(struct gconn *c, int idx)
         die("bind");
     struct sockaddr_in dst = {.sin_family = AF_INET};
     dst.sin_addr.s_addr = htonl(0x7f000001u);
-    dst.sin_port = htons((uint16_t)O.ports[idx % O.nports]);
+    dst.sin_port = htons((uint16_t)O.ports[port_index(c, idx)]);
     if (connect(c->fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS)
         die("connect");
     c->state = G_CONNECTING;
@@ -365,6 +377,7 @@ static void on_message(struct gconn *c, const uint8_t *data, size_t len)
         c->expect[slot]++;
     } else if (q > c->expect[slot]) {
         gaps++;
+        gap_msgs += q - c->expect[slot];
         c->expect[slot] = (uint32_t)q + 1;
     } else {
         dup_or_reorder++;
@@ -628,13 +641,35 @@ static void run_messages(void)
     print_common(wall, srv_cpu, gen_cpu);
     printf(",\"messages_sent\":%llu,\"deliveries\":%llu,\"deliveries_per_s\":%.0f,"
            "\"deliveries_per_server_cpu_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
-           "\"max_us\":%.1f,\"loss\":%llu,\"gaps\":%llu,\"dup_or_reorder\":%llu,\"readers_closed\":"
-           "%llu}\n",
+           "\"max_us\":%.1f,\"loss\":%llu,\"gaps\":%llu,\"gap_messages\":%llu,"
+           "\"dup_or_reorder\":%llu,\"readers_closed\":%llu",
            (unsigned long long)m_sent, (unsigned long long)m_deliveries,
            (double)m_deliveries / wall, srv_cpu > 0 ? (double)m_deliveries / srv_cpu : 0,
            hist_pct(0.50), hist_pct(0.99), hist_pct(0.999), (double)hist_max / 1000.0,
-           (unsigned long long)loss, (unsigned long long)gaps, (unsigned long long)dup_or_reorder,
-           (unsigned long long)closed);
+           (unsigned long long)loss, (unsigned long long)gaps, (unsigned long long)gap_msgs,
+           (unsigned long long)dup_or_reorder, (unsigned long long)closed);
+    if (O.spread > 0) {
+        /* Every message each room's publishers sent, warm-up included, and
+         * which ports host the room: for per-pod accounting. */
+        printf(",\"room_sent\":[");
+        for (int r = 0; r < O.rooms; r++) {
+            uint64_t n = 0;
+            for (int k = 0; k < O.pubs_per_room; k++)
+                n += conns[r * O.members + k].sent;
+            printf("%s%llu", r ? "," : "", (unsigned long long)n);
+        }
+        printf("],\"room_ports\":[");
+        for (int r = 0; r < O.rooms; r++) {
+            printf("%s[", r ? "," : "");
+            for (int k = 0; k < O.members; k++) {
+                int idx = r * O.members + k;
+                printf("%s%d", k ? "," : "", O.ports[port_index(&conns[idx], idx)]);
+            }
+            printf("]");
+        }
+        printf("]");
+    }
+    printf("}\n");
 }
 
 static void run_idle(void)
@@ -718,7 +753,9 @@ static void usage(void)
             "  --duration S --warmup S --payload BYTES --sources N\n"
             "  --slow              the last member of each room never reads\n"
             "  --idle              report server RSS per idle connection\n"
-            "  --connect           report handshakes per second (--concurrency N)\n");
+            "  --connect           report handshakes per second (--concurrency N)\n"
+            "  --spread K          a room's members on K of the ports, rooms spread evenly\n"
+            "                      (also reports each room's messages sent)\n");
     exit(2);
 }
 
@@ -730,7 +767,7 @@ int main(int argc, char **argv)
         {"window", 1, 0, 'w'},      {"rate", 1, 0, 'R'},    {"duration", 1, 0, 'd'},
         {"warmup", 1, 0, 'W'},      {"payload", 1, 0, 'b'}, {"sources", 1, 0, 's'},
         {"slow", 0, 0, 'S'},        {"idle", 0, 0, 'I'},    {"connect", 0, 0, 'C'},
-        {"concurrency", 1, 0, 'c'}, {0, 0, 0, 0},
+        {"concurrency", 1, 0, 'c'}, {"spread", 1, 0, 'x'},   {0, 0, 0, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -751,6 +788,7 @@ int main(int argc, char **argv)
         case 'I': O.idle_mode = 1; break;
         case 'C': O.connect_mode = 1; break;
         case 'c': O.concurrency = atoi(optarg); break;
+        case 'x': O.spread = atoi(optarg); break;
         default: usage();
         }
     }

@@ -105,6 +105,7 @@ char *stats_json(const struct stats_view *v)
         cJSON_AddNumberToObject(by, v->broker.origins[i].pod,
                                 (double)load(&v->broker.origins[i].lost));
     cJSON_AddNumberToObject(b, "received", (double)v->broker.received);
+    cJSON_AddNumberToObject(b, "taken", (double)v->broker.taken);
     cJSON_AddNumberToObject(b, "rooms_subscribed", (double)v->broker.rooms_subscribed);
     cJSON_AddNumberToObject(b, "subscribes", (double)v->broker.subscribes);
     cJSON_AddNumberToObject(b, "unsubscribes", (double)v->broker.unsubscribes);
@@ -221,6 +222,8 @@ char *stats_metrics(const struct stats_view *v)
            (double)v->broker.overload_dropped);
     metric(&o, "broker_received_total", "counter", "Messages received from other pods.",
            (double)v->broker.received);
+    metric(&o, "broker_taken_total", "counter",
+           "Messages Redis sent this pod, its own echoes included.", (double)v->broker.taken);
     metric(&o, "broker_rooms_subscribed", "gauge",
            "Rooms whose Redis channel this pod is subscribed to.",
            (double)v->broker.rooms_subscribed);

@@ -70,6 +70,7 @@ struct broker_status {
     uint64_t duplicates;       /* repeats of numbered messages, dropped */
     uint64_t lost;             /* numbered messages from other pods that never came */
     uint64_t received;         /* messages from other pods and backends, delivered */
+    uint64_t taken;            /* every message Redis sent this pod, its own echoes included */
     uint64_t rooms_subscribed; /* rooms whose channel this pod is subscribed to (gauge) */
     uint64_t subscribes;       /* room channels subscribed, over time */
     uint64_t unsubscribes;     /* room channels unsubscribed after their linger */

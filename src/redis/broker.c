@@ -416,6 +416,7 @@ static void count_drop(atomic_uint_fast64_t *c, const char *counter, const char 
 void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, const redisReply *pl)
 {
     char room[WS_HS_ROOM_MAX + 1];
+    atomic_fetch_add_explicit(&rb->taken, 1, memory_order_relaxed);
     if (ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING) {
         atomic_fetch_add(&rb->foreign_dropped, 1);
         return;
@@ -783,6 +784,7 @@ static void redis_status(struct broker *b, struct broker_status *out)
         .duplicates = atomic_load(&rb->duplicates),
         .lost = atomic_load(&rb->lost),
         .received = atomic_load(&rb->received),
+        .taken = atomic_load(&rb->taken),
         .rooms_subscribed = registry_confirmed(&rb->srv->rooms),
         .subscribes = atomic_load(&rb->subscribes),
         .unsubscribes = atomic_load(&rb->unsubscribes),

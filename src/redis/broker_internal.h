@@ -86,6 +86,7 @@ struct redis_broker {
     atomic_uint_fast64_t duplicates;       /* written by the subscriber */
     atomic_uint_fast64_t lost;             /* written by the subscriber */
     atomic_uint_fast64_t received;         /* written by the subscriber */
+    atomic_uint_fast64_t taken;            /* written by the subscriber */
     atomic_uint_fast64_t parked;           /* written by the cluster publisher (gauge) */
     atomic_uint_fast64_t parked_dropped;   /* written by the cluster publisher */
     atomic_uint_fast64_t subscribes;       /* written by the subscriber */
