@@ -45,7 +45,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o) $(MAIN_ASM:%.S=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps fuzz-deps test unit e2e compose-check run run-cluster asan tsan fuzz lint \
+.PHONY: all deps fuzz-deps test unit e2e compose-check run run-cluster fleet asan tsan fuzz lint \
         format bench soak clean
 
 all: $(BUILD)/chat-api
@@ -147,6 +147,13 @@ soak: deps
 	@./scripts/deps.sh gnuplot-nox
 	@$(MAKE) --no-print-directory $(BUILD)/chat-api
 	/usr/bin/python3 bench/soak.py
+
+# A Redis Cluster (3 masters, 3 replicas), 8 pods and chat-bench over a few
+# hundred rooms, with a master killed mid-run (bench/fleet.py). Not part of
+# make test; about two minutes.
+fleet: deps
+	@$(MAKE) --no-print-directory $(BUILD)/chat-api $(BUILD)/chat-bench
+	/usr/bin/python3 bench/fleet.py
 
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \

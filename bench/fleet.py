@@ -1,0 +1,175 @@
+"""make fleet: a simulated fleet on this machine (issue 11).
+
+A Redis Cluster of 3 masters and 3 replicas (Debian's redis-server on
+loopback), 8 pods with WORKERS=1 and REDIS_CLUSTER=true, and chat-bench
+spreading ROOMS rooms over the pods (each room's members on 2 of them, so
+each pod hosts a quarter of the rooms). Mid-run one master is killed.
+
+It prints and writes to bench/results/fleet.json:
+  - per pod: messages Redis sent it (broker.taken) against the messages of
+    the rooms it hosts, and their ratio (per-room subscriptions: ~1.0);
+  - the cluster's total output bytes, and per delivered message;
+  - exactly-once and order at every client (chat-bench's counters);
+  - the failover: time until every pod has its rooms subscribed again, and
+    messages lost, checked against the pods' broker.lost (each lost message
+    of a pod is missed by its members in that room).
+Run with /usr/bin/python3 (Debian's python3-redis, python3-pytest).
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+os.environ.setdefault("CHAT_API_BIN", os.path.join(HERE, "..", "build", "chat-api"))
+
+from conftest import RedisCluster, Server, ready, wait_for  # noqa: E402
+
+PODS = 8
+ROOMS = int(os.environ.get("FLEET_ROOMS", "240"))
+MEMBERS = 4       # per room, 2 on each of its 2 pods
+SPREAD = 2
+RATE = 5.0        # messages/s per room (one publisher per room)
+DURATION = 40.0   # seconds of sending after warm-up
+KILL_AFTER = 15.0  # seconds into the run
+BENCH = os.path.join(HERE, "..", "build", "chat-bench")
+
+
+def cluster_output_bytes(cl, ports):
+    out = {}
+    for p in ports:
+        try:
+            out[p] = cl.node(p).info("stats")["total_net_output_bytes"]
+        except Exception:
+            pass
+    return out
+
+
+def main():
+    t_start = time.monotonic()
+    load_before = os.getloadavg()
+    cl = RedisCluster(masters=3, replicas=1, node_timeout_ms=1000)
+    pods = []
+    bench = None
+    try:
+        for i in range(PODS):
+            pods.append(Server({"REDIS_URL": cl.url(), "REDIS_CLUSTER": "true",
+                                "POD_ID": f"fleet-{i}", "WORKERS": "1", "LOG_LEVEL": "warn"}))
+        for p in pods:
+            wait_for(lambda: ready(p), 20, "a pod to be ready")
+        all_ports = [p for p, _ in cl.nodes]
+        out0 = cluster_output_bytes(cl, all_ports)
+        taken0 = {p.port: p.stats()["broker"]["taken"] for p in pods}
+        bench = subprocess.Popen(
+            [BENCH, "--scenario", "fleet", "--port", ",".join(str(p.port) for p in pods),
+             "--server-pid", ",".join(str(p.proc.pid) for p in pods),
+             "--rooms", str(ROOMS), "--members", str(MEMBERS), "--publishers", "1",
+             "--rate", str(RATE), "--duration", str(DURATION), "--warmup", "2",
+             "--spread", str(SPREAD), "--sources", "4", "--payload", "64"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        hosted = {p.port: None for p in pods}
+        wait_for(lambda: sum(p.stats()["rooms"]["count"] for p in pods) == ROOMS * SPREAD, 60,
+                 "every pod to host its rooms")
+        for p in pods:
+            hosted[p.port] = p.stats()["broker"]["rooms_subscribed"]
+        time.sleep(KILL_AFTER)  # the run's first part, undisturbed
+        # Kill the master that owns the most rooms' slots... any master will do:
+        # the first one, which also carries some pods' realtime:global.
+        victim = cl.master_of("realtime:room:bench-0")
+        out_victim = cluster_output_bytes(cl, [victim])
+        t_kill = time.monotonic()
+        cl.kill(victim)
+        wait_for(lambda: cl.master_of("realtime:room:bench-0") != victim, 30,
+                 "a replica to take over")
+        t_promoted = time.monotonic()
+        wait_for(lambda: all(p.stats()["broker"]["rooms_subscribed"] == hosted[p.port]
+                             for p in pods), 30, "every pod to have its rooms again")
+        t_recovered = time.monotonic()
+        out, err = bench.communicate(timeout=DURATION + 120)
+        if bench.returncode != 0:
+            raise SystemExit(f"chat-bench failed: {err}")
+        result = json.loads(out)
+        alive = cl.alive()
+        out1 = cluster_output_bytes(cl, alive)
+        output_bytes = sum(out1[p] - out0.get(p, 0) for p in out1) + \
+            (out_victim.get(victim, 0) - out0.get(victim, 0))
+
+        per_pod = []
+        lost_total = 0
+        for p in pods:
+            st = p.stats()
+            b = st["broker"]
+            rooms = [r for r, ports in enumerate(result["room_ports"]) if p.port in ports]
+            hosted_msgs = sum(result["room_sent"][r] for r in rooms)
+            taken = b["taken"] - taken0[p.port]
+            lost_total += b["lost"]
+            per_pod.append({"pod": st["pod_id"], "rooms": len(rooms), "hosted_messages": hosted_msgs,
+                            "taken_from_redis": taken, "lost": b["lost"],
+                            "duplicates_dropped": b["duplicates"],
+                            "ratio": round(taken / hosted_msgs, 4) if hosted_msgs else None,
+                            "ratio_with_lost": round((taken + b["lost"]) / hosted_msgs, 4)
+                            if hosted_msgs else None})
+        total_sent = sum(result["room_sent"])
+        missed = result["gap_messages"] + result["loss"]
+        members_per_pod = MEMBERS // SPREAD
+        report = {
+            "machine": {"cpus": os.cpu_count(), "kernel": platform.release(),
+                        "load_before": [round(x, 2) for x in load_before],
+                        "load_after": [round(x, 2) for x in os.getloadavg()]},
+            "setup": {"pods": PODS, "workers_per_pod": 1, "redis": "cluster 3 masters + 3 replicas",
+                      "rooms": ROOMS, "members": MEMBERS, "pods_per_room": SPREAD,
+                      "rate_per_room": RATE, "duration_s": DURATION},
+            "pods": per_pod,
+            "messages_sent": total_sent,
+            "deliveries": result["deliveries"],
+            "redis_output_bytes": output_bytes,
+            "redis_output_bytes_per_message_sent": round(output_bytes / total_sent, 1),
+            "clients": {"dup_or_reorder": result["dup_or_reorder"], "missed": missed,
+                        "readers_closed": result["readers_closed"]},
+            "failover": {"killed_master": victim,
+                         "replica_promoted_s": round(t_promoted - t_kill, 2),
+                         "recovered_s": round(t_recovered - t_kill, 2),
+                         "pods_lost_total": lost_total,
+                         "clients_missed_expected": lost_total * members_per_pod,
+                         "clients_missed": missed},
+            "p50_us": result["p50_us"], "p99_us": result["p99_us"], "max_us": result["max_us"],
+            "wall_s": round(time.monotonic() - t_start, 1),
+        }
+        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+        with open(os.path.join(HERE, "results", "fleet.json"), "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"{'pod':10} {'rooms':>5} {'hosted msgs':>11} {'from Redis':>10} {'ratio':>6} "
+              f"{'lost':>5}")
+        for r in per_pod:
+            print(f"{r['pod']:10} {r['rooms']:5} {r['hosted_messages']:11} "
+                  f"{r['taken_from_redis']:10} {r['ratio']:6} {r['lost']:5}")
+        print(f"messages sent {total_sent}, deliveries {result['deliveries']}, Redis output "
+              f"{output_bytes} bytes ({report['redis_output_bytes_per_message_sent']} per message)")
+        print(f"clients: duplicates/reordering {result['dup_or_reorder']}, missed {missed}; "
+              f"pods counted lost {lost_total} x {members_per_pod} members = "
+              f"{lost_total * members_per_pod}")
+        print(f"failover: replica promoted after {report['failover']['replica_promoted_s']} s, "
+              f"every pod subscribed again after {report['failover']['recovered_s']} s")
+        print(f"wall {report['wall_s']} s; load {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}")
+        ok = result["dup_or_reorder"] == 0 and missed == lost_total * members_per_pod and \
+            all(abs(r["ratio_with_lost"] - 1) <= 0.05 for r in per_pod)
+        print("PASS" if ok else "FAIL")
+        return 0 if ok else 1
+    finally:
+        if bench and bench.poll() is None:
+            bench.kill()
+        for p in pods:
+            p.terminate()
+        for p in pods:
+            try:
+                p.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                p.proc.kill()
+        cl.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
