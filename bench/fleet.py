@@ -38,6 +38,17 @@ KILL_AFTER = 15.0  # seconds into the run
 BENCH = os.path.join(HERE, "..", "build", "chat-bench")
 
 
+def cluster_cpu_s(cl, ports):
+    out = {}
+    for p in ports:
+        try:
+            info = cl.node(p).info("cpu")
+            out[p] = info["used_cpu_sys"] + info["used_cpu_user"]
+        except Exception:
+            pass
+    return out
+
+
 def cluster_output_bytes(cl, ports):
     out = {}
     for p in ports:
@@ -62,6 +73,7 @@ def main():
             wait_for(lambda: ready(p), 20, "a pod to be ready")
         all_ports = [p for p, _ in cl.nodes]
         out0 = cluster_output_bytes(cl, all_ports)
+        cpu0 = cluster_cpu_s(cl, all_ports)
         taken0 = {p.port: p.stats()["broker"]["taken"] for p in pods}
         bench = subprocess.Popen(
             [BENCH, "--scenario", "fleet", "--port", ",".join(str(p.port) for p in pods),
@@ -80,6 +92,7 @@ def main():
         # the first one, which also carries some pods' realtime:global.
         victim = cl.master_of("realtime:room:bench-0")
         out_victim = cluster_output_bytes(cl, [victim])
+        cpu_victim = cluster_cpu_s(cl, [victim])
         t_kill = time.monotonic()
         cl.kill(victim)
         wait_for(lambda: cl.master_of("realtime:room:bench-0") != victim, 30,
@@ -94,6 +107,9 @@ def main():
         result = json.loads(out)
         alive = cl.alive()
         out1 = cluster_output_bytes(cl, alive)
+        cpu1 = cluster_cpu_s(cl, alive)
+        redis_cpu = sum(cpu1[p] - cpu0.get(p, 0) for p in cpu1) + \
+            (cpu_victim.get(victim, 0) - cpu0.get(victim, 0))
         output_bytes = sum(out1[p] - out0.get(p, 0) for p in out1) + \
             (out_victim.get(victim, 0) - out0.get(victim, 0))
 
@@ -127,6 +143,10 @@ def main():
             "deliveries": result["deliveries"],
             "redis_output_bytes": output_bytes,
             "redis_output_bytes_per_message_sent": round(output_bytes / total_sent, 1),
+            "redis_cpu_s": round(redis_cpu, 2),
+            "redis_messages_per_cpu_s": round(total_sent / redis_cpu) if redis_cpu else None,
+            "pods_cpu_s_measured": result["server_cpu_s"],
+            "deliveries_per_pod_cpu_s": result["deliveries_per_server_cpu_s"],
             "clients": {"dup_or_reorder": result["dup_or_reorder"], "missed": missed,
                         "readers_closed": result["readers_closed"]},
             "failover": {"killed_master": victim,
@@ -148,6 +168,9 @@ def main():
                   f"{r['taken_from_redis']:10} {r['ratio']:6} {r['lost']:5}")
         print(f"messages sent {total_sent}, deliveries {result['deliveries']}, Redis output "
               f"{output_bytes} bytes ({report['redis_output_bytes_per_message_sent']} per message)")
+        print(f"Redis CPU {redis_cpu:.2f} s for the whole run ({report['redis_messages_per_cpu_s']} "
+              f"messages per Redis CPU-second, replication and cluster bus included); pods "
+              f"{result['deliveries_per_server_cpu_s']:.0f} deliveries per CPU-second")
         print(f"clients: duplicates/reordering {result['dup_or_reorder']}, missed {missed}; "
               f"pods counted lost {lost_total} x {members_per_pod} members = "
               f"{lost_total * members_per_pod}")

@@ -511,8 +511,12 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
         log_error("redis: out of memory listing rooms to subscribe");
         s->stalled = true;
     }
-    struct slotted *v = n ? malloc(n * sizeof(*v)) : NULL;
-    if (n && !v) {
+    if (n == 0) {
+        batch_clear(cb);
+        return;
+    }
+    struct slotted *v = malloc(n * sizeof(*v));
+    if (!v) {
         batch_clear(cb);
         s->stalled = true;
         return;
