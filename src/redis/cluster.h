@@ -7,9 +7,8 @@
  * ASK). Bytes and reply trees in, results out; unit-tested against slots
  * that Redis' own CLUSTER KEYSLOT gave, and fuzzed.
  *
- * This is the ground the scale-out work (per-room subscriptions, sharded
- * pub/sub with SPUBLISH/SSUBSCRIBE) stands on; the broker does not use it
- * yet. */
+ * The cluster broker (broker_cluster.c) routes SPUBLISH and SSUBSCRIBE
+ * with it. */
 #ifndef CHAT_REDIS_CLUSTER_H
 #define CHAT_REDIS_CLUSTER_H
 
