@@ -83,7 +83,7 @@ static void log_config(const struct config *c)
 {
     log_info("chat-api starting: pod=%s listen=%s:%u workers=%u broker=%s auth=%s echo=%s",
              c->pod_id, c->bind_addr, c->port, c->workers,
-             c->redis_enabled ? "redis" : "standalone", c->auth_enabled ? "on" : "off",
+             c->redis_cluster ? "redis-cluster" : c->redis_enabled ? "redis" : "standalone", c->auth_enabled ? "on" : "off",
              c->echo_endpoint ? "on" : "off");
     log_info("limits: max_message=%zu send_buffer=%u max_connections=%u ping=%ums pong=%ums "
              "shutdown=%ums origins=%zu",

@@ -154,3 +154,36 @@ def test_master_failover_during_a_stream(start_server, redis_cluster):
     print(f"failover: recovered in {took['s']:.1f} s, {missing} lost "
           f"(pod-1 lost {b1['lost']}, pod-2 lost {b2['lost']})")
     assert took["s"] < 10
+
+
+def test_slot_migration_moves_the_subscription(cluster_pods):
+    """The slot of a room moves to another master (CLUSTER SETSLOT, as
+    redis-cli --cluster reshard does): the old master pushes sunsubscribe,
+    the pod subscribes the room at the new owner, and a backend SPUBLISH
+    there reaches the member."""
+    cl, (p1, _) = cluster_pods
+    channel = "realtime:room:migrating"
+
+    async def go():
+        a = await connect(p1, "/ws/migrating")
+        src = cl.master_of(channel)
+        seed = cl.node(src)
+        slot = seed.execute_command("CLUSTER KEYSLOT", channel)
+        ids = {}  # port -> (node id, flags); Debian's python3-redis parses CLUSTER NODES
+        for addr, info in seed.execute_command("CLUSTER NODES").items():
+            ids[int(addr.split(":")[1].split("@")[0])] = (info["node_id"], info["flags"])
+        masters = [p for p, (_, flags) in ids.items()
+                   if "master" in flags and "fail" not in flags]
+        dst = next(p for p in masters if p != src)
+        src_id, dst_id = ids[src][0], ids[dst][0]
+        cl.node(dst).execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        cl.node(src).execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        for p in masters:
+            cl.node(p).execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        wait_for(lambda: cl.master_of(channel) == dst, 10, "the slot to have moved")
+        wait_for(lambda: int(cl.node(dst).execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
+                 == 1, 10, "the pod to subscribe the room at the new owner")
+        cl.node(dst).execute_command("SPUBLISH", channel, '{"moved":true}')
+        assert json.loads(await asyncio.wait_for(a.recv(), T)) == {"moved": True}
+        assert p1.stats()["broker"]["rooms_subscribed"] == 1
+    run(go())
