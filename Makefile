@@ -8,7 +8,7 @@ WERROR  ?= 1
 
 PKGS      := libhiredis-dev libssl-dev libcjson-dev check redis-server pkg-config \
              python3 python3-websockets python3-pytest python3-redis valgrind \
-             docker-compose nginx-light openssl python3-cryptography
+             docker-compose nginx-light openssl python3-cryptography curl
 FUZZ_PKGS := clang libclang-rt-14-dev
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -45,7 +45,7 @@ MAIN_OBJ := $(MAIN_SRC:%.c=$(BUILD)/%.o) $(MAIN_ASM:%.S=$(BUILD)/%.o)
 TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
-.PHONY: all deps fuzz-deps test unit e2e compose-check run run-cluster fleet asan tsan fuzz lint \
+.PHONY: all deps browser-deps fuzz-deps test unit e2e compose-check run run-cluster fleet asan tsan fuzz lint \
         format bench soak clean
 
 all: $(BUILD)/chat-api
@@ -79,8 +79,13 @@ fuzz-deps:
 	@./scripts/deps.sh $(FUZZ_PKGS)
 
 # `make test` installs what is missing, then builds and runs every test.
-test: deps
+test: deps browser-deps
 	@$(MAKE) --no-print-directory unit compose-check e2e
+
+# Debian's chromium and playwright-core (pinned in tests/browser) for the
+# browser test, tests/e2e/test_browser.py.
+browser-deps:
+	@./scripts/browser-deps.sh
 
 # docker-compose.yml must be a valid compose file (no Docker engine needed).
 compose-check:
@@ -106,14 +111,14 @@ run-cluster: deps
 	exec scripts/run-cluster.sh
 
 # Sanitizer builds: the whole test suite, in their own build trees.
-asan: deps
+asan: deps browser-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZER=asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" unit e2e CK_FORK=no
 # ThreadSanitizer runs the code 5-15 times slower. The workers' inbox budget
 # (fanout.h) is work, bytes to write, so the same wait in time for other rooms
 # (interface: under 250 ms in a flood) needs a quarter of the budget there.
-tsan: deps
+tsan: deps browser-deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan SANITIZER=tsan \
 	  CFLAGS="-O1 -g -fsanitize=thread -DFANOUT_BUDGET_MIB=16u" LDFLAGS="-fsanitize=thread" \
 	  unit e2e CK_FORK=no

@@ -115,7 +115,8 @@ static enum ws_hs_route match_route(struct http_str path, bool echo_enabled,
     room_raw->p = NULL;
     room_raw->len = 0;
 
-    if (path_is(path, 0, "/"))
+    /* The demo page, also under the gateway prefix (its URLs are relative). */
+    if (path_is(path, 0, "/") || path_is(path, 0, WS_HS_PREFIX "/"))
         return WS_HS_INDEX;
     if (path_is(path, 0, "/healthz"))
         return WS_HS_HEALTHZ;

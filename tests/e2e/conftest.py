@@ -41,7 +41,7 @@ def wait_for(pred, timeout=10.0, what="condition"):
 
 class Server:
     def __init__(self, env, wrapper=(), start_timeout=20):
-        self.port = free_port()
+        self.port = int(env["PORT"]) if "PORT" in env else free_port()
         self.terminated = False
         self.expect_code = 0  # the exit status the fixture expects
         full = dict(os.environ)
