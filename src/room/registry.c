@@ -261,10 +261,11 @@ uint64_t registry_confirmed(struct room_registry *reg)
     return n;
 }
 
-void registry_sub_live(struct room_registry *reg, registry_emit_fn emit, void *arg)
+/* Every entry: forgotten when it has no members, else put in state (and
+ * emitted, when emit is given); nothing waits any more. Under the lock. */
+static void reset_all(struct room_registry *reg, enum sub_state state, registry_emit_fn emit,
+                      void *arg)
 {
-    pthread_mutex_lock(&reg->lock);
-    reg->live = true;
     reg->queue_head = reg->queue_tail = NULL;
     for (size_t i = 0; i < reg->nbuckets; i++) {
         struct reg_entry **pp = &reg->buckets[i];
@@ -274,12 +275,23 @@ void registry_sub_live(struct room_registry *reg, registry_emit_fn emit, void *a
                 forget(reg, pp);
                 continue;
             }
-            e->state = SUB_SENT;
+            if (e->state == SUB_CONFIRMED)
+                reg->confirmed--;
+            e->state = (uint8_t)state;
+            e->waiters = false;
             e->q_next = NULL;
-            emit(arg, e->name);
+            if (emit)
+                emit(arg, e->name);
             pp = &e->next;
         }
     }
+}
+
+void registry_sub_live(struct room_registry *reg, registry_emit_fn emit, void *arg)
+{
+    pthread_mutex_lock(&reg->lock);
+    reg->live = true;
+    reset_all(reg, SUB_SENT, emit, arg);
     pthread_mutex_unlock(&reg->lock);
 }
 
@@ -396,21 +408,6 @@ void registry_sub_gone(struct room_registry *reg)
 {
     pthread_mutex_lock(&reg->lock);
     reg->live = false;
-    reg->queue_head = reg->queue_tail = NULL;
-    for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct reg_entry **pp = &reg->buckets[i];
-        while (*pp) {
-            struct reg_entry *e = *pp;
-            if (e->members == 0) {
-                forget(reg, pp);
-                continue;
-            }
-            e->state = SUB_NONE;
-            e->waiters = false;
-            e->q_next = NULL;
-            pp = &e->next;
-        }
-    }
-    reg->confirmed = 0;
+    reset_all(reg, SUB_NONE, NULL, NULL);
     pthread_mutex_unlock(&reg->lock);
 }

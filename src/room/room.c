@@ -15,7 +15,8 @@ uint32_t room_hash(const char *name, size_t len)
     return h;
 }
 
-int room_add(struct room *r, struct room_member *m)
+/* Makes room for one more member. Returns 0 or -ENOMEM. */
+static int reserve(struct room *r)
 {
     if (r->n == r->cap) {
         uint32_t cap = r->cap ? r->cap * 2 : 4;
@@ -25,6 +26,13 @@ int room_add(struct room *r, struct room_member *m)
         r->members = grown;
         r->cap = cap;
     }
+    return 0;
+}
+
+int room_add(struct room *r, struct room_member *m)
+{
+    if (reserve(r) < 0)
+        return -ENOMEM;
     m->slot = r->n;
     r->members[r->n++] = m;
     return 0;
@@ -126,14 +134,8 @@ static void drop_empty_waiting(struct room *r)
 
 int room_admit(struct room *r, struct room_member *m)
 {
-    if (r->n == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 4;
-        struct room_member **grown = realloc(r->members, cap * sizeof(*grown));
-        if (!grown)
-            return -ENOMEM;
-        r->members = grown;
-        r->cap = cap;
-    }
+    if (reserve(r) < 0)
+        return -ENOMEM;
     room_remove(r->waiting, m);
     drop_empty_waiting(r);
     return room_add(r, m); /* cannot fail: there is room */

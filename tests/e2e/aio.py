@@ -16,3 +16,27 @@ async def silent(ws, seconds=0.3):
         return False
     except asyncio.TimeoutError:
         return True
+
+
+OPEN = []  # every client a test opened with connect(), closed by run()
+
+
+async def connect(pod, path):
+    """Opens a client on pod at path and reads its welcome."""
+    import websockets
+    ws = await websockets.connect(pod.url(path), max_queue=None)
+    OPEN.append(ws)
+    m = await recv_json(ws)
+    assert m["data"]["event"] == "welcome"
+    return ws
+
+
+def run(coro):
+    """Runs a test's coroutine and closes every client it opened."""
+    async def wrapped():
+        try:
+            await coro
+        finally:
+            await asyncio.gather(*(ws.close() for ws in OPEN), return_exceptions=True)
+            OPEN.clear()
+    asyncio.run(wrapped())

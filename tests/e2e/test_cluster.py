@@ -11,28 +11,9 @@ import websockets
 
 import test_delivery
 import test_redis
-from aio import T, recv_json, silent
+from aio import T, connect, recv_json, run, silent
 from conftest import ready, wait_for
 
-OPEN = []
-
-
-async def connect(pod, path):
-    ws = await websockets.connect(pod.url(path), max_queue=None)
-    OPEN.append(ws)
-    m = await recv_json(ws)
-    assert m["data"]["event"] == "welcome"
-    return ws
-
-
-def run(coro):
-    async def wrapped():
-        try:
-            await coro
-        finally:
-            await asyncio.gather(*(ws.close() for ws in OPEN), return_exceptions=True)
-            OPEN.clear()
-    asyncio.run(wrapped())
 
 
 @pytest.fixture

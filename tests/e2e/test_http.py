@@ -16,7 +16,7 @@ def test_plain_routes(server):
     assert status == 200 and body == b"ready\n"
     status, headers, body = http_get(server.port, "/")
     assert status == 200 and headers["content-type"][0].startswith("text/html")
-    assert b"<title>chat-api demo</title>" in body
+    assert b"<title>chat-api</title>" in body
     for path in ("/api/chat-api/ws/stats", "/ws/stats"):
         status, headers, body = http_get(server.port, path)
         assert status == 200 and headers["content-type"] == ["application/json"]

@@ -5,32 +5,12 @@ import json
 
 import websockets
 
-from aio import T, recv_json, silent
+from aio import T, connect, recv_json, run, silent
 from conftest import free_port, ready, wait_for
 from wsraw import http_get
 
 
 
-OPEN = []  # every client a test opened, closed by run()
-
-
-async def connect(pod, path):
-    ws = await websockets.connect(pod.url(path), max_queue=None)
-    OPEN.append(ws)
-    m = await recv_json(ws)
-    assert m["data"]["event"] == "welcome"
-    return ws
-
-
-def run(coro):
-    """Runs a test's coroutine and closes every client it opened."""
-    async def wrapped():
-        try:
-            await coro
-        finally:
-            await asyncio.gather(*(ws.close() for ws in OPEN), return_exceptions=True)
-            OPEN.clear()
-    asyncio.run(wrapped())
 
 
 def test_rooms_and_global_across_pods(two_pods):

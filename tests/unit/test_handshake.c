@@ -52,6 +52,7 @@ START_TEST(routes_with_and_without_prefix)
         {"/readyz", WS_HS_READYZ},
         {"/metrics", WS_HS_METRICS},
         {"/", WS_HS_INDEX},
+        {"/api/chat-api/", WS_HS_INDEX},
         {"/ws/stats?pretty=1", WS_HS_STATS},
     };
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
@@ -93,7 +94,7 @@ END_TEST
 START_TEST(not_found_and_method)
 {
     struct ws_hs_result r;
-    static const char *const missing[] = {"/nope", "/api/chat-api",         "/api/chat-api/",
+    static const char *const missing[] = {"/nope", "/api/chat-api", "/api/chat-api//",
                                           "/wss",  "/api/chat-api/healthz", "/api/chat-api/echo"};
     for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
         check("GET", missing[i], UPGRADE, &OPEN, &r);
