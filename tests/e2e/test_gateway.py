@@ -122,3 +122,14 @@ def test_gateway_balances_upgrades_across_pods(gateway):
         for ws in conns:
             await ws.close()
     asyncio.run(go())
+
+
+def test_demo_page_through_the_gateway(gateway):
+    """The page's URLs are relative: served through nginx, two pages land on
+    the two pods and chat (Chromium, tests/browser/gateway.mjs)."""
+    port, _ = gateway
+    browser_dir = os.path.join(HERE, "..", "browser")
+    out = subprocess.run(["node", os.path.join(browser_dir, "gateway.mjs"),
+                          f"http://127.0.0.1:{port}/"], cwd=browser_dir,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
