@@ -203,12 +203,12 @@ int fanout_hand_over(struct fanout *f, unsigned lane, struct conn_handoff *h)
     return inbox_push(&f->lanes[lane].inbox, it);
 }
 
-unsigned fanout_room_ready(struct fanout *f, const char *room)
+unsigned fanout_room_ready(struct fanout *f, const char *room, uint64_t gen)
 {
     unsigned missed = 0;
     for (unsigned i = 0; i < f->nlanes; i++) {
         char *name = room ? strdup(room) : NULL;
-        struct inbox_item it = {.kind = INBOX_READY, .ptr = name};
+        struct inbox_item it = {.kind = INBOX_READY, .ptr = name, .cost = gen};
         if ((room && !name) || inbox_push(&f->lanes[i].inbox, it) < 0) {
             free(name);
             missed++;

@@ -88,10 +88,11 @@ bool fanout_admits(struct fanout *f, unsigned slot, size_t frame_len, enum fanou
 int fanout_hand_over(struct fanout *f, unsigned lane, struct conn_handoff *h);
 
 /* Tells every worker that room's subscription is confirmed (NULL: that
- * nothing waits for Redis any more), behind what is already queued. Costs
+ * nothing waits any more for subscriber connection gen or an earlier one),
+ * behind what is already queued. Costs
  * no credit. Returns the number of lanes that could not be told for lack of
  * memory. Any thread. */
-unsigned fanout_room_ready(struct fanout *f, const char *room);
+unsigned fanout_room_ready(struct fanout *f, const char *room, uint64_t gen);
 
 /* The bucket of a room (by room_hash), or FANOUT_GLOBAL for NULL. */
 unsigned fanout_slot(const struct fbuf *msg);

@@ -18,7 +18,8 @@ enum inbox_kind {
     INBOX_CONN,  /* ptr: struct conn_handoff *, a new connection to adopt */
     INBOX_FRAME, /* ptr: struct fbuf *, holding one reference, to deliver */
     INBOX_READY, /* ptr: a heap room name whose subscription Redis confirmed,
-                  * or NULL: Redis went away; the worker frees it */
+                  * or NULL: subscriber connection `cost` (and earlier ones)
+                  * went away; the worker frees it */
 };
 
 struct inbox_item {

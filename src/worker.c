@@ -134,6 +134,7 @@ struct backlog {
     struct fbuf *parked; /* one reference */
     uint8_t *rest;       /* heap copy of the unparsed bytes, or NULL */
     size_t rest_len;
+    uint64_t gen; /* while awaiting: the subscriber connection it waits on */
     struct backlog *prev, *next;
 };
 
@@ -820,7 +821,7 @@ static void admit(struct worker *w, struct conn *c)
 
 /* Stops reading c until its room is ready, keeping the bytes it sent with
  * its request head. Returns 0 or -ENOMEM. */
-static int hold(struct worker *w, struct conn *c, const uint8_t *extra, size_t len)
+static int hold(struct worker *w, struct conn *c, const uint8_t *extra, size_t len, uint64_t gen)
 {
     struct backlog *bl = calloc(1, sizeof(*bl));
     if (!bl || (len && !(bl->rest = malloc(len)))) {
@@ -831,6 +832,7 @@ static int hold(struct worker *w, struct conn *c, const uint8_t *extra, size_t l
         memcpy(bl->rest, extra, len);
     bl->rest_len = len;
     bl->conn = c;
+    bl->gen = gen;
     c->paused = bl;
     c->awaiting = 1;
     watch(w, c, c->out_armed);
@@ -863,8 +865,9 @@ static void release(struct worker *w, struct conn *c)
     free(bl);
 }
 
-/* Releases the connections waiting for room (all of them for NULL). */
-static void on_room_ready(struct worker *w, const char *room)
+/* Releases the connections waiting for room; for NULL, all of those that
+ * wait on subscriber connection gen or an earlier one. */
+static void on_room_ready(struct worker *w, const char *room, uint64_t gen)
 {
     if (room) {
         struct room *r = room_find(&w->rooms, room, room_hash(room, strlen(room)));
@@ -874,7 +877,7 @@ static void on_room_ready(struct worker *w, const char *room)
     }
     for (uint32_t i = 0; i < w->all.n; i++) {
         struct conn *c = container_of(w->all.members[i], struct conn, any_m);
-        if (c->awaiting)
+        if (c->awaiting && c->paused->gen <= gen)
             release(w, c);
     }
 }
@@ -925,7 +928,8 @@ static void adopt(struct worker *w, struct conn_handoff *h)
     schedule_check(w, c, w->now);
 
     if (c->kind == CONN_CHAT) {
-        int ready = h->has_room ? registry_join(&w->srv->rooms, h->room) : 1;
+        uint64_t gen = 0;
+        int ready = h->has_room ? registry_join(&w->srv->rooms, h->room, &gen) : 1;
         if (ready > 0) {
             c->room = h->has_room ? room_join(&w->rooms, h->room, &c->room_m) : NULL;
             if (h->has_room && !c->room)
@@ -938,7 +942,7 @@ static void adopt(struct worker *w, struct conn_handoff *h)
             /* Its room's subscription is on its way: the welcome (and
              * reading what it sends) waits for Redis' confirmation. */
             c->room = room_join_waiting(&w->rooms, h->room, &c->room_m);
-            if (c->room && hold(w, c, h->extra, h->extra_len) == 0) {
+            if (c->room && hold(w, c, h->extra, h->extra_len, gen) == 0) {
                 h->extra_len = 0;
             } else {
                 if (c->room)
@@ -1142,7 +1146,7 @@ static void process_inbox(struct worker *w)
         switch (items[i].kind) {
         case INBOX_CONN: adopt(w, items[i].ptr); break;
         case INBOX_READY:
-            on_room_ready(w, items[i].ptr);
+            on_room_ready(w, items[i].ptr, items[i].cost);
             free(items[i].ptr);
             break;
         case INBOX_FRAME:

@@ -521,7 +521,8 @@ static int on_subscribed(struct redis_broker *rb, const redisReply *ch)
         return 0;
     if (!room[0])
         return 1;
-    if (registry_sub_confirmed(&rb->srv->rooms, room) && fanout_room_ready(rb->srv->fanout, room))
+    if (registry_sub_confirmed(&rb->srv->rooms, room) &&
+        fanout_room_ready(rb->srv->fanout, room, 0))
         log_error("redis: out of memory telling workers that room %s is ready", room);
     return 0;
 }
@@ -735,8 +736,8 @@ static void *subscriber_main(void *arg)
             atomic_store(&rb->sub_ready, 0);
             /* Nothing is subscribed now: whoever waits for a room gets its
              * welcome, and joins stop waiting until the next connection. */
-            registry_sub_gone(&rb->srv->rooms);
-            if (fanout_room_ready(rb->srv->fanout, NULL))
+            uint64_t gen = registry_sub_gone(&rb->srv->rooms);
+            if (fanout_room_ready(rb->srv->fanout, NULL, gen))
                 log_error("redis: out of memory telling workers that Redis went away");
             free_context(rb, c, &rb->sub_fd);
         }

@@ -435,13 +435,20 @@ static const char *room_of(const char *channel)
     return channel + strlen(REDIS_CHANNEL_ROOM_PREFIX);
 }
 
-/* Tells the workers that whoever waited for room (NULL: for any room) may
- * have its welcome. */
+/* Tells the workers that whoever waited for room may have its welcome. */
 static void release_waiters(void *arg, const char *room)
 {
     struct redis_broker *rb = arg;
-    if (fanout_room_ready(rb->srv->fanout, room))
-        log_error("redis: out of memory telling workers about room %s", room ? room : "(all)");
+    if (fanout_room_ready(rb->srv->fanout, room, 0))
+        log_error("redis: out of memory telling workers about room %s", room);
+}
+
+/* Nothing is subscribed any more: every waiter gets its welcome. */
+static void all_gone(struct redis_broker *rb)
+{
+    uint64_t gen = registry_sub_gone(&rb->srv->rooms);
+    if (fanout_room_ready(rb->srv->fanout, NULL, gen))
+        log_error("redis: out of memory telling workers that the cluster went away");
 }
 
 static bool pick_on_node(void *arg, const char *room)
@@ -784,8 +791,7 @@ void *cluster_subscriber_main(void *arg)
             char err[600];
             if (!refresh(&s, err, sizeof(err))) {
                 log_warn("redis: no node of the cluster answers (%s); local delivery goes on", err);
-                registry_sub_gone(&rb->srv->rooms);
-                release_waiters(rb, NULL);
+                all_gone(rb);
                 s.cs->have_map = false;
                 backoff_log(&s.bo, "subscriber", err);
                 if (!nap(rb, backoff_next(&s.bo)))
@@ -797,6 +803,6 @@ void *cluster_subscriber_main(void *arg)
     uint64_t now = server_now_ms();
     for (unsigned k = 0; k < s.cs->nlinks; k++)
         link_close(rb, &s.cs->links[k], now);
-    registry_sub_gone(&rb->srv->rooms);
+    all_gone(rb);
     return NULL;
 }

@@ -149,7 +149,7 @@ static void forget(struct room_registry *reg, struct reg_entry **pp)
     free(e);
 }
 
-int registry_join(struct room_registry *reg, const char *room)
+int registry_join(struct room_registry *reg, const char *room, uint64_t *gen)
 {
     uint32_t h = room_hash(room, strlen(room));
     pthread_mutex_lock(&reg->lock);
@@ -178,6 +178,7 @@ int registry_join(struct room_registry *reg, const char *room)
     if (reg->tracking && reg->live && (e->state == SUB_QUEUED || e->state == SUB_SENT)) {
         e->waiters = true;
         ready = 0;
+        *gen = reg->gen;
     }
     pthread_mutex_unlock(&reg->lock);
     return ready;
@@ -291,6 +292,7 @@ void registry_sub_live(struct room_registry *reg, registry_emit_fn emit, void *a
 {
     pthread_mutex_lock(&reg->lock);
     reg->live = true;
+    reg->gen++;
     reset_all(reg, SUB_SENT, emit, arg);
     pthread_mutex_unlock(&reg->lock);
 }
@@ -404,10 +406,12 @@ void registry_sub_take_stalled(struct room_registry *reg, registry_emit_fn emit,
     pthread_mutex_unlock(&reg->lock);
 }
 
-void registry_sub_gone(struct room_registry *reg)
+uint64_t registry_sub_gone(struct room_registry *reg)
 {
     pthread_mutex_lock(&reg->lock);
     reg->live = false;
     reset_all(reg, SUB_NONE, NULL, NULL);
+    uint64_t gen = reg->gen;
     pthread_mutex_unlock(&reg->lock);
+    return gen;
 }

@@ -45,6 +45,7 @@ struct room_registry {
     struct reg_entry *queue_head, *queue_tail; /* rooms to subscribe, oldest first */
     struct reg_entry *idle_head, *idle_tail;   /* subscribed rooms without members, oldest first */
     uint64_t confirmed;                        /* rooms whose subscription is confirmed (gauge) */
+    uint64_t gen; /* the subscriber's connection: +1 at each registry_sub_live */
     /* Called (under the lock, so it must only write an eventfd) when the
      * queue goes from empty to not empty. Set before threads start. */
     void (*wake)(void *arg);
@@ -63,9 +64,11 @@ void registry_free(struct room_registry *reg);
 
 /* A member joins room. Returns true when its welcome may go now; false when
  * the room's subscription is on its way: the subscriber's ready callback
- * (registry_sub_confirmed) or registry_sub_gone will say when. -1 when out
+ * (registry_sub_confirmed) or registry_sub_gone will say when; *gen is the
+ * subscriber connection it waits on, so that the release for an earlier
+ * connection does not release it. -1 when out
  * of memory (nothing was counted). Workers. */
-int registry_join(struct room_registry *reg, const char *room);
+int registry_join(struct room_registry *reg, const char *room, uint64_t *gen);
 
 /* A member leaves room; now_ms starts the linger of a room left empty. */
 void registry_leave(struct room_registry *reg, const char *room, uint64_t now_ms);
@@ -115,7 +118,8 @@ void registry_sub_take_stalled(struct room_registry *reg, registry_emit_fn emit,
 bool registry_sub_stall_room(struct room_registry *reg, const char *room, bool *waited);
 
 /* The subscriber lost its connection: nothing is subscribed any more and
- * joins no longer wait. Whoever waited is the caller's to release. */
-void registry_sub_gone(struct room_registry *reg);
+ * joins no longer wait. Whoever waited is the caller's to release. Returns
+ * the generation of the connection that ended. */
+uint64_t registry_sub_gone(struct room_registry *reg);
 
 #endif

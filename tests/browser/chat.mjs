@@ -9,8 +9,11 @@ import readline from "node:readline";
 
 const [url1, url2, shots] = process.argv.slice(2);
 const T = 15000;
+// Lines from the harness, kept until asked for (one may come early).
 const lines = readline.createInterface({ input: process.stdin });
-const nextLine = () => new Promise((resolve) => lines.once("line", resolve));
+const inbox = [], askers = [];
+lines.on("line", (l) => (askers.length ? askers.shift()(l) : inbox.push(l)));
+const nextLine = () => new Promise((resolve) => (inbox.length ? resolve(inbox.shift()) : askers.push(resolve)));
 
 function expect(cond, what) {
   if (!cond) throw new Error("expected: " + what);

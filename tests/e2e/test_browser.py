@@ -6,6 +6,7 @@ Screenshots go to build/browser/ for a person to look at."""
 import json
 import os
 import subprocess
+import threading
 
 from conftest import ready, wait_for
 
@@ -31,6 +32,9 @@ def test_demo_page_in_chromium(start_server, redis_server):
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True, cwd=os.path.join(ROOT, "tests", "browser"))
     result = None
+    # A driver that hangs must not hang the suite: it is killed after 3 min.
+    watchdog = threading.Timer(180, drv.kill)
+    watchdog.start()
     try:
         for line in drv.stdout:
             if line.startswith("RESTART"):
@@ -41,8 +45,9 @@ def test_demo_page_in_chromium(start_server, redis_server):
                 drv.stdin.flush()
             elif line.startswith("RESULT "):
                 result = json.loads(line[len("RESULT "):])
-        code = drv.wait(120)
+        code = drv.wait(60)
     finally:
+        watchdog.cancel()
         if drv.poll() is None:
             drv.kill()
     assert code == 0, drv.stderr.read()

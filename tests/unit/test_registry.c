@@ -45,10 +45,11 @@ static void tracked(struct room_registry *reg)
 START_TEST(standalone_never_waits_and_forgets_empty_rooms)
 {
     struct room_registry reg;
+    uint64_t gen = 0;
     ck_assert_int_eq(registry_init(&reg), 0);
-    ck_assert_int_eq(registry_join(&reg, "a"), 1);
-    ck_assert_int_eq(registry_join(&reg, "a"), 1);
-    ck_assert_int_eq(registry_join(&reg, "b"), 1);
+    ck_assert_int_eq(registry_join(&reg, "a", &gen), 1);
+    ck_assert_int_eq(registry_join(&reg, "a", &gen), 1);
+    ck_assert_int_eq(registry_join(&reg, "b", &gen), 1);
     ck_assert_uint_eq(registry_rooms(&reg), 2);
     struct room_count *rc;
     size_t n = registry_snapshot(&reg, &rc);
@@ -68,18 +69,20 @@ END_TEST
 START_TEST(joins_wait_only_while_live_and_unconfirmed)
 {
     struct room_registry reg;
+    uint64_t gen = 0;
     tracked(&reg);
     /* Not live (Redis away): at once, nothing queued. */
-    ck_assert_int_eq(registry_join(&reg, "early"), 1);
+    ck_assert_int_eq(registry_join(&reg, "early", &gen), 1);
     ck_assert_int_eq(wakes, 0);
     struct names sent = {0};
     registry_sub_live(&reg, collect, &sent);
     ck_assert_int_eq(sent.n, 1);
     ck_assert(has(&sent, "early"));
     /* Live: a new room waits and wakes the subscriber once for a batch. */
-    ck_assert_int_eq(registry_join(&reg, "x"), 0);
-    ck_assert_int_eq(registry_join(&reg, "y"), 0);
-    ck_assert_int_eq(registry_join(&reg, "x"), 0);
+    ck_assert_int_eq(registry_join(&reg, "x", &gen), 0);
+    ck_assert_uint_eq(gen, 1); /* waits on the first connection */
+    ck_assert_int_eq(registry_join(&reg, "y", &gen), 0);
+    ck_assert_int_eq(registry_join(&reg, "x", &gen), 0);
     ck_assert_int_eq(wakes, 1);
     struct names q = {0};
     registry_sub_take_queued(&reg, collect, &q);
@@ -88,7 +91,7 @@ START_TEST(joins_wait_only_while_live_and_unconfirmed)
     /* Confirmation releases the waiters once; later joins go at once. */
     ck_assert(registry_sub_confirmed(&reg, "x"));
     ck_assert(!registry_sub_confirmed(&reg, "x"));
-    ck_assert_int_eq(registry_join(&reg, "x"), 1);
+    ck_assert_int_eq(registry_join(&reg, "x", &gen), 1);
     ck_assert(!registry_sub_confirmed(&reg, "early")); /* nobody waited for it */
     ck_assert_uint_eq(registry_confirmed(&reg), 2);
     registry_free(&reg);
@@ -98,10 +101,11 @@ END_TEST
 START_TEST(linger_then_unsubscribe)
 {
     struct room_registry reg;
+    uint64_t gen = 0;
     tracked(&reg);
     struct names none = {0};
     registry_sub_live(&reg, collect, &none);
-    ck_assert_int_eq(registry_join(&reg, "r"), 0);
+    ck_assert_int_eq(registry_join(&reg, "r", &gen), 0);
     registry_sub_take_queued(&reg, collect, &none);
     registry_sub_confirmed(&reg, "r");
     registry_leave(&reg, "r", 1000);
@@ -110,7 +114,7 @@ START_TEST(linger_then_unsubscribe)
     registry_sub_take_expired(&reg, 1000, collect, &gone);
     ck_assert_int_eq(gone.n, 0); /* still lingering */
     /* Back within the linger: ready at once, nothing sent again. */
-    ck_assert_int_eq(registry_join(&reg, "r"), 1);
+    ck_assert_int_eq(registry_join(&reg, "r", &gen), 1);
     registry_leave(&reg, "r", 2000);
     registry_sub_take_expired(&reg, 1500, collect, &gone);
     ck_assert_int_eq(gone.n, 0);
@@ -121,7 +125,7 @@ START_TEST(linger_then_unsubscribe)
     ck_assert_uint_eq(registry_confirmed(&reg), 0);
     /* Joined again after: a fresh subscription; the old room's late
      * confirmation cannot count for it before it is sent. */
-    ck_assert_int_eq(registry_join(&reg, "r"), 0);
+    ck_assert_int_eq(registry_join(&reg, "r", &gen), 0);
     ck_assert(!registry_sub_confirmed(&reg, "r"));
     struct names q = {0};
     registry_sub_take_queued(&reg, collect, &q);
@@ -134,11 +138,12 @@ END_TEST
 START_TEST(a_room_emptied_before_it_was_sent_is_dropped)
 {
     struct room_registry reg;
+    uint64_t gen = 0;
     tracked(&reg);
     struct names none = {0};
     registry_sub_live(&reg, collect, &none);
-    ck_assert_int_eq(registry_join(&reg, "a"), 0);
-    ck_assert_int_eq(registry_join(&reg, "b"), 0);
+    ck_assert_int_eq(registry_join(&reg, "a", &gen), 0);
+    ck_assert_int_eq(registry_join(&reg, "b", &gen), 0);
     registry_leave(&reg, "a", 5);
     struct names q = {0};
     registry_sub_take_queued(&reg, collect, &q);
@@ -152,24 +157,27 @@ END_TEST
 START_TEST(gone_then_live_subscribes_exactly_the_hosted_rooms)
 {
     struct room_registry reg;
+    uint64_t gen = 0;
     tracked(&reg);
     struct names none = {0};
     registry_sub_live(&reg, collect, &none);
-    registry_join(&reg, "kept");
-    registry_join(&reg, "left");
+    registry_join(&reg, "kept", &gen);
+    registry_join(&reg, "left", &gen);
     registry_sub_take_queued(&reg, collect, &none);
     registry_sub_confirmed(&reg, "kept");
     registry_sub_confirmed(&reg, "left");
     registry_leave(&reg, "left", 10); /* lingering */
-    registry_join(&reg, "pending");   /* queued, never sent */
-    registry_sub_gone(&reg);
+    registry_join(&reg, "pending", &gen);   /* queued, never sent */
+    ck_assert_uint_eq(registry_sub_gone(&reg), 1); /* the connection that ended */
     ck_assert_uint_eq(registry_confirmed(&reg), 0);
-    ck_assert_int_eq(registry_join(&reg, "away"), 1); /* not live: no wait */
+    ck_assert_int_eq(registry_join(&reg, "away", &gen), 1); /* not live: no wait */
     struct names again = {0};
     registry_sub_live(&reg, collect, &again);
     ck_assert_int_eq(again.n, 3);
     ck_assert(has(&again, "kept") && has(&again, "pending") && has(&again, "away"));
     ck_assert(!has(&again, "left"));
+    ck_assert_int_eq(registry_join(&reg, "new", &gen), 0);
+    ck_assert_uint_eq(gen, 2); /* a release for connection 1 does not free it */
     registry_free(&reg);
 }
 END_TEST
@@ -177,11 +185,12 @@ END_TEST
 START_TEST(many_rooms_grow_the_table)
 {
     struct room_registry reg;
+    uint64_t gen = 0;
     tracked(&reg);
     char name[32];
     for (int i = 0; i < 5000; i++) {
         snprintf(name, sizeof(name), "room-%d", i);
-        ck_assert_int_eq(registry_join(&reg, name), 1);
+        ck_assert_int_eq(registry_join(&reg, name, &gen), 1);
     }
     ck_assert_uint_eq(registry_rooms(&reg), 5000);
     for (int i = 0; i < 5000; i++) {
