@@ -4,11 +4,10 @@
 //   it prints "RESTART" when pod 1 should be stopped and started again, and
 //   waits for "GO"; at the end it prints "RESULT {json}".
 // Any failed expectation throws: the exit status is then 1 with the reason.
-import { chromium } from "playwright-core";
 import readline from "node:readline";
+import { T, drive } from "./common.mjs";
 
 const [url1, url2, shots] = process.argv.slice(2);
-const T = 15000;
 // Lines from the harness, kept until asked for (one may come early).
 const lines = readline.createInterface({ input: process.stdin });
 const inbox = [], askers = [];
@@ -19,12 +18,9 @@ function expect(cond, what) {
   if (!cond) throw new Error("expected: " + what);
 }
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
 const dialogs = [];
 const errors = [];
+let browser;
 
 async function open(url, name, room, viewport) {
   const ctx = await browser.newContext(viewport ? { viewport } : {});
@@ -51,7 +47,8 @@ async function say(page, text) {
 }
 
 const result = {};
-try {
+await drive(async (b) => {
+  browser = b;
   const alice = await open(url1, "alice", "lobby");
   const bob = await open(url2, "bob", "lobby");
   const carol = await open(url1, "carol", "elsewhere");
@@ -127,10 +124,4 @@ try {
   expect(dialogs.length === 0, `no dialog opened (${dialogs.join(", ")})`);
   expect(errors.length === 0, `no script error (${errors.join("; ")})`);
   process.stdout.write("RESULT " + JSON.stringify(result) + "\n");
-  await browser.close();
-  process.exit(0);
-} catch (e) {
-  process.stderr.write(String(e && e.stack ? e.stack : e) + "\n");
-  await browser.close();
-  process.exit(1);
-}
+});

@@ -1,15 +1,10 @@
 // gateway.mjs: the demo page through the compose file's nginx (started by
 // tests/e2e/test_gateway.py with its URL): two pages, spread by least_conn
 // over both pods, chat with each other. Exit status 0, or 1 with the reason.
-import { chromium } from "playwright-core";
+import { T, drive } from "./common.mjs";
 
 const [url] = process.argv.slice(2);
-const T = 15000;
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-});
-try {
+await drive(async (browser) => {
   const pages = [];
   for (const name of ["erin", "frank"]) {
     const page = await (await browser.newContext()).newPage();
@@ -26,10 +21,4 @@ try {
   await pages[1].locator(".msg", { hasText: "through nginx" }).locator(".from", { hasText: "erin" })
     .waitFor({ timeout: T });
   await pages[0].locator(".tick.done").first().waitFor({ timeout: T });
-  await browser.close();
-  process.exit(0);
-} catch (e) {
-  process.stderr.write(String(e && e.stack ? e.stack : e) + "\n");
-  await browser.close();
-  process.exit(1);
-}
+});
