@@ -4,7 +4,7 @@
 # and playwright-core at the version pinned in tests/browser/package-lock.json.
 set -eu
 here=$(dirname "$0")
-"$here/deps.sh" chromium
+"$here/deps.sh" chromium fonts-liberation
 if ! command -v npm >/dev/null 2>&1; then
   "$here/deps.sh" nodejs npm
 fi
