@@ -459,6 +459,13 @@ static bool pick_on_node(void *arg, const char *room)
     return same_node(redis_cluster_owner(&s->cs->map, channel_slot(channel)), s->failed);
 }
 
+static bool pick_any(void *arg, const char *room)
+{
+    (void)arg;
+    (void)room;
+    return true;
+}
+
 static bool pick_moved(void *arg, const char *room)
 {
     struct sub *s = arg;
@@ -513,21 +520,20 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
     struct redis_broker *rb = s->rb;
     struct chan_batch *cb = &rb->subs;
     size_t n = cb->n;
-    if (cb->oom) {
-        /* A name was lost to memory: stall all, and try them all again. */
+    struct slotted *v = n && !cb->oom ? malloc(n * sizeof(*v)) : NULL;
+    if (cb->oom || (n && !v)) {
+        /* Out of memory, with rooms taken from the registry as sent: every
+         * subscribed room stalls, so all are tried again (subscribing a
+         * room twice is harmless). */
         log_error("redis: out of memory listing rooms to subscribe");
-        s->stalled = true;
-    }
-    if (n == 0) {
         batch_clear(cb);
-        return;
-    }
-    struct slotted *v = malloc(n * sizeof(*v));
-    if (!v) {
-        batch_clear(cb);
+        if (subscribe)
+            registry_sub_stall(&rb->srv->rooms, pick_any, NULL, release_waiters, rb);
         s->stalled = true;
         return;
     }
+    if (n == 0)
+        return;
     for (size_t i = 0; i < n; i++)
         v[i] = (struct slotted){channel_slot(cb->names[i]), cb->names[i]};
     qsort(v, n, sizeof(*v), by_slot);

@@ -15,13 +15,9 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 SHOTS = os.path.join(ROOT, "build", "browser")
 
 
-def test_demo_page_in_chromium(start_server, redis_server):
-    r = redis_server()
+def test_demo_page_in_chromium(start_server, two_pods):
+    r, (p1, p2) = two_pods
     url = f"redis://127.0.0.1:{r.port}"
-    p1 = start_server(REDIS_URL=url, POD_ID="pod-1")
-    p2 = start_server(REDIS_URL=url, POD_ID="pod-2")
-    for p in (p1, p2):
-        wait_for(lambda: ready(p), 10, "the pod to be ready")
     os.makedirs(SHOTS, exist_ok=True)
     # Pod 1 serves its page under the gateway prefix, pod 2 at the root:
     # the page's URLs are relative, both must work.
