@@ -94,9 +94,11 @@ compose-check:
 unit: $(BUILD)/unit-tests
 	CK_FORK=$(CK_FORK) $(BUILD)/unit-tests
 
-e2e: $(BUILD)/chat-api
+# The load generator drives the reconnect-storm test (test_storm.py).
+e2e: $(BUILD)/chat-api $(BUILD)/chat-bench
 	@if ls tests/e2e/test_*.py >/dev/null 2>&1; then \
-	  CHAT_API_BIN=$(abspath $(BUILD)/chat-api) CHAT_API_SANITIZER=$(SANITIZER) \
+	  CHAT_API_BIN=$(abspath $(BUILD)/chat-api) CHAT_BENCH_BIN=$(abspath $(BUILD)/chat-bench) \
+	  CHAT_API_SANITIZER=$(SANITIZER) \
 	    /usr/bin/python3 -m pytest -q tests/e2e; \
 	else echo "e2e: no end-to-end tests yet"; fi
 

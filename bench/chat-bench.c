@@ -42,11 +42,27 @@
 
 enum gstate { G_CONNECTING, G_HANDSHAKE, G_OPEN, G_CLOSED };
 
+/* How a connection's handshake ended (the storm scenario counts them). */
+enum goutcome {
+    GO_NONE,
+    GO_WELCOME,        /* 101 and the server's welcome */
+    GO_REFUSED_503,    /* answered 503 */
+    GO_REFUSED_OTHER,  /* answered with another status */
+    GO_RESET,          /* reset before an answer */
+    GO_CLOSED,         /* closed before an answer */
+    GO_CONNECT_FAILED, /* TCP connect failed */
+    GO_COUNT,
+};
+static const char *const outcome_names[GO_COUNT] = {
+    "unsettled", "welcomed", "refused_503", "refused_other", "reset", "closed_unanswered",
+    "connect_failed"};
+
 struct gconn {
     int fd;
     uint8_t state;
     bool reads;    /* false: the never-reading member of the slow scenario */
     bool welcomed; /* the server's welcome arrived */
+    uint8_t outcome; /* enum goutcome */
     int room;
     int pub; /* publisher id, or -1 */
     char hbuf[1024];
@@ -78,6 +94,7 @@ struct opts {
     int slow;         /* one member never reads */
     int concurrency;  /* connect mode: handshakes in flight */
     int spread;       /* >0: a room's members sit on this many of the ports (fleet) */
+    int storm;        /* connections opened at once, each sending its head at connect */
 };
 
 static struct opts O = {
@@ -104,6 +121,8 @@ static bool sending = true; /* false once the measured window ends: drain only *
 static uint64_t deliveries, m_deliveries, sent_total, m_sent;
 static uint64_t dup_or_reorder, gaps, gap_msgs;
 static uint64_t opened, failed;
+static uint64_t outcomes[GO_COUNT];
+static uint64_t last_welcome_ns;
 static char pad[65536];
 
 static uint64_t now_ns(void)
@@ -278,9 +297,27 @@ static void start_connect(struct gconn *c, int idx)
     c->state = G_CONNECTING;
     c->hlen = 0;
     c->welcomed = false;
+    c->outcome = GO_NONE;
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0)
         die("epoll_ctl add");
+}
+
+/* Ends a connection whose handshake did not get through, saying how. */
+static void fail_conn(struct gconn *c, enum goutcome how)
+{
+    failed++;
+    if (c->outcome == GO_NONE) {
+        c->outcome = (uint8_t)how;
+        outcomes[how]++;
+    }
+    gclose(c);
+}
+
+/* How a failed read ended a connection. */
+static enum goutcome read_failure(ssize_t n)
+{
+    return n == 0 ? GO_CLOSED : errno == ECONNRESET ? GO_RESET : GO_CLOSED;
 }
 
 static void send_bytes(struct gconn *c, const uint8_t *b, size_t n)
@@ -355,8 +392,12 @@ static void on_message(struct gconn *c, const uint8_t *data, size_t len)
     const char *s = (const char *)data, *end = s + len;
     const char *d = memmem(s, len, "\"data\":{\"s\":", 12);
     if (!d) {
-        if (memmem(s, len, "\"welcome\"", 9))
+        if (!c->welcomed && memmem(s, len, "\"welcome\"", 9)) {
             c->welcomed = true;
+            c->outcome = GO_WELCOME;
+            outcomes[GO_WELCOME]++;
+            last_welcome_ns = now_ns();
+        }
         return;
     }
     /* The server carries data byte for byte, so its fields are in the order
@@ -402,8 +443,7 @@ static void on_handshake_bytes(struct gconn *c)
     if (n <= 0) {
         if (n < 0 && errno == EAGAIN)
             return;
-        failed++;
-        gclose(c);
+        fail_conn(c, read_failure(n));
         return;
     }
     c->hlen += (size_t)n;
@@ -412,8 +452,8 @@ static void on_handshake_bytes(struct gconn *c)
     if (!end)
         return;
     if (strncmp(c->hbuf, "HTTP/1.1 101", 12) != 0) {
-        failed++;
-        gclose(c);
+        fail_conn(c, strncmp(c->hbuf, "HTTP/1.1 503", 12) == 0 ? GO_REFUSED_503
+                                                                : GO_REFUSED_OTHER);
         return;
     }
     c->state = G_OPEN;
@@ -445,7 +485,10 @@ static void on_readable(struct gconn *c)
     if (n <= 0) {
         if (n < 0 && errno == EAGAIN)
             return;
-        gclose(c);
+        if (c->outcome == GO_NONE)
+            fail_conn(c, read_failure(n)); /* upgraded, but no welcome came */
+        else
+            gclose(c);
         return;
     }
     size_t off = 0;
@@ -475,8 +518,8 @@ static void on_event(struct gconn *c, uint32_t events)
         socklen_t el = sizeof(err);
         getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
         if (err) {
-            failed++;
-            gclose(c);
+            errno = err;
+            fail_conn(c, err == ECONNRESET ? GO_RESET : GO_CONNECT_FAILED);
             return;
         }
         char req[512];
@@ -488,10 +531,8 @@ static void on_event(struct gconn *c, uint32_t events)
                          c->room);
         c->state = G_HANDSHAKE;
         arm(c, EPOLLIN);
-        if (write(c->fd, req, (size_t)n) != n) {
-            failed++;
-            gclose(c);
-        }
+        if (write(c->fd, req, (size_t)n) != n)
+            fail_conn(c, errno == ECONNRESET ? GO_RESET : GO_CLOSED);
         return;
     }
     if ((events & EPOLLOUT) && c->wlen) {
@@ -730,6 +771,57 @@ static void run_connect(void)
            srv_cpu > 0 ? (double)(done - done0) / srv_cpu : 0, (unsigned long long)failed);
 }
 
+/* The reconnect storm: --storm N connections opened at once, as when a pod
+ * dies and its clients come back to the others, each sending its whole head
+ * in one write as soon as TCP connects, and kept open. Reports how each
+ * ended (welcome, 503, reset, closed unanswered) and how long until the
+ * last welcome, then holds them until standard input ends. */
+static void run_storm(void)
+{
+    nconns = O.storm;
+    conns = calloc((size_t)nconns, sizeof(*conns));
+    for (int i = 0; i < nconns; i++) {
+        conns[i].room = i % O.rooms;
+        conns[i].reads = true;
+        conns[i].pub = -1;
+        conns[i].expect = calloc(1, sizeof(uint32_t));
+    }
+    double cpu0 = servers_cpu();
+    uint64_t t0 = now_ns();
+    for (int i = 0; i < nconns; i++)
+        start_connect(&conns[i], i);
+    uint64_t issued = now_ns();
+    uint64_t deadline = t0 + (uint64_t)(O.duration * 1e9);
+    while (now_ns() < deadline) {
+        uint64_t settled = 0;
+        for (int k = 1; k < GO_COUNT; k++)
+            settled += outcomes[k];
+        if (settled >= (uint64_t)nconns)
+            break;
+        poll_once(10);
+    }
+    double srv_cpu = servers_cpu() - cpu0;
+    uint64_t settled = 0;
+    for (int k = 1; k < GO_COUNT; k++)
+        settled += outcomes[k];
+    outcomes[GO_NONE] = (uint64_t)nconns - settled;
+    double last = last_welcome_ns ? (double)(last_welcome_ns - t0) / 1e9 : 0;
+    printf("{\"scenario\":\"%s\",\"connections\":%d,\"connects_issued_s\":%.3f,", O.scenario,
+           nconns, (double)(issued - t0) / 1e9);
+    for (int k = 0; k < GO_COUNT; k++)
+        printf("\"%s\":%llu,", outcome_names[k], (unsigned long long)outcomes[k]);
+    printf("\"last_welcome_s\":%.3f,\"handshakes_per_s\":%.0f,\"server_cpu_s\":%.3f,"
+           "\"handshakes_per_server_cpu_s\":%.0f,\"loss\":0,\"dup_or_reorder\":0}\n",
+           last, last > 0 ? (double)outcomes[GO_WELCOME] / last : 0, srv_cpu,
+           srv_cpu > 0 ? (double)outcomes[GO_WELCOME] / srv_cpu : 0);
+    fflush(stdout);
+    /* Hold the connections until standard input ends, so that several
+     * generators can stand together against MAX_CONNECTIONS. */
+    char sink[256];
+    while (read(0, sink, sizeof(sink)) > 0)
+        ;
+}
+
 static void parse_list(const char *s, int *out, int *n, int max)
 {
     *n = 0;
@@ -754,6 +846,9 @@ static void usage(void)
             "  --slow              the last member of each room never reads\n"
             "  --idle              report server RSS per idle connection\n"
             "  --connect           report handshakes per second (--concurrency N)\n"
+            "  --storm N           open N connections at once (over --rooms rooms), keep them,\n"
+            "                      report welcomes, 503s, resets and the time to the last\n"
+            "                      welcome (--duration: how long to wait for them all)\n"
             "  --spread K          a room's members on K of the ports, rooms spread evenly\n"
             "                      (also reports each room's messages sent)\n");
     exit(2);
@@ -767,7 +862,8 @@ int main(int argc, char **argv)
         {"window", 1, 0, 'w'},      {"rate", 1, 0, 'R'},    {"duration", 1, 0, 'd'},
         {"warmup", 1, 0, 'W'},      {"payload", 1, 0, 'b'}, {"sources", 1, 0, 's'},
         {"slow", 0, 0, 'S'},        {"idle", 0, 0, 'I'},    {"connect", 0, 0, 'C'},
-        {"concurrency", 1, 0, 'c'}, {"spread", 1, 0, 'x'},   {0, 0, 0, 0},
+        {"concurrency", 1, 0, 'c'}, {"spread", 1, 0, 'x'},   {"storm", 1, 0, 'T'},
+        {0, 0, 0, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -789,6 +885,7 @@ int main(int argc, char **argv)
         case 'C': O.connect_mode = 1; break;
         case 'c': O.concurrency = atoi(optarg); break;
         case 'x': O.spread = atoi(optarg); break;
+        case 'T': O.storm = atoi(optarg); break;
         default: usage();
         }
     }
@@ -806,7 +903,9 @@ int main(int argc, char **argv)
     rbuf = malloc(READ_BUF);
     if (epfd < 0 || !rbuf)
         die("setup");
-    if (O.connect_mode)
+    if (O.storm > 0)
+        run_storm();
+    else if (O.connect_mode)
         run_connect();
     else if (O.idle_mode)
         run_idle();

@@ -6,11 +6,25 @@
  * them out costs a look at the head of the list.
  *
  * Clients that connect and send nothing cost a descriptor each. At most
- * PENDING_MAX of them are kept: a new client beyond that, or one that finds
- * the process out of descriptors, makes room by dropping the oldest client
- * still sending its head (counted as heads_evicted). A real request is
- * answered within a round trip, so a flood of idle connections cannot
- * starve /healthz, /readyz or upgrades: it only evicts itself. */
+ * PENDING_MAX clients are kept. At that cap, or out of descriptors, the
+ * acceptor makes room by dropping the oldest client that has had its
+ * chance: one still without a whole head HEAD_GRACE_MS after it was
+ * accepted, and read once more just before it goes (counted as
+ * heads_evicted). When nobody has had that chance yet, accepting stops
+ * (counted as accept_pauses) and newcomers wait in the kernel's listen
+ * backlog, which neither resets them nor costs us a descriptor, until a
+ * slot frees or the oldest head passes its grace. Evicting at once instead
+ * would reset well-behaved clients of a reconnect storm whose heads are
+ * still on their way; never evicting would let 1024 idle sockets hold every
+ * newcomer for the whole 10 s head deadline. A real request is answered
+ * within a round trip, so a flood of idle connections costs real clients at
+ * most the grace, never the deadline.
+ *
+ * Lifetime: an entry dropped while an epoll batch may still name it (an
+ * eviction from accept_all, a drop from an earlier event) is only marked
+ * PHASE_GONE and kept on a list freed after the batch, so a later event
+ * for it in the same batch is recognised and skipped (nginx's stale-event
+ * rule, as in worker.c). */
 #include "acceptor.h"
 
 #include <arpa/inet.h>
@@ -39,7 +53,13 @@
 #define BACKLOG 4096
 #define MAX_EVENTS 256
 #define FIRST_BUF 512 /* most upgrade requests fit; the buffer doubles up to 8 KiB */
-#define PENDING_MAX 1024 /* clients whose request is being read or answered */
+#define PENDING_MAX ACCEPTOR_PENDING_MAX
+/* How long a client has to send its whole head before it may be evicted to
+ * make room: far above a loopback or LAN round trip plus a busy client
+ * process's delay between connect and write. */
+#define HEAD_GRACE_MS 500
+/* Out of descriptors with nobody to evict: how long accepting stops. */
+#define NO_FD_PAUSE_MS 100
 
 /* The demo page, linked in from web/index.html (src/web_assets.S). */
 extern const char web_index_html[];
@@ -49,13 +69,14 @@ enum pending_phase {
     PHASE_READING, /* collecting the request head */
     PHASE_ANSWER,  /* writing a plain answer, then closing */
     PHASE_UPGRADE, /* writing the 101 answer, then handing over */
+    PHASE_GONE,    /* dropped: freed after the current epoll batch */
 };
 
 /* A client the acceptor still owns. */
 struct pending {
     int fd;
     uint8_t phase;
-    uint64_t deadline_ms;
+    uint64_t deadline_ms; /* accepted + HEAD_DEADLINE_MS */
     char *buf; /* the request head so far */
     size_t len, cap, scanned;
     char *out; /* the answer being written */
@@ -64,7 +85,7 @@ struct pending {
     bool head_only;               /* a HEAD request: answers carry no body */
     struct ipaddr peer;           /* the TCP peer's address */
     unsigned worker;
-    struct pending *prev, *next;
+    struct pending *prev, *next; /* in arrival order; next also links the gone list */
 };
 
 struct acceptor {
@@ -74,11 +95,14 @@ struct acceptor {
     int lfd;
     int epfd;
     int wake;     /* eventfd: written by acceptor_stop */
-    int spare_fd; /* closed to accept and drop a client when out of descriptors */
+    bool listening;        /* the listening socket is in epoll */
+    uint64_t no_fd_until;  /* out of descriptors: no accepting before this */
     struct pending *head, *tail;
+    struct pending *gone;  /* dropped during this batch, freed after it */
     unsigned npending;
     uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
     uint64_t rng;
+    uint64_t now; /* monotonic ms at the start of the batch */
     uint64_t last_emfile_log;
 };
 
@@ -116,7 +140,9 @@ static void unlink_pending(struct acceptor *a, struct pending *p)
         a->tail = p->prev;
 }
 
-/* Forgets p; closes its socket unless it was handed to a worker. */
+/* Forgets p; closes its socket unless it was handed to a worker. The entry
+ * itself is freed by bury() after the batch, since a later event of the
+ * batch may still point at it. */
 static void drop(struct acceptor *a, struct pending *p, bool close_fd)
 {
     unlink_pending(a, p);
@@ -125,11 +151,27 @@ static void drop(struct acceptor *a, struct pending *p, bool close_fd)
         close(p->fd);
     free(p->buf);
     free(p->out);
+    p->buf = p->out = NULL;
     /* An upgrade that never reached a worker is counted out of its address. */
     if (p->handoff && p->handoff->ip_counted)
         ip_counts_release(&a->srv->ip_counts, &p->handoff->client_addr);
     free(p->handoff);
-    free(p);
+    p->handoff = NULL;
+    p->phase = PHASE_GONE;
+    p->fd = -1;
+    p->prev = NULL;
+    p->next = a->gone;
+    a->gone = p;
+}
+
+/* Frees the entries dropped during the batch just handled. */
+static void bury(struct acceptor *a)
+{
+    while (a->gone) {
+        struct pending *p = a->gone;
+        a->gone = p->next;
+        free(p);
+    }
 }
 
 /* Open connections per worker: handed over by us minus ended by it. */
@@ -408,55 +450,83 @@ static void on_readable(struct acceptor *a, struct pending *p)
         route(a, p, &req, (size_t)rc);
 }
 
-/* Drops the oldest client that is still sending its head. Returns false
- * when there is none. */
-static bool evict_oldest(struct acceptor *a)
+/* Starts or stops taking clients from the listen backlog. */
+static void set_listening(struct acceptor *a, bool on)
+{
+    if (a->listening == on)
+        return;
+    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = NULL};
+    if (epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->lfd, &ev) < 0) {
+        log_error("acceptor: epoll_ctl on the listening socket: %s", strerror(errno));
+        abort();
+    }
+    a->listening = on;
+    if (!on)
+        bump(&a->srv->acceptor_counters.accept_pauses);
+}
+
+/* The oldest client still sending its head, or NULL. */
+static struct pending *oldest_reading(struct acceptor *a)
 {
     struct pending *p = a->head;
     while (p && p->phase != PHASE_READING)
         p = p->next;
-    if (!p)
-        return false;
-    bump(&a->srv->acceptor_counters.heads_evicted);
-    drop(a, p, true);
-    return true;
+    return p;
 }
 
-static void accept_all(struct acceptor *a, uint64_t now)
+/* When p will have had its chance to send its head. */
+static uint64_t grace_end(const struct pending *p)
+{
+    return p->deadline_ms - HEAD_DEADLINE_MS + HEAD_GRACE_MS;
+}
+
+/* Makes room by dropping the oldest client that has had its chance: past
+ * its grace, and read once more first, so a head that did arrive is
+ * answered instead. Returns whether a slot (and its descriptor) is free. */
+static bool evict_stale(struct acceptor *a)
 {
     for (;;) {
+        struct pending *p = oldest_reading(a);
+        if (!p || grace_end(p) > a->now)
+            return false;
+        unsigned before = a->npending;
+        on_readable(a, p);
+        if (a->npending < before)
+            return true; /* it went by itself: closed, or handed over */
+        if (p->phase == PHASE_READING) {
+            bump(&a->srv->acceptor_counters.heads_evicted);
+            drop(a, p, true);
+            return true;
+        }
+        /* It is being answered now; look at the next one. */
+    }
+}
+
+static void accept_all(struct acceptor *a)
+{
+    while (a->listening) {
+        if (a->npending >= PENDING_MAX && !evict_stale(a)) {
+            set_listening(a, false); /* the rest wait in the backlog */
+            return;
+        }
         struct sockaddr_storage peer;
         socklen_t peer_len = sizeof(peer);
         int fd = accept4(a->lfd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0 && (errno == EMFILE || errno == ENFILE) && evict_oldest(a))
-            continue; /* a descriptor is free again: take the new client */
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE) {
-                /* Out of descriptors: free the spare, take the client and
-                 * close it, so it is not left hanging in the backlog. */
-                if (now - a->last_emfile_log > 10000) {
-                    log_warn("accept: out of file descriptors; dropping new clients");
-                    a->last_emfile_log = now;
-                }
-                bump(&a->srv->acceptor_counters.rejected);
-                bump(&a->srv->acceptor_counters.rejected_no_fd);
-                if (a->spare_fd >= 0) {
-                    close(a->spare_fd);
-                    fd = accept(a->lfd, NULL, NULL);
-                    if (fd >= 0)
-                        close(fd);
-                    a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-                }
-                return;
-            }
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            return; /* EAGAIN, or nothing we can do here */
-        }
-        if (a->npending >= PENDING_MAX && !evict_oldest(a)) {
-            close(fd); /* every slot is answering: rare, and the client may retry */
-            bump(&a->srv->acceptor_counters.heads_evicted);
-            continue;
+            if (errno != EMFILE && errno != ENFILE)
+                return; /* EAGAIN, or nothing we can do here */
+            if (evict_stale(a))
+                continue; /* a descriptor is free again: take the new client */
+            if (a->now - a->last_emfile_log > 10000) {
+                log_warn("accept: out of file descriptors; new clients wait in the listen "
+                         "backlog (raise the descriptor limit or lower MAX_CONNECTIONS)");
+                a->last_emfile_log = a->now;
+            }
+            a->no_fd_until = a->now + NO_FD_PAUSE_MS;
+            set_listening(a, false);
+            return;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -470,7 +540,7 @@ static void accept_all(struct acceptor *a, uint64_t now)
         p->fd = fd;
         if (!ipaddr_from_sockaddr((struct sockaddr *)&peer, &p->peer))
             memset(&p->peer, 0, sizeof(p->peer));
-        p->deadline_ms = now + HEAD_DEADLINE_MS;
+        p->deadline_ms = a->now + HEAD_DEADLINE_MS;
         set_pending(a, a->npending + 1);
         p->prev = a->tail;
         if (a->tail)
@@ -478,7 +548,33 @@ static void accept_all(struct acceptor *a, uint64_t now)
         else
             a->head = p;
         a->tail = p;
+        /* Most clients send their head right behind the TCP handshake: read
+         * it now rather than one epoll round later. */
+        on_readable(a, p);
     }
+}
+
+/* Takes clients again once there is a slot (or a head past its grace to
+ * evict) and, after running out, descriptors may be free again. Returns how
+ * long epoll may sleep before this needs another look (-1: no limit). */
+static int resume_accepting(struct acceptor *a)
+{
+    if (a->listening)
+        return -1;
+    if (a->now < a->no_fd_until)
+        return (int)(a->no_fd_until - a->now);
+    if (a->npending < PENDING_MAX) {
+        set_listening(a, true);
+        return -1;
+    }
+    struct pending *p = oldest_reading(a);
+    if (!p)
+        return -1; /* every slot is being answered: a drop will free one */
+    if (grace_end(p) <= a->now) {
+        set_listening(a, true);
+        return -1;
+    }
+    return (int)(grace_end(p) - a->now);
 }
 
 static void *acceptor_main(void *arg)
@@ -486,27 +582,34 @@ static void *acceptor_main(void *arg)
     struct acceptor *a = arg;
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        uint64_t now = server_now_ms();
-        int timeout = 1000;
-        if (a->head)
-            timeout = a->head->deadline_ms > now ? (int)(a->head->deadline_ms - now) : 0;
+        a->now = server_now_ms();
+        int timeout = resume_accepting(a);
+        if (a->head) {
+            int due = a->head->deadline_ms > a->now ? (int)(a->head->deadline_ms - a->now) : 0;
+            if (timeout < 0 || due < timeout)
+                timeout = due;
+        }
+        if (timeout < 0 || timeout > 1000)
+            timeout = 1000;
         int n = epoll_wait(a->epfd, events, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
             log_error("acceptor: epoll_wait: %s", strerror(errno));
             abort();
         }
-        now = server_now_ms();
+        a->now = server_now_ms();
         for (int i = 0; i < n; i++) {
             void *ptr = events[i].data.ptr;
             if (ptr == &WAKE_MARK)
                 return NULL;
             if (ptr == NULL) {
-                accept_all(a, now);
+                accept_all(a);
                 continue;
             }
             struct pending *p = ptr;
-            /* A pending entry freed earlier in this batch cannot appear again:
-             * each fd has one entry and is removed from epoll when dropped. */
+            /* Dropped earlier in this batch (evicted by accept_all, say):
+             * its memory is kept until bury(), and its event is stale. */
+            if (p->phase == PHASE_GONE)
+                continue;
             if (p->phase == PHASE_READING)
                 on_readable(a, p);
             else
@@ -514,11 +617,12 @@ static void *acceptor_main(void *arg)
         }
         /* interface.md: a client that has not sent a whole head within 10 s
          * is disconnected; the same deadline bounds writing our answer. */
-        while (a->head && a->head->deadline_ms <= now) {
+        while (a->head && a->head->deadline_ms <= a->now) {
             if (a->head->phase == PHASE_READING)
                 bump(&a->srv->acceptor_counters.bad_requests);
             drop(a, a->head, true);
         }
+        bury(a);
     }
 }
 
@@ -528,7 +632,7 @@ struct acceptor *acceptor_create(struct server *srv)
     if (!a)
         return NULL;
     a->srv = srv;
-    a->lfd = a->epfd = a->wake = a->spare_fd = -1;
+    a->lfd = a->epfd = a->wake = -1;
     a->handed = calloc(srv->nworkers, sizeof(*a->handed));
     if (getrandom(&a->rng, sizeof(a->rng), 0) != sizeof(a->rng) || a->rng == 0)
         a->rng = 0x2545f4914f6cdd1dull;
@@ -558,7 +662,6 @@ struct acceptor *acceptor_create(struct server *srv)
     }
     a->epfd = epoll_create1(EPOLL_CLOEXEC);
     a->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    a->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
     struct epoll_event wev = {.events = EPOLLIN, .data.ptr = (void *)&WAKE_MARK};
     if (a->epfd < 0 || a->wake < 0 || epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->lfd, &lev) < 0 ||
@@ -567,6 +670,7 @@ struct acceptor *acceptor_create(struct server *srv)
         acceptor_destroy(a);
         return NULL;
     }
+    a->listening = true;
     return a;
 }
 
@@ -597,14 +701,13 @@ void acceptor_destroy(struct acceptor *a)
         return;
     while (a->head)
         drop(a, a->head, true);
+    bury(a);
     if (a->lfd >= 0)
         close(a->lfd);
     if (a->epfd >= 0)
         close(a->epfd);
     if (a->wake >= 0)
         close(a->wake);
-    if (a->spare_fd >= 0)
-        close(a->spare_fd);
     free(a->handed);
     free(a);
 }

@@ -8,11 +8,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "acceptor.h"
 #include "ws/keys.h"
 
 /* Sockets a process keeps beside its clients (listener, epoll, eventfds,
  * Redis, logs) are left out of the MAX_CONNECTIONS default. */
 #define FD_RESERVE 64
+/* Descriptors MAX_CONNECTIONS leaves free by default. */
+#define FD_HEADROOM (FD_RESERVE + ACCEPTOR_PENDING_MAX)
 
 static int fail(char *err, size_t errlen, const char *var, const char *why)
 {
@@ -321,7 +324,11 @@ static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
         return -1;
     c->send_buffer = (uint32_t)v;
 
-    v = d->nofile > FD_RESERVE * 2 ? d->nofile - FD_RESERVE : FD_RESERVE;
+    /* Descriptors are kept for the acceptor's clients still sending their
+     * head, so one past the limit can still be answered 503. */
+    v = d->nofile > FD_HEADROOM * 2 ? d->nofile - FD_HEADROOM : d->nofile / 2;
+    if (v == 0)
+        v = 1;
     if (v > UINT32_MAX)
         v = UINT32_MAX;
     if (number(lookup, ctx, "MAX_CONNECTIONS", 1, UINT32_MAX, &v, err, errlen) < 0)

@@ -63,7 +63,6 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(why, "shutting_down", (double)load(&v->acceptor->rejected_shutdown));
     cJSON_AddNumberToObject(why, "max_connections", (double)load(&v->acceptor->rejected_max));
     cJSON_AddNumberToObject(why, "per_ip", (double)load(&v->acceptor->rejected_per_ip));
-    cJSON_AddNumberToObject(why, "no_descriptors", (double)load(&v->acceptor->rejected_no_fd));
 
     cJSON *r = cJSON_AddObjectToObject(o, "rooms");
     cJSON_AddNumberToObject(r, "count", (double)nrooms);
@@ -120,6 +119,7 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(http, "bad_requests", (double)load(&v->acceptor->bad_requests));
     cJSON_AddNumberToObject(http, "pending_heads", (double)load(&v->acceptor->pending_heads));
     cJSON_AddNumberToObject(http, "heads_evicted", (double)load(&v->acceptor->heads_evicted));
+    cJSON_AddNumberToObject(http, "accept_pauses", (double)load(&v->acceptor->accept_pauses));
 
     cJSON *ws = cJSON_AddArrayToObject(o, "workers");
     for (unsigned i = 0; i < v->nworkers; i++) {
@@ -160,12 +160,11 @@ char *stats_metrics(const struct stats_view *v)
            (double)load(&v->acceptor->rejected));
     json_out_lit(&o, "# HELP chat_connections_rejected_by_reason_total Upgrades refused, by reason.\n"
                      "# TYPE chat_connections_rejected_by_reason_total counter\n");
-    const char *reasons[] = {"shutting_down", "max_connections", "per_ip", "no_descriptors"};
+    const char *reasons[] = {"shutting_down", "max_connections", "per_ip"};
     const atomic_uint_fast64_t *counts[] = {&v->acceptor->rejected_shutdown,
                                             &v->acceptor->rejected_max,
-                                            &v->acceptor->rejected_per_ip,
-                                            &v->acceptor->rejected_no_fd};
-    for (size_t i = 0; i < 4; i++) {
+                                            &v->acceptor->rejected_per_ip};
+    for (size_t i = 0; i < 3; i++) {
         char line[128];
         snprintf(line, sizeof(line), "chat_connections_rejected_by_reason_total{reason=\"%s\"} %llu\n",
                  reasons[i], (unsigned long long)load(counts[i]));
@@ -271,6 +270,9 @@ char *stats_metrics(const struct stats_view *v)
     metric(&o, "http_heads_evicted_total", "counter",
            "Clients dropped before sending a whole head, to make room for others.",
            (double)load(&v->acceptor->heads_evicted));
+    metric(&o, "http_accept_pauses_total", "counter",
+           "Times accepting stopped (1024 heads pending, or out of descriptors).",
+           (double)load(&v->acceptor->accept_pauses));
     json_out_raw(&o, "", 1); /* NUL-terminate */
     if (o.oom) {
         json_out_free(&o);

@@ -38,10 +38,13 @@ struct acceptor_counters {
     atomic_uint_fast64_t rejected_shutdown; /*   shutting down */
     atomic_uint_fast64_t rejected_max;      /*   at MAX_CONNECTIONS */
     atomic_uint_fast64_t rejected_per_ip;   /*   at MAX_CONNECTIONS_PER_IP */
-    atomic_uint_fast64_t rejected_no_fd;    /*   out of descriptors (never answered) */
     atomic_uint_fast64_t http_requests;     /* every complete request head */
     atomic_uint_fast64_t bad_requests;      /* answered 4xx, or dropped half-sent */
-    atomic_uint_fast64_t heads_evicted;     /* head-less clients dropped to make room */
+    atomic_uint_fast64_t heads_evicted;     /* head-less clients past their grace dropped to
+                                               make room */
+    atomic_uint_fast64_t accept_pauses;     /* times accepting stopped (1024 heads pending, or
+                                               out of descriptors): newcomers wait in the
+                                               listen backlog */
     atomic_uint_fast64_t pending_heads;     /* clients whose head is being read (gauge) */
 };
 

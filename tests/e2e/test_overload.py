@@ -219,8 +219,9 @@ def test_slow_consumer_is_told_1008_and_counted(start_server):
 
 def test_headless_connections_cannot_starve_real_clients(start_server):
     """19,000 connections that never send a request head: the server keeps a
-    bounded number, drops the oldest first, and /healthz and a real upgrade
-    still work within a second."""
+    bounded number, drops the oldest once they have had their grace, and
+    /healthz and a real upgrade still get through long before the 10 s head
+    deadline would free a single slot."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     srv = start_server(WORKERS=1)
@@ -240,7 +241,9 @@ def test_headless_connections_cannot_starve_real_clients(start_server):
         t0 = time.monotonic()
         assert http_get(srv.port, "/healthz")[0] == 200
         c = joined(srv.port, "/ws/real")
-        assert time.monotonic() - t0 < 1
+        # Without eviction nothing frees before the 10 s deadline; the bound
+        # leaves room for a loaded machine and a SYN retried from a full backlog.
+        assert time.monotonic() - t0 < 8
         c.close()
         st = srv.stats()
         assert st["http"]["pending_heads"] <= 1024

@@ -35,7 +35,7 @@ START_TEST(defaults)
     ck_assert_uint_eq(c.max_message, 65536);
     ck_assert_uint_eq(c.send_buffer, 256);
     ck_assert_uint_eq(c.shutdown_timeout_ms, 10000);
-    ck_assert_uint_eq(c.max_connections, 20000 - 64);
+    ck_assert_uint_eq(c.max_connections, 20000 - 64 - 1024);
     ck_assert_int_eq(c.log_level, LOG_INFO);
     ck_assert(!c.echo_endpoint);
     ck_assert_uint_eq(c.redis_outbox, 10000);
