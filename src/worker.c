@@ -51,8 +51,14 @@
 #define READ_BUF_SIZE 65536
 #define MAX_EVENTS 256
 #define IOV_BATCH 64
-/* Ring slots beyond SEND_BUFFER, kept for control frames (pong, close). */
-#define CONTROL_SLOTS 4
+/* Pongs a connection may have queued: each ping gets its own pong up to
+ * this many unwritten ones (strict peers, Autobahn 2.10, expect one per
+ * ping); past it, only the latest is answered (RFC 6455 5.5.3), so a
+ * pipelined-ping flood costs one pending frame more, never a growing queue. */
+#define PONG_MAX 16
+/* Ring slots beyond SEND_BUFFER, kept for control frames (pongs, our ping,
+ * close). */
+#define CONTROL_SLOTS (PONG_MAX + 4)
 /* The ring's size while idle: room for a few frames without growing. */
 #define RING_MIN 4
 /* How long we wait for the client's close after sending ours. */
@@ -89,6 +95,7 @@ struct conn {
     uint8_t in_all;          /* any_m is in the worker's list of all connections */
     uint8_t awaiting;        /* waits for its room's subscription: in the room's waiting
                               * list, not read, no welcome yet (registry.h) */
+    uint8_t pongs_queued;    /* pongs in the ring, not yet fully written (<= PONG_MAX) */
     struct ws_frame_parser parser;
     struct room *room;         /* NULL on a global connection */
     struct room_member room_m; /* in room */
@@ -113,7 +120,8 @@ struct conn {
     struct conn *tw_prev, *tw_next; /* timer wheel slot list */
     struct conn *dirty_next;
     struct conn *dead_next;
-    struct fbuf *pong;     /* the answer to the latest ping, not yet in the ring */
+    struct fbuf *pong;     /* past PONG_MAX: the answer to the latest ping, waiting for
+                            * a queued pong to be written */
     struct backlog *paused; /* set while the connection is not read; while awaiting, a
                              * backlog on no list, holding the bytes sent so far */
 };
@@ -269,6 +277,11 @@ static void set_out(struct worker *w, struct conn *c, bool on)
 static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, size_t len,
                         bool then_drop);
 
+static bool is_pong(const struct fbuf *b)
+{
+    return (b->data[0] & 0x0f) == WS_OP_PONG;
+}
+
 /* A client whose queue is full while its socket takes nothing more is closed
  * so it never holds up anyone else (interface.md). What was queued for it is
  * dropped, but for a frame already half written (the stream stays well
@@ -287,6 +300,7 @@ static void close_slow_consumer(struct worker *w, struct conn *c)
         c->ring_n--;
         fbuf_unref(c->ring[(c->ring_head + c->ring_n) % c->ring_cap]);
     }
+    c->pongs_queued = keep && is_pong(c->ring[c->ring_head]) ? 1 : 0;
     if (c->pong) {
         fbuf_unref(c->pong);
         c->pong = NULL;
@@ -300,6 +314,8 @@ static void close_slow_consumer(struct worker *w, struct conn *c)
 
 static void ring_pop(struct conn *c)
 {
+    if (is_pong(c->ring[c->ring_head]))
+        c->pongs_queued--;
     fbuf_unref(c->ring[c->ring_head]);
     c->ring_head = (c->ring_head + 1) % c->ring_cap;
     c->ring_n--;
@@ -323,35 +339,10 @@ static void after_close_sent(struct worker *w, struct conn *c)
 static bool ring_resize(struct conn *c, uint32_t cap);
 static bool ring_grow(struct worker *w, struct conn *c);
 
-/* Puts the pending pong in front of the ring, between two frames.
- * RFC 6455 5.4: control frames may be injected between the frames of a
- * message, and so also between messages. */
-static void pong_to_front(struct worker *w, struct conn *c)
-{
-    /* An earlier pong still waiting there, unwritten, answers an older ping:
-     * the new one takes its place, so at most one pong ever waits. */
-    if (c->ring_n > 0 && (c->ring[c->ring_head]->data[0] & 0x0f) == WS_OP_PONG) {
-        fbuf_unref(c->ring[c->ring_head]);
-        c->ring[c->ring_head] = c->pong;
-        c->pong = NULL;
-        return;
-    }
-    if (c->ring_n == c->ring_cap && !ring_grow(w, c))
-        return;
-    c->ring_head = (c->ring_head + c->ring_cap - 1) % c->ring_cap;
-    c->ring[c->ring_head] = c->pong; /* the slot takes the pong's reference */
-    c->ring_n++;
-    c->pong = NULL;
-}
-
 /* Writes as much of the ring as the socket takes. */
 static void flush(struct worker *w, struct conn *c)
 {
-    while ((c->ring_n > 0 || c->pong) && c->state != CONN_DEAD) {
-        if (c->pong && c->head_off == 0)
-            pong_to_front(w, c);
-        if (c->ring_n == 0)
-            break;
+    while (c->ring_n > 0 && c->state != CONN_DEAD) {
         struct iovec iov[IOV_BATCH];
         size_t k = 0, total = 0;
         for (uint32_t i = 0; i < c->ring_n && k < IOV_BATCH; i++) {
@@ -395,6 +386,19 @@ static void flush(struct worker *w, struct conn *c)
     set_out(w, c, false);
     if (c->close_queued)
         after_close_sent(w, c);
+}
+
+static bool queue_pong(struct worker *w, struct conn *c, struct fbuf *pong);
+
+/* Queues the held pong once queued ones have been written (marking c
+ * dirty, so flush_dirty writes it). */
+static bool queue_held_pong(struct worker *w, struct conn *c)
+{
+    if (!c->pong || c->pongs_queued >= PONG_MAX || c->state != CONN_OPEN)
+        return false;
+    struct fbuf *pong = c->pong;
+    c->pong = NULL;
+    return queue_pong(w, c, pong);
 }
 
 static void mark_dirty(struct worker *w, struct conn *c)
@@ -477,14 +481,32 @@ static bool enqueue_message(struct worker *w, struct conn *c, struct fbuf *b, bo
     return ring_store(w, c, b, prepaid);
 }
 
-/* Answers a ping. Only the latest unanswered ping gets its pong (RFC 6455
- * 5.5.3 allows it), so pipelined pings cost one pending frame, never a
+/* Puts pong (the caller's reference) in the ring, in order with what is
+ * queued. Returns false when the ring could not take it (the connection is
+ * then closed as a slow consumer). */
+static bool queue_pong(struct worker *w, struct conn *c, struct fbuf *pong)
+{
+    if (!ring_store(w, c, pong, true)) {
+        fbuf_unref(pong);
+        return false;
+    }
+    c->pongs_queued++;
+    return true;
+}
+
+/* Answers a ping: every ping gets its own pong, in order, while fewer than
+ * PONG_MAX are unwritten; past that only the latest waits (RFC 6455 5.5.3
+ * allows answering just the latest), so pipelined pings never make a
  * queue that fills up. */
 static void answer_ping(struct worker *w, struct conn *c, const void *payload, size_t len)
 {
     struct fbuf *b = fbuf_new_frame(WS_OP_PONG, payload, len);
     if (!b) {
         kill_conn(w, c);
+        return;
+    }
+    if (c->pongs_queued < PONG_MAX && !c->pong) {
+        queue_pong(w, c, b);
         return;
     }
     if (c->pong)
@@ -505,10 +527,8 @@ static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, s
     if (c->pong) {
         struct fbuf *pong = c->pong;
         c->pong = NULL;
-        if (!ring_store(w, c, pong, true)) {
-            fbuf_unref(pong);
+        if (!queue_pong(w, c, pong))
             return;
-        }
     }
     struct fbuf *b = fbuf_new_frame(WS_OP_CLOSE, body, len);
     if (!b || !ring_push(w, c, b)) {
@@ -1170,6 +1190,7 @@ static void flush_dirty(struct worker *w)
             c->dirty = 0;
             if (c->state != CONN_DEAD)
                 flush(w, c);
+            queue_held_pong(w, c); /* marks it dirty again: this loop writes it */
         }
     }
 }
@@ -1212,8 +1233,10 @@ static void *worker_main(void *arg)
                 kill_conn(w, c); /* gone while we were not reading it */
             else if (!c->paused && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 on_readable(w, c);
-            if (c->state != CONN_DEAD && (events[i].events & EPOLLOUT))
+            if (c->state != CONN_DEAD && (events[i].events & EPOLLOUT)) {
                 flush(w, c);
+                queue_held_pong(w, c);
+            }
         }
         if (w->paused_head)
             retry_paused(w);

@@ -1,10 +1,11 @@
 """RFC 6455 rules on the wire, with a raw client for hostile frames."""
 import json
+import socket
 import struct
 
 import pytest
 
-from wsraw import Raw
+from wsraw import Raw, encode_frame
 
 TEXT, BINARY, CLOSE, PING, PONG, CONT = 1, 2, 8, 9, 10, 0
 
@@ -31,6 +32,26 @@ def test_ping_gets_pong_with_same_payload(server):
     assert c.recv_frame() == (True, PONG, b"are you there?")
     c.send_frame(PING, b"")
     assert c.recv_frame() == (True, PONG, b"")
+
+
+@pytest.mark.parametrize("chop", [None, 1], ids=["autobahn-2.10", "autobahn-2.11"])
+def test_every_ping_gets_its_own_pong(server, chop):
+    """Autobahn|Testsuite 2.10 and 2.11: ten pings with payloads, sent
+    together (2.10) or one byte at a time (2.11), then a close: a pong for
+    each, in order, then the close answered with 1000."""
+    c = connect(server)
+    pings = [f"payload-{i}".encode() for i in range(1, 11)]
+    data = b"".join(encode_frame(PING, p) for p in pings)
+    if chop is None:
+        c.send(data)
+    else:
+        c.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for i in range(len(data)):
+            c.send(data[i:i + 1])
+    c.send_frame(CLOSE, struct.pack(">H", 1000))
+    got = [c.recv_frame() for _ in pings]
+    assert got == [(True, PONG, p) for p in pings]
+    expect_close(c, 1000)
 
 
 def test_64k_passes_and_one_more_byte_is_1009(server):
