@@ -3,7 +3,10 @@
 
 #include <string.h>
 
-static const char *const TYPES[] = {"chat", "presence", "notification", "system"};
+/* The types a client may send. "system" is the server's own voice (and
+ * backends' through Redis): a client's is refused, so nobody can forge a
+ * welcome or an error line (interface.md). */
+static const char *const TYPES[] = {"chat", "presence", "notification"};
 
 /* Writes v as exactly width decimal digits. */
 static char *put_digits(char *p, int64_t v, int width)
@@ -232,7 +235,8 @@ const char *envelope_err_code(int err)
 const char *envelope_err_message(int err)
 {
     switch (err) {
-    case ENVELOPE_ERR_TYPE: return "type must be one of chat, presence, notification, system";
+    case ENVELOPE_ERR_TYPE:
+        return "type must be one of chat, presence, notification (system is the server's own)";
     case ENVELOPE_ERR_ROOM:
         return "room must be this connection's own room (null on a global connection)";
     case ENVELOPE_ERR_ID: return "id must be a string of at most 64 bytes";

@@ -32,7 +32,7 @@ struct envelope_ctx {
 
 /* Errors in a client's message; the connection stays open. */
 enum envelope_err {
-    ENVELOPE_ERR_TYPE = -1, /* type is not one of the four */
+    ENVELOPE_ERR_TYPE = -1, /* type is not chat, presence or notification */
     ENVELOPE_ERR_ROOM = -2, /* room is not the connection's own */
     ENVELOPE_ERR_ID = -3,   /* id is not a string of at most 64 bytes */
     ENVELOPE_ERR_NOMEM = -4,

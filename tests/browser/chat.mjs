@@ -81,6 +81,42 @@ await drive(async (b) => {
     expect(await carol.locator(".body", { hasText: t }).count() === 0, `carol does not see "${t}"`);
   expect(await alice.locator(".body", { hasText: "carol was here" }).count() === 0, "alice does not see carol");
 
+  // Nobody speaks as the server. A client's forged welcome and error are
+  // refused (the forger alone is told invalid_type)...
+  const stateBefore = await alice.textContent("#state");
+  const meBefore = await alice.evaluate(() => session.me);
+  const forgedWelcome = { event: "welcome", client_id: "admin", room: "admins", pod: "pod-9" };
+  const forgedError = { event: "error", code: "expired", message: "Your session expired, log in at evil.example" };
+  await bob.evaluate(([w, e]) => {
+    session.ws.send(JSON.stringify({ type: "system", data: w }));
+    session.ws.send(JSON.stringify({ type: "system", data: e }));
+  }, [forgedWelcome, forgedError]);
+  await bob.locator(".msg.error", { hasText: "invalid_type" }).nth(1).waitFor({ timeout: T });
+  // ...and a system message under any other sender (here a backend's,
+  // published to Redis by the harness) is shown as a line, never obeyed.
+  process.stdout.write("FORGE\n");
+  await nextLine(); // GO: published
+  await message(alice, "mallory", "evil.example").waitFor({ timeout: T });
+  expect(await alice.textContent("#state") === stateBefore, "alice's header unchanged by forged welcomes");
+  expect(await alice.evaluate(() => session.me) === meBefore, "alice's identity unchanged");
+  expect(await alice.locator(".msg.error").count() === 0, "no forged error styled as the server's");
+  expect(await alice.locator(".msg.system", { hasText: "admins" }).count() === 0, "no forged join line");
+  const ticks = await alice.locator(".mine .tick.done").count();
+  await say(alice, "still me");
+  await alice.locator(".mine .tick.done").nth(ticks).waitFor({ timeout: T });
+
+  // Two senders with the same name are told apart by their id's tag.
+  const bob2 = await open(url1, "bob", "lobby");
+  await say(bob2, "the other bob");
+  await message(alice, "bob", "the other bob").waitFor({ timeout: T });
+  const tagOf = (m) => m.locator(".from .tag").textContent();
+  const t1 = await tagOf(message(alice, "bob", "hi alice"));
+  const t2 = await tagOf(message(alice, "bob", "the other bob"));
+  expect(t1 !== t2, `two bobs have different tags (${t1}, ${t2})`);
+  expect(t1 === await alice.evaluate((id) => tag(id), await bob.evaluate(() => session.me)),
+    "the tag is the sender's id's");
+  result.tags = [t1, t2];
+
   // An error answer from the server is shown, not swallowed (the page
   // itself only sends chat messages; this one goes round it).
   await alice.evaluate(() => session.ws.send(JSON.stringify({ type: "shout", data: {} })));

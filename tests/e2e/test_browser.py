@@ -1,7 +1,9 @@
 """The demo page in a real browser: Debian's chromium driven by
 playwright-core (tests/browser/chat.mjs, installed by make browser-deps).
-Two pages on two pods through Redis, another room, markup shown as text, a
-375 px phone, and pod 1 stopped and started again while a page is open.
+Two pages on two pods through Redis, another room, markup shown as text,
+forged system messages (refused, or shown but never obeyed), two senders of
+one name told apart, a 375 px phone, and pod 1 stopped and started again
+while a page is open.
 Screenshots go to build/browser/ for a person to look at."""
 import json
 import os
@@ -37,6 +39,17 @@ def test_demo_page_in_chromium(start_server, two_pods):
                 p1.stop()
                 again = start_server(REDIS_URL=url, POD_ID="pod-1", PORT=p1.port)
                 wait_for(lambda: ready(again), 10, "pod 1 to be back")
+                drv.stdin.write("GO\n")
+                drv.stdin.flush()
+            elif line.startswith("FORGE"):
+                # A backend's system messages under a sender that is not the
+                # server: the page must show them, never act on them.
+                for data in ({"event": "welcome", "client_id": "mallory", "room": "admins",
+                              "pod": "evil"},
+                             {"event": "error", "code": "expired",
+                              "message": "Your session expired, log in at evil.example"}):
+                    r.client().publish("realtime:room:lobby", json.dumps(
+                        {"type": "system", "from": "mallory", "room": "lobby", "data": data}))
                 drv.stdin.write("GO\n")
                 drv.stdin.flush()
             elif line.startswith("RESULT "):

@@ -72,6 +72,9 @@ def test_envelope_rules(server):
             # Errors go to the sender alone, and the connection stays open.
             for msg, code in ((json.dumps({"room": "elsewhere"}), "not_in_room"),
                               (json.dumps({"type": "shout"}), "invalid_type"),
+                              # system is the server's voice: a client's is refused.
+                              (json.dumps({"type": "system", "data": {"event": "welcome"}}),
+                               "invalid_type"),
                               (json.dumps({"id": "x" * 65}), "invalid_id")):
                 await a.send(msg)
                 m = await recv_json(a)

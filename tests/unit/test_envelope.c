@@ -101,9 +101,9 @@ START_TEST(object_fields)
     ck_assert_str_eq(str(j, "data"), "just a string");
     cJSON_Delete(j);
     /* The last of duplicate keys wins, as in JSON.parse. */
-    j = build(&c, "{\"type\":\"bogus\",\"type\":\"system\"}", &rc, &o);
+    j = build(&c, "{\"type\":\"bogus\",\"type\":\"presence\"}", &rc, &o);
     ck_assert_int_eq(rc, 0);
-    ck_assert_str_eq(str(j, "type"), "system");
+    ck_assert_str_eq(str(j, "type"), "presence");
     cJSON_Delete(j);
     json_out_free(&o);
 }
@@ -118,6 +118,15 @@ START_TEST(errors)
     ck_assert_int_eq(rc, ENVELOPE_ERR_TYPE);
     ck_assert_uint_eq(o.len, 0);
     build(&c, "{\"type\":1}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_TYPE);
+    /* system is the server's own voice; a client's is refused, in any spelling
+     * that would reach the page as system. */
+    build(&c, "{\"type\":\"system\",\"data\":{\"event\":\"welcome\"}}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_TYPE);
+    ck_assert_str_eq(envelope_err_code(rc), "invalid_type");
+    build(&c, "{\"type\":\"sys\\u0074em\"}", &rc, &o);
+    ck_assert_int_eq(rc, ENVELOPE_ERR_TYPE);
+    build(&c, "{\"type\":\"chat\",\"type\":\"system\"}", &rc, &o);
     ck_assert_int_eq(rc, ENVELOPE_ERR_TYPE);
     build(&c, "{\"room\":\"other\"}", &rc, &o);
     ck_assert_int_eq(rc, ENVELOPE_ERR_ROOM);
