@@ -46,6 +46,7 @@
 #include "room/registry.h"
 #include "room/room.h"
 #include "server.h"
+#include "ws/auth.h"
 #include "ws/frame.h"
 
 #define READ_BUF_SIZE 65536
@@ -714,8 +715,24 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
         pause_reading(w, c, b);
 }
 
+/* Closes c with 1008 if its token has passed exp + leeway. */
+static bool token_expired(struct worker *w, struct conn *c)
+{
+    if (!c->expires_ms || server_now_ms() < c->expires_ms)
+        return false;
+    if (c->state == CONN_OPEN) {
+        bump(&w->counters->tokens_expired, 1);
+        start_close(w, c, WS_CLOSE_POLICY, "token expired");
+    }
+    return true;
+}
+
 static void on_message(struct worker *w, struct conn *c, const struct ws_event *ev)
 {
+    /* Nothing sent after the token's end is delivered, even what arrives
+     * before the heartbeat's next look. */
+    if (token_expired(w, c))
+        return;
     bump(&w->counters->received, 1);
     if (c->kind == CONN_ECHO) {
         struct fbuf *b = fbuf_new_frame(ev->opcode, ev->data, ev->len);
@@ -939,8 +956,11 @@ static void adopt(struct worker *w, struct conn_handoff *h)
     w->nconns++;
     c->read_only = h->read_only;
     if (h->token_exp) {
-        /* exp is wall-clock time; the wheel runs on the monotonic clock. */
-        int64_t left = h->token_exp * 1000 - server_wall_ms();
+        /* The token is good until exp plus the leeway the upgrade allowed
+         * (auth.h): one rule. exp is wall-clock time (at most
+         * WS_AUTH_EXP_MAX, so this cannot overflow); the wheel runs on the
+         * monotonic clock. */
+        int64_t left = (h->token_exp + WS_AUTH_LEEWAY_S) * 1000 - (int64_t)server_wall_ms();
         c->expires_ms = w->now + (left > 0 ? (uint64_t)left : 0);
         if (c->expires_ms == 0)
             c->expires_ms = 1;
@@ -1070,13 +1090,10 @@ static void heartbeat(struct worker *w, struct conn *c)
         /* Not read by our choice: its silence is not the client's. */
         c->last_rx_ms = now;
     }
-    if (c->expires_ms && now >= c->expires_ms) {
-        /* The token that let it in is no longer valid: the client reconnects
-         * with a fresh one. */
-        bump(&w->counters->tokens_expired, 1);
-        start_close(w, c, WS_CLOSE_POLICY, "token expired");
+    /* The token that let it in is no longer valid: the client reconnects
+     * with a fresh one. */
+    if (token_expired(w, c))
         return;
-    }
     uint64_t idle = now - c->last_rx_ms;
     if (idle >= w->cfg->pong_timeout_ms) {
         bump(&w->counters->heartbeat_timeouts, 1);

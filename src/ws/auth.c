@@ -142,10 +142,59 @@ static bool signature_ok(const struct ws_auth_keys *keys, int alg, const char *h
     struct json_span kid;
     char kbuf[129];
     long kl = -1;
-    if (find_member(hj, hn, "kid", &kid) && kid.type == JSON_STRING)
+    if (find_member(hj, hn, "kid", &kid) && kid.type == JSON_STRING) {
         kl = json_string_decode(kid, kbuf, sizeof(kbuf));
+        if (kl < 0)
+            return false; /* over any kid a key may carry */
+    }
     return ws_keys_verify(keys->set, alg, kl >= 0 ? kbuf : NULL, kl >= 0 ? (size_t)kl : 0,
                           (const uint8_t *)signed_part, len, sig, (size_t)sn);
+}
+
+/* The code point at s[*i] of valid UTF-8, advancing *i past it. */
+static uint32_t next_code_point(const unsigned char *s, size_t *i)
+{
+    uint32_t c = s[(*i)++];
+    int more = c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc0 ? 1 : 0;
+    c &= more == 3 ? 0x07u : more == 2 ? 0x0fu : more == 1 ? 0x1fu : 0x7fu;
+    while (more-- > 0)
+        c = (c << 6) | (s[(*i)++] & 0x3fu);
+    return c;
+}
+
+/* Code points that would let one name pass for another on a page or in a
+ * terminal: controls (C0, DEL, C1); bidirectional embeddings, overrides
+ * and isolates, which reorder what follows (U+202A-202E, U+2066-2069); line
+ * and paragraph separators (U+2028, U+2029); and invisible ones (zero
+ * width, LRM/RLM, word joiners, BOM). */
+static bool deceptive(uint32_t c)
+{
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f) || (c >= 0x200b && c <= 0x200f) ||
+           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2069) || c == 0xfeff;
+}
+
+static bool space(uint32_t c)
+{
+    return c == 0x20 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
+           c == 0x202f || c == 0x205f || c == 0x3000;
+}
+
+/* Whether sub, without its spaces and in any case, is the server's name. */
+static bool names_reserved(const char *sub, size_t len)
+{
+    const char *want = WS_AUTH_RESERVED_SUB;
+    size_t i = 0, k = 0;
+    while (i < len) {
+        uint32_t c = next_code_point((const unsigned char *)sub, &i);
+        if (space(c))
+            continue;
+        if (c >= 'A' && c <= 'Z')
+            c += 'a' - 'A';
+        if (want[k] == '\0' || c != (unsigned char)want[k])
+            return false;
+        k++;
+    }
+    return want[k] == '\0';
 }
 
 int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys, int64_t now_s,
@@ -194,7 +243,9 @@ int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys,
     if (numeric_date(pj, (size_t)pn, "exp", &t, &bad)) {
         if (!(isfinite(t) && (double)(now_s - WS_AUTH_LEEWAY_S) < t))
             return WS_AUTH_EXPIRED;
-        out->exp = t > (double)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)t;
+        /* Saturated: exp is used in milliseconds later, and a date past
+         * 9999 (or 1e300) means "no end" anyway. */
+        out->exp = t > (double)WS_AUTH_EXP_MAX ? WS_AUTH_EXP_MAX : (int64_t)t;
     }
     if (numeric_date(pj, (size_t)pn, "nbf", &t, &bad) &&
         !(isfinite(t) && (double)(now_s + WS_AUTH_LEEWAY_S) >= t))
@@ -217,8 +268,9 @@ int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys,
     sub[n] = '\0';
     if (!ws_auth_sub_valid(sub, (size_t)n))
         return WS_AUTH_NO_SUB;
-    /* The server's own messages say from "system": no client may. */
-    if (strcmp(sub, WS_AUTH_RESERVED_SUB) == 0)
+    /* The server's own messages say from "system": no client may, in any
+     * case or with spaces around or inside. */
+    if (names_reserved(sub, (size_t)n))
         return WS_AUTH_RESERVED;
     return rooms_allow(pj, (size_t)pn, scope);
 }
@@ -226,17 +278,12 @@ int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys,
 bool ws_auth_sub_valid(const char *sub, size_t len)
 {
     /* It reaches every client as `from` in a text frame: it must be UTF-8
-     * (RFC 6455 5.6), and control characters (C0, DEL and C1) would let one
-     * user disguise itself as another in a terminal or a page. */
+     * (RFC 6455 5.6), and nothing in it may disguise one user as another. */
     if (len == 0 || ws_utf8_check((const uint8_t *)sub, len) < 0)
         return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)sub[i];
-        if (c < 0x20 || c == 0x7f)
+    for (size_t i = 0; i < len;)
+        if (deceptive(next_code_point((const unsigned char *)sub, &i)))
             return false;
-        if (c == 0xc2 && i + 1 < len && (unsigned char)sub[i + 1] < 0xa0)
-            return false; /* U+0080..U+009F */
-    }
     return true;
 }
 
@@ -248,8 +295,9 @@ const char *ws_auth_err_text(int err)
     case WS_AUTH_EXPIRED: return "token has expired";
     case WS_AUTH_NOT_YET: return "token is not valid yet (nbf)";
     case WS_AUTH_NO_SUB:
-        return "token has no usable sub claim (1-128 bytes of UTF-8 without control characters)";
-    case WS_AUTH_RESERVED: return "token sub \"system\" is the server's own name";
+        return "token has no usable sub claim (1-128 bytes of UTF-8 without control, "
+               "bidirectional-override, separator or invisible characters)";
+    case WS_AUTH_RESERVED: return "token sub \"system\" (in any case or spacing) is the server's own name";
     case WS_AUTH_ROOM: return "token's rooms claim does not allow this room";
     case WS_AUTH_NO_ROOMS: return "token has no rooms claim, and AUTH_REQUIRE_ROOMS is on";
     default: return "token is not a well-formed JWT";

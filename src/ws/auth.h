@@ -27,9 +27,13 @@ enum ws_auth_err {
     WS_AUTH_NO_ROOMS = -9,  /* no rooms claim, and one is required */
 };
 
-/* Seconds of clock skew forgiven when exp and nbf are checked at the upgrade.
- * A live connection is closed at exp itself. */
+/* Seconds of clock skew forgiven, the same way everywhere: a token is
+ * admitted until exp + WS_AUTH_LEEWAY_S, and a live connection is closed
+ * with 1008 at that moment. */
 #define WS_AUTH_LEEWAY_S 5
+
+/* exp values past this (9999-12-31T23:59:59Z) are taken as this. */
+#define WS_AUTH_EXP_MAX INT64_C(253402300799)
 
 /* In a rooms claim, the entry that stands for the global scope. */
 #define WS_AUTH_GLOBAL "global"
@@ -55,7 +59,7 @@ struct ws_auth_scope {
 struct ws_auth_claims {
     char sub[WS_AUTH_SUB_MAX + 1]; /* the client id, NUL-terminated */
     bool read_only;                /* "read_only": true */
-    int64_t exp;                   /* Unix seconds; 0: the token has no exp */
+    int64_t exp; /* Unix seconds, at most WS_AUTH_EXP_MAX; 0: the token has no exp */
 };
 
 /* The sender name of the server's own messages, which no token may claim. */
@@ -70,7 +74,8 @@ int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys,
                    const struct ws_auth_scope *scope, struct ws_auth_claims *out);
 
 /* Whether sub[0..len) may name a client: 1 or more bytes of UTF-8 without
- * control characters (C0, DEL, C1). */
+ * control characters (C0, DEL, C1), bidirectional embeddings, overrides or
+ * isolates, line or paragraph separators, or invisible characters. */
 bool ws_auth_sub_valid(const char *sub, size_t len);
 
 /* A short sentence saying why a token was refused. */

@@ -19,6 +19,9 @@
 
 #define KID_MAX 128
 #define KEYS_MAX 64
+/* Signature checks one token may cost when its kid does not pick a key:
+ * each RSA or ECDSA check is tens of microseconds of the acceptor thread. */
+#define KEYS_TRY_MAX 4
 #define FILE_MAX (1 << 20)
 
 struct ws_key {
@@ -204,7 +207,21 @@ static EVP_PKEY *jwk_ec(const char *js, size_t n)
     return k;
 }
 
-/* Reads {"keys":[...]}; keys of other types (oct, OKP) are passed over. */
+/* Whether a JWK may verify signatures of alg: "use", when present, must be
+ * "sig" (RFC 7517 4.2), and "alg", when present, must be alg (4.4). */
+static bool jwk_for_signing(const char *js, size_t n, int alg)
+{
+    struct json_span u, a;
+    if (jwk_member(js, n, "use", &u) && !json_string_eq(u, "sig"))
+        return false;
+    if (jwk_member(js, n, "alg", &a))
+        return a.len >= 2 && ws_alg_from_name(a.p + 1, a.len - 2) == alg;
+    return true;
+}
+
+/* Reads {"keys":[...]}; keys of other types (oct, OKP) are passed over, and
+ * so are keys not for signing, or for another alg, or whose kid is over
+ * KID_MAX bytes (never taken as a key without a kid). */
 static bool parse_jwks(struct ws_keyset *set, const char *text, size_t len, char *err,
                        size_t errlen)
 {
@@ -227,6 +244,9 @@ static bool parse_jwks(struct ws_keyset *set, const char *text, size_t len, char
         char kty[8], kid[KID_MAX + 1];
         long tl = jwk_string(jwk.p, jwk.len, "kty", kty, sizeof(kty) - 1);
         long kl = jwk_string(jwk.p, jwk.len, "kid", kid, sizeof(kid) - 1);
+        struct json_span kid_span;
+        if (kl < 0 && jwk_member(jwk.p, jwk.len, "kid", &kid_span))
+            continue; /* a kid we cannot keep: the key is not used at all */
         if (kl < 0)
             kl = 0;
         EVP_PKEY *k = NULL;
@@ -234,6 +254,10 @@ static bool parse_jwks(struct ws_keyset *set, const char *text, size_t len, char
             k = jwk_rsa(jwk.p, jwk.len);
         else if (tl == 2 && memcmp(kty, "EC", 2) == 0)
             k = jwk_ec(jwk.p, jwk.len);
+        if (k && !jwk_for_signing(jwk.p, jwk.len, alg_of(k))) {
+            EVP_PKEY_free(k);
+            continue;
+        }
         if (k && !add_key(set, k, kid, (size_t)kl)) {
             snprintf(err, errlen, "more than %d keys", KEYS_MAX);
             return false;
@@ -260,7 +284,9 @@ struct ws_keyset *ws_keys_parse(const char *text, size_t len, char *err, size_t 
         parse_pem(set, text, len);
     }
     if (!err[0] && set->n == 0)
-        snprintf(err, errlen, "no RSA or P-256 EC public key in it");
+        snprintf(err, errlen, "no RSA or P-256 EC public key for signing in it (JWKS keys "
+                              "need use \"sig\" or none, a matching alg or none, and a kid "
+                              "of at most %d bytes)", KID_MAX);
     if (err[0]) {
         ws_keys_free(set);
         return NULL;
@@ -337,17 +363,21 @@ bool ws_keys_verify(const struct ws_keyset *set, int alg, const char *kid, size_
         vsig = der;
         vlen = (size_t)n;
     }
-    /* With a kid, only the keys that carry it, if any key carries one. */
+    /* With a kid, only the keys that carry it, if any key carries one;
+     * otherwise the first KEYS_TRY_MAX keys of the algorithm, in file order,
+     * so a bogus token costs a bounded number of signature checks. */
     bool any_kid = false;
     for (size_t i = 0; kid && i < set->n; i++)
         any_kid |= set->keys[i].kid[0] != '\0';
     bool ok = false;
-    for (size_t i = 0; i < set->n && !ok; i++) {
+    unsigned tried = 0;
+    for (size_t i = 0; i < set->n && !ok && tried < KEYS_TRY_MAX; i++) {
         const struct ws_key *key = &set->keys[i];
         if (key->alg != alg)
             continue;
         if (kid && any_kid && (strlen(key->kid) != kid_len || memcmp(key->kid, kid, kid_len) != 0))
             continue;
+        tried++;
         ok = verify_with(key->pkey, data, len, vsig, vlen);
     }
     OPENSSL_free(der);

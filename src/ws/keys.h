@@ -4,8 +4,11 @@
  * A key set is read from JWT_PUBLIC_KEYS_FILE: PEM public keys (one or
  * more, "-----BEGIN PUBLIC KEY-----"), or a JWKS document ({"keys":[...]},
  * what identity providers publish) whose RSA and P-256 EC keys carry a kid.
- * A token's kid chooses among keys that have one; keys without a kid (PEM)
- * are tried in turn. A set is immutable once loaded: the server swaps whole
+ * A token's kid chooses among keys that have one; otherwise (no kid, or
+ * keys without one, as in PEM) at most the first 4 keys of the token's
+ * algorithm are tried, in file order. JWKS keys whose "use" is not "sig",
+ * whose "alg" is not the key's, or whose kid is over 128 bytes are not
+ * loaded. A set is immutable once loaded: the server swaps whole
  * sets on SIGHUP (server.c) and readers hold its lock while verifying. */
 #ifndef CHAT_WS_KEYS_H
 #define CHAT_WS_KEYS_H

@@ -70,17 +70,77 @@ def test_read_only_token_receives_but_cannot_speak(start_server):
     editor.close()
 
 
-def test_live_connection_closed_when_its_token_expires(start_server):
+def test_live_connection_closed_at_exp_plus_leeway(start_server):
+    """One rule for clock skew: a token 3 s past exp is admitted (5 s of
+    leeway), and its connection is closed with 1008 when exp + 5 s comes;
+    nothing it sends from that moment on is delivered."""
+    import threading
     srv = start_server(AUTH_ENABLED="true", JWT_SECRET=SECRET)
-    exp = int(time.time()) + 2
+    exp = int(time.time()) - 3
     c = joined(srv, f"/ws/x?token={make_jwt({'sub': 'brief', 'exp': exp}, SECRET)}")
-    c.s.settimeout(10)
-    code, reason, _ = c.recv_until_close()
-    late = time.time() - exp
+    listener = joined(srv, f"/ws/x?token={make_jwt({'sub': 'ear'}, SECRET)}")
+    end = exp + 5  # the leeway of interface.md's upgrade check
+    stop = threading.Event()
+
+    def chatter():
+        i = 0
+        while not stop.is_set():
+            try:
+                c.send_frame(1, json.dumps({"data": {"i": i}}).encode())
+            except OSError:
+                return
+            i += 1
+            time.sleep(0.02)
+    t = threading.Thread(target=chatter)
+    t.start()
+    try:
+        c.s.settimeout(15)
+        code, reason, _ = c.recv_until_close()
+        closed_at = time.time()
+    finally:
+        stop.set()
+        t.join()
     assert (code, reason) == (1008, "token expired")
-    assert -0.05 < late < 1.0, f"closed {late:.2f} s after exp"
+    assert closed_at > end - 0.05, f"closed {end - closed_at:.2f} s before exp + leeway"
+    assert closed_at < end + 5, "closed long after exp + leeway"
+    # What the listener got from the expired sender: all stamped before the end.
+    got = []
+    listener.s.settimeout(1)
+    try:
+        while True:
+            m = json.loads(listener.recv_frame()[2])
+            if m["from"] == "brief":
+                got.append(m["timestamp"])
+    except OSError:
+        pass
+    assert got, "the token was good until exp + leeway: messages went through"
+    limit = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(end)) + ".000Z"
+    assert max(got) < limit, (max(got), limit)
     assert srv.stats()["tokens_expired"] == 1
     c.close()
+    listener.close()
+
+
+def test_far_future_exp_is_no_end(start_server):
+    """exp of 9.3e15 or 1e300 (past any int64 of milliseconds) is a token that
+    does not end soon: admitted and kept, not closed at once."""
+    srv = start_server(AUTH_ENABLED="true", JWT_SECRET=SECRET)
+    conns = [joined(srv, f"/ws/far?token={make_jwt({'sub': f'u{i}', 'exp': exp}, SECRET)}")
+             for i, exp in enumerate((9.3e15, 1e300))]
+    # A token ending a second from now: once it is closed, the server has
+    # looked at the far ones too (they would have been closed at once).
+    brief = joined(srv, f"/ws/far?token={make_jwt({'sub': 'b', 'exp': int(time.time()) - 4}, SECRET)}")
+    brief.s.settimeout(10)
+    assert brief.recv_until_close()[:2] == (1008, "token expired")
+    brief.close()
+    for c in conns:
+        c.send_frame(1, b"still here")
+        for other in conns:
+            m = json.loads(other.recv_frame()[2])
+            assert m["data"] == {"text": "still here"}
+    assert srv.stats()["tokens_expired"] == 1
+    for c in conns:
+        c.close()
 
 
 def test_secret_from_a_file(start_server):

@@ -72,6 +72,46 @@ def test_kid_chooses_among_keys_of_a_jwks(start_server, keys):
     assert status(srv, sign_jwt(claims, keys["rsa1"][0], "RS256", kid="nope")) == 401
 
 
+def test_jwks_keys_not_for_signing_this_alg_are_not_used(start_server, keys):
+    """A JWK for encryption (use "enc"), one declared for another alg, and one
+    whose kid is over the 128-byte limit verify nothing; the one good key of
+    the file still does."""
+    path = os.path.join(keys["dir"], "jwks-uses")
+    long_kid = "k" * 129
+    write(path, json.dumps({"keys": [
+        dict(jwk(keys["ec1"][1], "enc"), use="enc"),
+        dict(jwk(keys["rsa1"][1], "rs512"), alg="RS512"),
+        jwk(keys["rsa2"][1], long_kid),
+        dict(jwk(keys["ec2"][1], "good"), use="sig", alg="ES256")]}))
+    srv = start_server(AUTH_ENABLED="true", JWT_ALGORITHMS="RS256,ES256", JWT_PUBLIC_KEYS_FILE=path)
+    claims = {"sub": "k"}
+    assert status(srv, sign_jwt(claims, keys["ec1"][0], "ES256", kid="enc")) == 401
+    assert status(srv, sign_jwt(claims, keys["ec1"][0], "ES256")) == 401
+    assert status(srv, sign_jwt(claims, keys["rsa1"][0], "RS256", kid="rs512")) == 401
+    assert status(srv, sign_jwt(claims, keys["rsa2"][0], "RS256", kid=long_kid)) == 401
+    assert status(srv, sign_jwt(claims, keys["rsa2"][0], "RS256")) == 401, "not kept kid-less"
+    assert status(srv, sign_jwt(claims, keys["ec2"][0], "ES256", kid="good")) == 101
+    assert srv.stats()["auth"]["public_keys"] == 1
+
+
+def test_a_token_without_kid_costs_at_most_four_signature_checks(start_server, keys):
+    """With many keys and no kid, only the first four keys of the token's
+    algorithm are tried: a key fifth in the file is not reached."""
+    extra = [f"ec-extra{i}" for i in range(4)]
+    for name in extra:
+        if name not in keys:
+            keys[name] = new_key(keys["dir"], name, "EC")
+    path = os.path.join(keys["dir"], "many")
+    write(path, pem(keys, "rsa1", *extra, "ec1"))  # the RSA key is not tried for ES256
+    srv = start_server(AUTH_ENABLED="true", JWT_ALGORITHMS="RS256,ES256", JWT_PUBLIC_KEYS_FILE=path)
+    assert status(srv, sign_jwt({"sub": "k"}, keys[extra[3]][0], "ES256")) == 101
+    assert status(srv, sign_jwt({"sub": "k"}, keys["ec1"][0], "ES256")) == 401
+    write(path, pem(keys, "ec1", *extra))
+    srv.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: srv.stats()["auth"]["key_reloads"] == 1, 5, "the file to be read again")
+    assert status(srv, sign_jwt({"sub": "k"}, keys["ec1"][0], "ES256")) == 101
+
+
 def test_algorithm_confusion_fails(start_server, keys):
     """An attacker signs HS256 with the server's RSA public key as the HMAC
     secret: public keys are never HMAC secrets."""

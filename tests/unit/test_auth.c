@@ -1,4 +1,5 @@
 /* test_auth.c: HS256 token checking. */
+#include <stdio.h>
 #include <string.h>
 
 #include "jwt_helper.h"
@@ -120,8 +121,14 @@ START_TEST(sub_must_be_a_clean_name)
     /* A raw 0xFF byte: JSON allows it in a string, UTF-8 does not. */
     test_jwt(HS256, "{\"sub\":\"ev\xffil\"}", SECRET, tok);
     ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_NO_SUB);
-    const char *refused[] = {"{\"sub\":\"a\\u0007b\"}", "{\"sub\":\"a\\nb\"}", "{\"sub\":\"a\\u007fb\"}",
-                             "{\"sub\":\"a\\u0085b\"}", "{\"sub\":\"\\ud800\"}"};
+    const char *refused[] = {
+        "{\"sub\":\"a\\u0007b\"}", "{\"sub\":\"a\\nb\"}", "{\"sub\":\"a\\u007fb\"}",
+        "{\"sub\":\"a\\u0085b\"}", "{\"sub\":\"\\ud800\"}",
+        /* Bidirectional embeddings, overrides and isolates reorder what a page
+         * shows; line and paragraph separators split it; invisible ones hide. */
+        "{\"sub\":\"alice\\u202e nimda\"}", "{\"sub\":\"a\\u202ab\"}", "{\"sub\":\"a\\u202db\"}",
+        "{\"sub\":\"a\\u2066b\"}", "{\"sub\":\"a\\u2069b\"}", "{\"sub\":\"a\\u2028b\"}",
+        "{\"sub\":\"a\\u2029b\"}", "{\"sub\":\"sys\\u200btem\"}", "{\"sub\":\"\\ufeffbob\"}"};
     for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
         test_jwt(HS256, refused[i], SECRET, tok);
         ck_assert_msg(verify(tok, SECRET, sub) == WS_AUTH_NO_SUB, "%s", refused[i]);
@@ -130,10 +137,21 @@ START_TEST(sub_must_be_a_clean_name)
     test_jwt(HS256, "{\"sub\":\"system\"}", SECRET, tok);
     ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_RESERVED);
     ck_assert_ptr_nonnull(strstr(ws_auth_err_text(WS_AUTH_RESERVED), "system"));
-    /* Names in any script are fine, so is "System". */
+    /* ...in any case or spacing. */
+    const char *variants[] = {"System", "SYSTEM", " system", "system ", "sys tem",
+                              "\\u00a0system", "s y s t e m", "\\u3000SyStEm"};
+    for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+        char claims[128];
+        snprintf(claims, sizeof(claims), "{\"sub\":\"%s\"}", variants[i]);
+        test_jwt(HS256, claims, SECRET, tok);
+        ck_assert_msg(verify(tok, SECRET, sub) == WS_AUTH_RESERVED, "%s", variants[i]);
+    }
+    /* Names in any script are fine, and so are names that merely contain it. */
     test_jwt(HS256, "{\"sub\":\"\\u00e9l\\u00e8ve \\u4e2d\"}", SECRET, tok);
     ck_assert_int_eq(verify(tok, SECRET, sub), 0);
-    test_jwt(HS256, "{\"sub\":\"System\"}", SECRET, tok);
+    test_jwt(HS256, "{\"sub\":\"systems team\"}", SECRET, tok);
+    ck_assert_int_eq(verify(tok, SECRET, sub), 0);
+    test_jwt(HS256, "{\"sub\":\"\\u05e9\\u05dc\\u05d5\\u05dd\"}", SECRET, tok); /* Hebrew is fine */
     ck_assert_int_eq(verify(tok, SECRET, sub), 0);
 }
 END_TEST
@@ -179,6 +197,13 @@ START_TEST(read_only_and_exp_are_handed_back)
     ck_assert_int_eq(verify_in(tok, SECRET, &any, &c), 0);
     ck_assert(c.read_only);
     ck_assert_int_eq(c.exp, 1800000100);
+    /* exp far in the future saturates instead of overflowing later. */
+    test_jwt(HS256, "{\"sub\":\"a\",\"exp\":9.3e15}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &any, &c), 0);
+    ck_assert_int_eq(c.exp, WS_AUTH_EXP_MAX);
+    test_jwt(HS256, "{\"sub\":\"a\",\"exp\":1e300}", SECRET, tok);
+    ck_assert_int_eq(verify_in(tok, SECRET, &any, &c), 0);
+    ck_assert_int_eq(c.exp, WS_AUTH_EXP_MAX);
     test_jwt(HS256, "{\"sub\":\"a\",\"read_only\":false}", SECRET, tok);
     ck_assert_int_eq(verify_in(tok, SECRET, &any, &c), 0);
     ck_assert(!c.read_only);
