@@ -315,8 +315,9 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct http_req
         return;
     }
     const struct http_str *xff = http_req_header(req, "X-Forwarded-For");
-    struct ipaddr client = ipaddr_client(&p->peer, xff ? xff->p : NULL, xff ? xff->len : 0,
-                                         srv->cfg.trusted, srv->cfg.n_trusted);
+    struct ipaddr addr = ipaddr_client(&p->peer, xff ? xff->p : NULL, xff ? xff->len : 0,
+                                       srv->cfg.trusted, srv->cfg.n_trusted);
+    struct ipaddr client = ipaddr_quota_key(&addr, srv->cfg.per_ip_v6_prefix);
     bool counted = srv->cfg.max_connections_per_ip > 0;
     if (counted && !ip_counts_take(&srv->ip_counts, &client, srv->cfg.max_connections_per_ip)) {
         refuse_503(a, p, &ac->rejected_per_ip, "Retry-After: 5\r\n",

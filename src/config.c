@@ -339,6 +339,11 @@ static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
     if (number(lookup, ctx, "MAX_CONNECTIONS_PER_IP", 0, UINT32_MAX, &v, err, errlen) < 0)
         return -1;
     c->max_connections_per_ip = (uint32_t)v;
+
+    v = 64;
+    if (number(lookup, ctx, "PER_IP_IPV6_PREFIX", 1, 128, &v, err, errlen) < 0)
+        return -1;
+    c->per_ip_v6_prefix = (uint8_t)v;
     s = get(lookup, ctx, "TRUSTED_PROXIES");
     if (s) {
         c->trusted = calloc(CONFIG_TRUSTED_MAX, sizeof(*c->trusted));

@@ -42,6 +42,7 @@ struct config {
     uint32_t shutdown_timeout_ms;
     uint32_t max_connections;
     uint32_t max_connections_per_ip; /* 0: no limit */
+    uint8_t per_ip_v6_prefix;        /* IPv6 clients are counted per this prefix */
     struct ipnet *trusted;           /* TRUSTED_PROXIES, heap; n_trusted entries */
     int n_trusted;
     enum log_level log_level;

@@ -118,6 +118,53 @@ bool ipnet_contains(const struct ipnet *nets, int n, const struct ipaddr *a)
     return false;
 }
 
+/* Whether s[0..len) is 1 to 5 decimal digits (a port). */
+static bool is_port(const char *s, size_t len)
+{
+    if (len == 0 || len > 5)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+/* One X-Forwarded-For entry: an address, "[v6]" or "[v6]:port", or
+ * "v4:port" (what some proxies write). */
+static bool parse_hop(const char *s, size_t len, struct ipaddr *out)
+{
+    if (len > 0 && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close)
+            return false;
+        size_t in = (size_t)(close - s) - 1, after = len - in - 2;
+        if (after > 0 && (close[1] != ':' || !is_port(close + 2, after - 1)))
+            return false;
+        return ipaddr_parse(s + 1, in, out) && memcmp(out->b, V4_MAPPED, 12) != 0;
+    }
+    const char *colon = memchr(s, ':', len);
+    if (colon && !memchr(colon + 1, ':', len - (size_t)(colon + 1 - s))) {
+        size_t alen = (size_t)(colon - s);
+        return is_port(colon + 1, len - alen - 1) && ipaddr_parse(s, alen, out) &&
+               memcmp(out->b, V4_MAPPED, 12) == 0;
+    }
+    return ipaddr_parse(s, len, out);
+}
+
+struct ipaddr ipaddr_quota_key(const struct ipaddr *a, unsigned v6_prefix)
+{
+    struct ipaddr k = *a;
+    if (memcmp(a->b, V4_MAPPED, 12) == 0 || v6_prefix >= 128)
+        return k;
+    unsigned full = v6_prefix / 8, rest = v6_prefix % 8;
+    if (rest) {
+        k.b[full] &= (uint8_t)(0xff << (8 - rest));
+        full++;
+    }
+    memset(k.b + full, 0, 16 - full);
+    return k;
+}
+
 struct ipaddr ipaddr_client(const struct ipaddr *peer, const char *xff, size_t xff_len,
                             const struct ipnet *trusted, int ntrusted)
 {
@@ -134,7 +181,7 @@ struct ipaddr ipaddr_client(const struct ipaddr *peer, const char *xff, size_t x
         size_t from = start, to = end;
         trim(xff, &from, &to);
         struct ipaddr hop;
-        if (!ipaddr_parse(xff + from, to - from, &hop))
+        if (!parse_hop(xff + from, to - from, &hop))
             return client;
         client = hop;
         if (!ipnet_contains(trusted, ntrusted, &hop) || start == 0)

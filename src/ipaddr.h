@@ -47,10 +47,16 @@ int ipnet_parse_list(const char *s, struct ipnet *nets, int max);
 bool ipnet_contains(const struct ipnet *nets, int n, const struct ipaddr *a);
 
 /* The client address for a connection from peer carrying the X-Forwarded-For
- * value xff (NULL when absent): see above. An entry that does not parse ends
- * the walk at the nearest address reached so far. */
+ * value xff (NULL when absent): see above. An entry may carry a port
+ * ("1.2.3.6:5555", "[2001:db8::1]:443") or brackets ("[2001:db8::1]"); one
+ * that does not parse ends the walk at the nearest address reached so far. */
 struct ipaddr ipaddr_client(const struct ipaddr *peer, const char *xff, size_t xff_len,
                             const struct ipnet *trusted, int ntrusted);
+
+/* The address a's connections are counted under: an IPv4 address itself,
+ * an IPv6 address cut to its first v6_prefix bits (one /64 is usually one
+ * subscriber, who can pick any address in it). */
+struct ipaddr ipaddr_quota_key(const struct ipaddr *a, unsigned v6_prefix);
 
 /* Open connections per client address, bounded by a limit. */
 struct ip_counts {

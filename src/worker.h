@@ -33,7 +33,7 @@ struct conn_handoff {
     char client_id[WS_AUTH_SUB_MAX + 1];
     bool read_only;    /* the token allows receiving only */
     bool ip_counted;   /* counted in the per-address limit: the worker counts it out */
-    struct ipaddr client_addr;
+    struct ipaddr client_addr; /* what it is counted under (ipaddr_quota_key) */
     int64_t token_exp; /* the token's exp (Unix seconds): closed with 1008 then; 0: never */
     size_t extra_len;  /* bytes the client sent after its request head */
     uint8_t extra[];

@@ -201,3 +201,28 @@ def test_connections_per_address_behind_a_trusted_proxy(start_server):
     assert upgrade_request(srv.port, "/ws/x", via("10.9.9.9, 198.51.100.7"))[0] == 503
     one.close()
     two.close()
+
+
+def test_forwarded_for_with_ports_and_ipv6_prefixes(start_server):
+    """X-Forwarded-For entries with a port or brackets name their client (not
+    the proxy, which would put every such client in one quota), and IPv6
+    clients are counted per /64 unless PER_IP_IPV6_PREFIX says otherwise."""
+    from wsraw import Raw
+    srv = start_server(MAX_CONNECTIONS_PER_IP="1", TRUSTED_PROXIES="127.0.0.0/8")
+
+    def via(client):
+        return f"X-Forwarded-For: {client}\r\n"
+    held = [Raw(srv.port, "/ws/x", via(c)) for c in
+            ("1.2.3.6:5555", "1.2.3.7:5555", "[2001:db8:1:2::1]:443", "[2001:db8:1:3::1]")]
+    assert [h.status for h in held] == [101] * 4, "four clients, four quotas"
+    assert upgrade_request(srv.port, "/ws/x", via("1.2.3.6:6000"))[0] == 503
+    # Another address in the same /64: the same subscriber.
+    assert upgrade_request(srv.port, "/ws/x", via("2001:db8:1:2:ffff::9"))[0] == 503
+    assert srv.stats()["connections"]["rejected_by_reason"]["per_ip"] == 2
+    per_address = start_server(MAX_CONNECTIONS_PER_IP="1", TRUSTED_PROXIES="127.0.0.0/8",
+                               PER_IP_IPV6_PREFIX="128")
+    one = Raw(per_address.port, "/ws/x", via("2001:db8:1:2::1"))
+    two = Raw(per_address.port, "/ws/x", via("2001:db8:1:2::2"))
+    assert one.status == two.status == 101
+    for c in held + [one, two]:
+        c.close()

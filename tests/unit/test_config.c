@@ -39,6 +39,7 @@ START_TEST(defaults)
     ck_assert_int_eq(c.log_level, LOG_INFO);
     ck_assert(!c.echo_endpoint);
     ck_assert_uint_eq(c.redis_outbox, 10000);
+    ck_assert_uint_eq(c.per_ip_v6_prefix, 64);
     config_free(&c);
 }
 END_TEST
@@ -154,6 +155,9 @@ START_TEST(errors_name_the_variable)
         {"LOG_LEVEL", "loud", "LOG_LEVEL:"},
         {"ECHO_ENDPOINT", "on?", "ECHO_ENDPOINT:"},
         {"REDIS_OUTBOX", "0", "REDIS_OUTBOX:"},
+        {"PER_IP_IPV6_PREFIX", "0", "PER_IP_IPV6_PREFIX:"},
+        {"PER_IP_IPV6_PREFIX", "129", "PER_IP_IPV6_PREFIX:"},
+        {"PER_IP_IPV6_PREFIX", "/64", "PER_IP_IPV6_PREFIX:"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         const char *env[] = {bad[i][0], bad[i][1], NULL};

@@ -74,6 +74,50 @@ START_TEST(forwarded_for_is_believed_only_from_trusted_proxies)
     got = ipaddr_client(&proxy, junk, strlen(junk), trusted, n);
     want = ip("10.2.2.2");
     ck_assert(memcmp(&got, &want, sizeof(got)) == 0);
+    /* Entries with a port, or an IPv6 address in brackets, are the client
+     * they name, not a reason to fall back to the proxy. */
+    const struct {
+        const char *xff, *want;
+    } forms[] = {
+        {"1.2.3.6:5555", "1.2.3.6"},
+        {"[2001:db8::1]:443", "2001:db8::1"},
+        {"[2001:db8::1]", "2001:db8::1"},
+        {"198.51.100.9, 1.2.3.6:5555", "1.2.3.6"},
+        {"2001:db8::7", "2001:db8::7"},
+        /* Not addresses: the walk ends at the proxy. */
+        {"1.2.3.6:", "10.1.1.1"},
+        {"1.2.3.6:555555", "10.1.1.1"},
+        {"[2001:db8::1", "10.1.1.1"},
+        {"[2001:db8::1]x", "10.1.1.1"},
+        {"[1.2.3.4]:80", "10.1.1.1"},
+        {"2001:db8::1:443x", "10.1.1.1"},
+    };
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        got = ipaddr_client(&proxy, forms[i].xff, strlen(forms[i].xff), trusted, n);
+        want = ip(forms[i].want);
+        ck_assert_msg(memcmp(&got, &want, sizeof(got)) == 0, "%s", forms[i].xff);
+    }
+}
+END_TEST
+
+START_TEST(ipv6_is_counted_per_prefix)
+{
+    struct ipaddr a = ip("2001:db8:1:2:aaaa::1"), b = ip("2001:db8:1:2:ffff::9");
+    struct ipaddr other = ip("2001:db8:1:3::1");
+    struct ipaddr ka = ipaddr_quota_key(&a, 64), kb = ipaddr_quota_key(&b, 64);
+    struct ipaddr ko = ipaddr_quota_key(&other, 64), want = ip("2001:db8:1:2::");
+    ck_assert(memcmp(&ka, &want, sizeof(ka)) == 0);
+    ck_assert(memcmp(&ka, &kb, sizeof(ka)) == 0);
+    ck_assert(memcmp(&ka, &ko, sizeof(ka)) != 0);
+    /* A prefix that is not a multiple of 8, and the whole address. */
+    struct ipaddr k60 = ipaddr_quota_key(&other, 60);
+    want = ip("2001:db8:1::");
+    ck_assert(memcmp(&k60, &want, sizeof(k60)) == 0);
+    struct ipaddr k128 = ipaddr_quota_key(&a, 128);
+    ck_assert(memcmp(&k128, &a, sizeof(a)) == 0);
+    /* IPv4 is always counted per address. */
+    struct ipaddr v4 = ip("192.0.2.77"), k4 = ipaddr_quota_key(&v4, 64);
+    ck_assert(memcmp(&k4, &v4, sizeof(v4)) == 0);
 }
 END_TEST
 
@@ -103,6 +147,7 @@ Suite *ipaddr_suite(void)
     tcase_add_test(tc, addresses_and_networks);
     tcase_add_test(tc, forwarded_for_is_believed_only_from_trusted_proxies);
     tcase_add_test(tc, counts_per_address);
+    tcase_add_test(tc, ipv6_is_counted_per_prefix);
     suite_add_tcase(s, tc);
     return s;
 }
