@@ -8,7 +8,7 @@
  * Clients that connect and send nothing cost a descriptor each. At most
  * PENDING_MAX clients are kept. At that cap, or out of descriptors, the
  * acceptor makes room by dropping the oldest client that has had its
- * chance: one still without a whole head HEAD_GRACE_MS after it was
+ * chance: one still without a whole head HEAD_GRACE_MS (1 s) after it was
  * accepted, and read once more just before it goes (counted as
  * heads_evicted). When nobody has had that chance yet, accepting stops
  * (counted as accept_pauses) and newcomers wait in the kernel's listen
@@ -45,6 +45,7 @@
 #include "fanout.h"
 #include "http.h"
 #include "log.h"
+#include "room/registry.h"
 #include "server.h"
 #include "worker.h"
 #include "ws/handshake.h"
@@ -55,9 +56,11 @@
 #define FIRST_BUF 512 /* most upgrade requests fit; the buffer doubles up to 8 KiB */
 #define PENDING_MAX ACCEPTOR_PENDING_MAX
 /* How long a client has to send its whole head before it may be evicted to
- * make room: far above a loopback or LAN round trip plus a busy client
- * process's delay between connect and write. */
-#define HEAD_GRACE_MS 500
+ * make room: far above a round trip plus a busy client process's delay
+ * between connect and write. */
+#define HEAD_GRACE_MS 1000
+/* How old the rooms shown by stats may be. */
+#define ROOMS_SNAPSHOT_MS 1000
 /* Out of descriptors with nobody to evict: how long accepting stops. */
 #define NO_FD_PAUSE_MS 100
 
@@ -103,6 +106,9 @@ struct acceptor {
     uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
     uint64_t rng;
     uint64_t now; /* monotonic ms at the start of the batch */
+    struct registry_top rooms; /* for stats, built at rooms_built_ms */
+    bool rooms_built;
+    uint64_t rooms_built_ms;
     uint64_t last_emfile_log;
 };
 
@@ -356,6 +362,19 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct http_req
     write_out(a, p);
 }
 
+/* The largest rooms for stats, built at most every ROOMS_SNAPSHOT_MS: a
+ * poller cannot make the acceptor walk every room, nor hold the registry
+ * lock that joins take, more than about once a second. Counters stay live. */
+static const struct registry_top *rooms_snapshot(struct acceptor *a)
+{
+    if (!a->rooms_built || a->now - a->rooms_built_ms >= ROOMS_SNAPSHOT_MS) {
+        registry_top(&a->srv->rooms, &a->rooms);
+        a->rooms_built = true;
+        a->rooms_built_ms = a->now;
+    }
+    return &a->rooms;
+}
+
 static void route(struct acceptor *a, struct pending *p, const struct http_req *req,
                   size_t head_len)
 {
@@ -388,6 +407,8 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
     case WS_HS_ECHO: upgrade(a, p, req, &res, head_len); return;
     case WS_HS_STATS:
         server_stats_view(srv, &v);
+        v.rooms_top = rooms_snapshot(a);
+        v.room_names = res.room_names;
         answer_heap(a, p, "application/json", stats_json(&v));
         return;
     case WS_HS_METRICS:

@@ -10,9 +10,6 @@
 #include "json.h"
 #include "room/registry.h"
 
-/* rooms.members lists at most this many of the largest rooms. */
-#define STATS_TOP_ROOMS 100
-
 struct totals {
     uint64_t connections, received, published, delivered, dropped, slow, timeouts, protocol;
     uint64_t too_large, reads_paused, paused_now, read_only, tokens_expired;
@@ -48,9 +45,7 @@ static uint64_t load(const atomic_uint_fast64_t *c)
 char *stats_json(const struct stats_view *v)
 {
     struct totals t = sum(v);
-    size_t nrooms = 0;
-    struct room_count *rooms = NULL;
-    nrooms = registry_snapshot(v->rooms, &rooms);
+    const struct registry_top *top = v->rooms_top;
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "pod_id", v->pod_id);
     cJSON_AddNumberToObject(o, "uptime_seconds", (double)(long)(v->uptime_seconds * 10) / 10);
@@ -65,10 +60,14 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(why, "per_ip", (double)load(&v->acceptor->rejected_per_ip));
 
     cJSON *r = cJSON_AddObjectToObject(o, "rooms");
-    cJSON_AddNumberToObject(r, "count", (double)nrooms);
+    cJSON_AddNumberToObject(r, "count", (double)top->rooms);
+    /* Room names tell strangers what is being talked about: with auth on,
+     * only a request with a valid token sees them. */
     cJSON *members = cJSON_AddObjectToObject(r, "members");
-    for (size_t i = 0; rooms && i < nrooms && i < STATS_TOP_ROOMS; i++)
-        cJSON_AddNumberToObject(members, rooms[i].name, (double)rooms[i].members);
+    for (size_t i = 0; v->room_names && i < top->n; i++)
+        cJSON_AddNumberToObject(members, top->top[i].name, (double)top->top[i].members);
+    if (!v->room_names)
+        cJSON_AddBoolToObject(r, "names_hidden", true);
 
     cJSON *m = cJSON_AddObjectToObject(o, "messages");
     cJSON_AddNumberToObject(m, "received", (double)t.received);
@@ -133,7 +132,6 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddBoolToObject(o, "shutting_down", v->shutting_down);
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
-    registry_counts_free(rooms, nrooms);
     return out;
 }
 

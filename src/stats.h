@@ -49,6 +49,7 @@ struct acceptor_counters {
 };
 
 struct room_registry;
+struct registry_top;
 
 /* Messages from one origin pod known to be missing. The pod name is written
  * once by the broker's subscriber before the slot is published. */
@@ -88,6 +89,8 @@ struct stats_view {
     unsigned nworkers;
     const struct acceptor_counters *acceptor;
     struct room_registry *rooms;
+    const struct registry_top *rooms_top; /* stats_json: the largest rooms (at most ~1 s old) */
+    bool room_names; /* stats_json: name the rooms (false: counts only, auth without a token) */
     struct broker_status broker;
     struct fanout *fanout; /* for the work waiting in each worker's inbox */
     uint64_t keys;         /* public keys in use (JWT_PUBLIC_KEYS_FILE) */

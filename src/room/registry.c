@@ -2,6 +2,7 @@
  * states, a FIFO of rooms to subscribe and a FIFO of lingering rooms. */
 #include "room/registry.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -215,35 +216,78 @@ void registry_leave(struct room_registry *reg, const char *room, uint64_t now_ms
     pthread_mutex_unlock(&reg->lock);
 }
 
-static int by_members_desc(const void *a, const void *b)
+/* Whether x ranks before y among the largest rooms: more members, then
+ * the name first in byte order. */
+static bool ranks_before(uint64_t xm, const char *xn, uint64_t ym, const char *yn)
+{
+    return xm != ym ? xm > ym : strcmp(xn, yn) < 0;
+}
+
+static bool entry_before(const struct reg_entry *x, const struct reg_entry *y)
+{
+    return ranks_before(x->members, x->name, y->members, y->name);
+}
+
+/* Restores the heap below i: heap[0] is the one that ranks last. */
+static void sift_down(const struct reg_entry **heap, size_t n, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, last = i;
+        if (l < n && entry_before(heap[last], heap[l]))
+            last = l;
+        if (r < n && entry_before(heap[last], heap[r]))
+            last = r;
+        if (last == i)
+            return;
+        const struct reg_entry *t = heap[i];
+        heap[i] = heap[last];
+        heap[last] = t;
+        i = last;
+    }
+}
+
+static void sift_up(const struct reg_entry **heap, size_t i)
+{
+    while (i > 0 && entry_before(heap[(i - 1) / 2], heap[i])) {
+        const struct reg_entry *t = heap[i];
+        heap[i] = heap[(i - 1) / 2];
+        heap[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+    }
+}
+
+static int by_rank(const void *a, const void *b)
 {
     const struct room_count *x = a, *y = b;
-    if (x->members != y->members)
-        return x->members < y->members ? 1 : -1;
-    return strcmp(x->name, y->name);
+    return ranks_before(x->members, x->name, y->members, y->name) ? -1 : 1;
 }
 
-size_t registry_snapshot(struct room_registry *reg, struct room_count **out)
+void registry_top(struct room_registry *reg, struct registry_top *out)
 {
+    const struct reg_entry *heap[REGISTRY_TOP_MAX];
+    size_t n = 0, rooms = 0;
     pthread_mutex_lock(&reg->lock);
-    struct room_count *rc = calloc(reg->nrooms + 1, sizeof(*rc));
-    size_t k = 0;
-    for (size_t i = 0; rc && i < reg->nbuckets; i++)
-        for (struct reg_entry *e = reg->buckets[i]; e; e = e->next)
-            if (e->members > 0 && (rc[k].name = strdup(e->name)) != NULL)
-                rc[k++].members = e->members;
+    for (size_t i = 0; i < reg->nbuckets; i++)
+        for (const struct reg_entry *e = reg->buckets[i]; e; e = e->next) {
+            if (e->members == 0)
+                continue;
+            rooms++;
+            if (n < REGISTRY_TOP_MAX) {
+                heap[n] = e;
+                sift_up(heap, n++);
+            } else if (entry_before(e, heap[0])) {
+                heap[0] = e;
+                sift_down(heap, n, 0);
+            }
+        }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(out->top[i].name, sizeof(out->top[i].name), "%s", heap[i]->name);
+        out->top[i].members = heap[i]->members;
+    }
     pthread_mutex_unlock(&reg->lock);
-    if (rc)
-        qsort(rc, k, sizeof(*rc), by_members_desc);
-    *out = rc;
-    return k;
-}
-
-void registry_counts_free(struct room_count *rc, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(rc[i].name);
-    free(rc);
+    out->rooms = rooms;
+    out->n = n;
+    qsort(out->top, n, sizeof(out->top[0]), by_rank);
 }
 
 size_t registry_rooms(struct room_registry *reg)

@@ -52,10 +52,21 @@ struct room_registry {
     void *wake_arg;
 };
 
+/* Room names are 1 to 128 bytes (interface.md). */
+#define REGISTRY_NAME_MAX 128
+
 /* One room and its members, as stats show it. */
 struct room_count {
-    char *name;
+    char name[REGISTRY_NAME_MAX + 1];
     uint64_t members;
+};
+
+/* The largest rooms, as stats show them: a fixed block, no allocation. */
+#define REGISTRY_TOP_MAX 100
+struct registry_top {
+    size_t rooms; /* rooms with members */
+    size_t n;     /* entries in top: min(rooms, REGISTRY_TOP_MAX) */
+    struct room_count top[REGISTRY_TOP_MAX]; /* largest first, then by name */
 };
 
 /* Returns 0 or -1. */
@@ -73,11 +84,12 @@ int registry_join(struct room_registry *reg, const char *room, uint64_t *gen);
 /* A member leaves room; now_ms starts the linger of a room left empty. */
 void registry_leave(struct room_registry *reg, const char *room, uint64_t now_ms);
 
-/* Copies out the rooms that have members, largest first (then by name).
- * Returns how many, with the array in *out (free with registry_counts_free);
- * 0 with *out NULL when there are none or memory ran out. Any thread. */
-size_t registry_snapshot(struct room_registry *reg, struct room_count **out);
-void registry_counts_free(struct room_count *rc, size_t n);
+/* Fills out with the REGISTRY_TOP_MAX largest rooms and the number of rooms
+ * with members. The lock is held for one pass over the rooms, keeping the
+ * largest in a bounded heap (no copy or sort of every room); names are
+ * copied for the winners only and sorted after the lock is let go. Any
+ * thread. */
+void registry_top(struct room_registry *reg, struct registry_top *out);
 
 /* Rooms with members; rooms whose subscription is confirmed. Any thread. */
 size_t registry_rooms(struct room_registry *reg);

@@ -219,20 +219,39 @@ static bool origin_allowed(const struct http_req *req, const struct ws_hs_policy
     return false;
 }
 
-/* Finds the token (Authorization: Bearer, else ?token=) and checks it. */
+/* Copies the request's token (Authorization: Bearer, else ?token=) into
+ * tok[HTTP_REQ_MAX_HEAD]. Returns its length; 0 or less when there is none. */
+static long find_token(const struct http_req *req, char *tok)
+{
+    const struct http_str *auth = http_req_header(req, "Authorization");
+    struct http_str q;
+    if (auth && auth->len > 7 && strncasecmp(auth->p, "Bearer ", 7) == 0) {
+        memcpy(tok, auth->p + 7, auth->len - 7);
+        return (long)(auth->len - 7);
+    }
+    if (ws_hs_query_param(req->query, "token", &q))
+        return ws_hs_percent_decode(q.p, q.len, tok, HTTP_REQ_MAX_HEAD);
+    return -1;
+}
+
+/* Whether the request carries a valid token, whatever rooms it names. */
+static bool has_valid_token(const struct http_req *req, const struct ws_hs_policy *pol)
+{
+    char tok[HTTP_REQ_MAX_HEAD];
+    long n = find_token(req, tok);
+    struct ws_auth_scope scope = {0};
+    struct ws_auth_claims claims;
+    int rc = n > 0 ? ws_auth_verify(tok, (size_t)n, &pol->keys, pol->now_s, &scope, &claims)
+                   : WS_AUTH_MALFORMED;
+    return rc == 0 || rc == WS_AUTH_ROOM;
+}
+
+/* Finds the token and checks it. */
 static bool check_token(const struct http_req *req, const struct ws_hs_policy *pol,
                         struct ws_hs_result *res)
 {
     char tok[HTTP_REQ_MAX_HEAD];
-    long n = -1;
-    const struct http_str *auth = http_req_header(req, "Authorization");
-    struct http_str q;
-    if (auth && auth->len > 7 && strncasecmp(auth->p, "Bearer ", 7) == 0) {
-        n = (long)(auth->len - 7);
-        memcpy(tok, auth->p + 7, (size_t)n);
-    } else if (ws_hs_query_param(req->query, "token", &q)) {
-        n = ws_hs_percent_decode(q.p, q.len, tok, sizeof(tok));
-    }
+    long n = find_token(req, tok);
     if (n <= 0) {
         refuse(res, 401, "a token is required: Authorization: Bearer <jwt> or ?token=<jwt>",
                "WWW-Authenticate: Bearer\r\n");
@@ -283,6 +302,8 @@ void ws_hs_check(const struct http_req *req, const struct ws_hs_policy *pol,
     if (!ws) {
         res->route = route;
         res->head_only = is_head;
+        if (route == WS_HS_STATS)
+            res->room_names = !pol->auth_enabled || has_valid_token(req, pol);
         return;
     }
 

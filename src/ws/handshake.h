@@ -45,6 +45,7 @@ struct ws_hs_result {
     const char *reason;        /* with status: a sentence for the answer's body */
     const char *extra_headers; /* with status: header lines to add, or NULL */
     bool head_only;            /* plain routes: HEAD, answer without the body */
+    bool room_names;           /* WS_HS_STATS: may see room names (no auth, or a valid token) */
     bool has_room;             /* WS_HS_CHAT: false for the global scope */
     char room[WS_HS_ROOM_MAX + 1];
     char client_id[WS_AUTH_SUB_MAX + 1]; /* the token's sub; empty without auth */

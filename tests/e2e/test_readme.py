@@ -119,11 +119,14 @@ def test_terminal_chat_backend_and_stats(start_server, redis_server, shell_env):
             t.quiet()
 
         stats_cmd, ready_cmd = block("stats")
-        out = subprocess.run(["sh", "-c", as_printed(stats_cmd, srv.port)], env=shell_env,
-                             capture_output=True, text=True, check=True)
-        stats = json.loads(out.stdout)
+        def printed_stats():
+            out = subprocess.run(["sh", "-c", as_printed(stats_cmd, srv.port)], env=shell_env,
+                                 capture_output=True, text=True, check=True)
+            return json.loads(out.stdout)
+        # The rooms in stats are a snapshot at most about a second old.
+        stats = wait_for(lambda: (s := printed_stats())["rooms"]["members"] == {"lobby": 2} and s,
+                         5, "the README's stats command to show the room")
         assert stats["connections"]["current"] == 3
-        assert stats["rooms"]["members"] == {"lobby": 2}
         out = subprocess.run(["sh", "-c", as_printed(ready_cmd, srv.port)], env=shell_env,
                              capture_output=True, text=True, check=True)
         assert out.stdout.strip() == "ready"

@@ -51,12 +51,12 @@ START_TEST(standalone_never_waits_and_forgets_empty_rooms)
     ck_assert_int_eq(registry_join(&reg, "a", &gen), 1);
     ck_assert_int_eq(registry_join(&reg, "b", &gen), 1);
     ck_assert_uint_eq(registry_rooms(&reg), 2);
-    struct room_count *rc;
-    size_t n = registry_snapshot(&reg, &rc);
-    ck_assert_uint_eq(n, 2);
-    ck_assert_str_eq(rc[0].name, "a");
-    ck_assert_uint_eq(rc[0].members, 2);
-    registry_counts_free(rc, n);
+    static struct registry_top top;
+    registry_top(&reg, &top);
+    ck_assert_uint_eq(top.rooms, 2);
+    ck_assert_uint_eq(top.n, 2);
+    ck_assert_str_eq(top.top[0].name, "a");
+    ck_assert_uint_eq(top.top[0].members, 2);
     registry_leave(&reg, "a", 1);
     registry_leave(&reg, "a", 1);
     registry_leave(&reg, "b", 1);
@@ -202,10 +202,39 @@ START_TEST(many_rooms_grow_the_table)
 }
 END_TEST
 
+START_TEST(top_rooms_are_the_largest_then_by_name)
+{
+    struct room_registry reg;
+    uint64_t gen = 0;
+    ck_assert_int_eq(registry_init(&reg), 0);
+    /* 300 rooms: room i has i % 150 + 1 members, so every count but the
+     * largest is shared by two rooms and the order among them is by name. */
+    char name[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof(name), "r%03d", i);
+        for (int k = 0; k <= i % 150; k++)
+            ck_assert_int_eq(registry_join(&reg, name, &gen), 1);
+    }
+    static struct registry_top top;
+    registry_top(&reg, &top);
+    ck_assert_uint_eq(top.rooms, 300);
+    ck_assert_uint_eq(top.n, REGISTRY_TOP_MAX);
+    for (size_t j = 0; j < top.n; j++) {
+        /* Ranks 0,1: 150 members (r149, r299); 2,3: 149 (r148, r298)... */
+        int i = 149 - (int)(j / 2) + (j % 2 ? 150 : 0);
+        snprintf(name, sizeof(name), "r%03d", i);
+        ck_assert_str_eq(top.top[j].name, name);
+        ck_assert_uint_eq(top.top[j].members, (uint64_t)(i % 150 + 1));
+    }
+    registry_free(&reg);
+}
+END_TEST
+
 Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
     TCase *tc = tcase_create("core");
+    tcase_add_test(tc, top_rooms_are_the_largest_then_by_name);
     tcase_add_test(tc, standalone_never_waits_and_forgets_empty_rooms);
     tcase_add_test(tc, joins_wait_only_while_live_and_unconfirmed);
     tcase_add_test(tc, linger_then_unsubscribe);
