@@ -7,11 +7,13 @@ ping (the heartbeat closes them; they are replaced), a slow reader, head-less
 TCP connections, a client flood (seconds 20-30 of each minute) and a backend
 flood through Redis (seconds 40-50). Redis is killed and restarted once, at
 the middle. Samples go to bench/results/soak.jsonl and a plot to
-bench/results/soak.png. Memory and descriptors must end flat: the median of
-the last two minutes within 10% of the median of minutes 2-3 (the first
-minute is warm-up; two-minute medians, since the number of open descriptors
-moves with the traffic from one sample to the next). Exit status 1 when they
-do not.
+bench/results/soak.png. Memory and descriptors must not grow: a leak is a
+trend, so a least-squares line is fitted to each pod's samples after the
+first minute (warm-up), and the growth it shows over the run must stay
+within 10% of the settled median (at least 4 MB, or 20 descriptors). The
+check is one-sided, since falling is no leak, and a line over every sample
+is not moved much by one sample landing on a burst of head-less connections
+(which comparing two medians was). Exit status 1 when they grow.
 """
 import json
 import os
@@ -189,16 +191,31 @@ def main():
     for pid in sorted({s["pod"] for s in samples}):
         mine = [s for s in samples if s["pod"] == pid]
         for key in ("rss_mb", "fds"):
-            settled = statistics.median(s[key] for s in mine if 60 <= s["t"] < 180)
-            final = statistics.median(s[key] for s in mine if s["t"] > SECONDS - 120)
-            flat = abs(final - settled) <= 0.10 * settled
+            points = [(s["t"], s[key]) for s in mine if s["t"] >= 60]
+            settled = statistics.median(v for _, v in points)
+            grew = slope(points) * (points[-1][0] - points[0][0])
+            allowed = max(0.10 * settled, GROWTH_FLOOR[key])
+            flat = grew <= allowed
             ok &= flat
-            verdicts.append(f"pod {pid} {key}: settled {settled}, end {final}: "
-                            f"{'flat' if flat else 'NOT FLAT'}")
+            verdicts.append(f"pod {pid} {key}: settled {settled}, trend {grew:+.1f} over the run "
+                            f"(allowed {allowed:.1f}): {'flat' if flat else 'GROWING'}")
     plot(samples, os.path.join(OUT, "soak.png"))
     print("\n".join(verdicts))
     print(f"soak: exit statuses {codes}; {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
+
+
+# Growth always allowed over the run, whatever 10% of the median is.
+GROWTH_FLOOR = {"rss_mb": 4.0, "fds": 20}
+
+
+def slope(points):
+    """Least-squares slope of (t, value) points, per second."""
+    n = len(points)
+    mt = sum(t for t, _ in points) / n
+    mv = sum(v for _, v in points) / n
+    den = sum((t - mt) ** 2 for t, _ in points)
+    return sum((t - mt) * (v - mv) for t, v in points) / den if den else 0.0
 
 
 def plot(samples, png):

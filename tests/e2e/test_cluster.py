@@ -134,7 +134,7 @@ def test_master_failover_during_a_stream(start_server, redis_cluster):
     missing, b1, b2 = test_delivery.stream_through(failover, (cl, pods))
     print(f"failover: recovered in {took['s']:.1f} s, {missing} lost "
           f"(pod-1 lost {b1['lost']}, pod-2 lost {b2['lost']})")
-    assert took["s"] < 10
+    assert took["s"] < 15  # cluster-node-timeout 1 s; generous for a loaded machine
 
 
 def test_slot_migration_moves_the_subscription(cluster_pods):

@@ -31,7 +31,8 @@ def test_heartbeat_closes_a_silent_client_and_keeps_a_live_one(start_server):
         async with websockets.connect(srv.url("/ws/hb"), ping_interval=None) as live:
             await asyncio.wait_for(live.recv(), 5)  # welcome
             elapsed = await asyncio.to_thread(silent_client)
-            assert 0.8 < elapsed < 2.5
+            # Not before PONG_TIMEOUT; the upper bound is for a loaded machine.
+            assert 0.8 < elapsed < 5
             # The live client has been through the same interval and is still served.
             await live.send("still alive")
             m = json.loads(await asyncio.wait_for(live.recv(), 5))
@@ -121,7 +122,7 @@ def test_shutdown_timeout_bounds_a_client_that_never_closes():
     t0 = time.monotonic()
     exit_code, err = srv.stop()
     assert exit_code == 0, err
-    assert time.monotonic() - t0 < 4
+    assert time.monotonic() - t0 < 1 + 7  # SHUTDOWN_TIMEOUT, and room for a loaded machine
     stubborn.close()
 
 
