@@ -35,7 +35,8 @@ TARGETS = [
 
 
 def main():
-    data = {n: load(n) for n in ("fanout", "rooms", "fixed", "slow", "connect", "idle", "pods", "sweep")}
+    data = {n: load(n) for n in ("fanout", "rooms", "fixed", "slow", "connect", "idle", "pods", "sweep",
+                                 "storm", "stats")}
     for rows in data.values():
         for r in rows:
             if "p99_us" in r:
@@ -69,6 +70,28 @@ def main():
         summary["scenarios"]["connect"] = s
         print(f"connect: {s['handshakes_per_s']:,.0f} handshakes/s at {s['server_cores']:.2f} server cores "
               f"({s['handshakes_per_server_cpu_s']:,.0f} per server CPU-s)")
+    if data["storm"]:
+        keys = ("handshakes_per_s", "last_welcome_s", "handshakes_per_server_cpu_s", "welcomed")
+        s = {k: med(data["storm"], k) for k in keys}
+        s["not_welcomed"] = sum(r["connections"] - r["welcomed"] for r in data["storm"])
+        summary["scenarios"]["storm"] = s
+        print(f"storm: {s['welcomed']:,.0f} clients at once, the last welcomed after "
+              f"{s['last_welcome_s']:.2f} s ({s['handshakes_per_s']:,.0f} handshakes/s, "
+              f"{s['handshakes_per_server_cpu_s']:,.0f} per server CPU-s); not welcomed in any "
+              f"run: {s['not_welcomed']}")
+    if data["stats"]:
+        rows = data["stats"]
+        s = {"server_cpu_ms_per_stats": med(rows, "server_cpu_ms_per_stats")}
+        for k in ("healthz_ms_quiet", "healthz_ms_polled", "upgrade_ms_quiet", "upgrade_ms_polled"):
+            for p in ("p50", "p99"):
+                s[f"{k}_{p}"] = statistics.median(r[k][p] for r in rows)
+        summary["scenarios"]["stats"] = s
+        print(f"stats: {rows[0]['rooms']:,} rooms, {rows[0]['stats_per_s']} stats requests/s "
+              f"({s['server_cpu_ms_per_stats']:.2f} ms of server CPU each): /healthz p50/p99 "
+              f"{s['healthz_ms_quiet_p50']:.2f}/{s['healthz_ms_quiet_p99']:.2f} ms quiet, "
+              f"{s['healthz_ms_polled_p50']:.2f}/{s['healthz_ms_polled_p99']:.2f} ms polled; "
+              f"upgrade {s['upgrade_ms_quiet_p50']:.2f}/{s['upgrade_ms_quiet_p99']:.2f} ms quiet, "
+              f"{s['upgrade_ms_polled_p50']:.2f}/{s['upgrade_ms_polled_p99']:.2f} ms polled")
     if data["idle"]:
         s = {k: med(data["idle"], k) for k in ("bytes_per_connection", "connections")}
         summary["scenarios"]["idle"] = s

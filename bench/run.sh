@@ -17,8 +17,8 @@ GEN=build/chat-bench
 mkdir -p "$OUT"
 rm -f "$OUT"/*.jsonl
 
-# 15000 idle connections need more descriptors than the default; 20000 is
-# this machine's hard limit.
+# 15000 idle connections (and the 10,000 of the storm) need more descriptors
+# than the default; 20000 is this machine's hard limit.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 pids=()
@@ -87,6 +87,11 @@ for run in $(seq "$RUNS"); do
     one_server slow    --rooms 1 --members 1000 --publishers 1 --window 256 --slow
     one_server connect --connect --concurrency 256
     one_server idle    --idle --rooms 150 --members 100 --sources 16
+    # A reconnect storm: 10,000 clients at once, each sending its head as it
+    # connects (stdin closed: the generator lets go as soon as all settled).
+    one_server storm   --storm 10000 --rooms 100 --sources 8 --duration 60 </dev/null
+    # 9,000 rooms and 200 stats requests/s: /healthz and upgrade latency.
+    SERVER_CPU=$SERVER_CPU /usr/bin/python3 tests/e2e/statsload.py "$BIN" "$GEN" >> "$OUT/stats.jsonl"
     pods       pods    --rooms 1 --members 1000 --publishers 1 --rate 500
 done
 # Latency against offered load, for the plot: fanout, open loop.

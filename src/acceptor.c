@@ -8,17 +8,21 @@
  * Clients that connect and send nothing cost a descriptor each. At most
  * PENDING_MAX clients are kept. At that cap, or out of descriptors, the
  * acceptor makes room by dropping the oldest client that has had its
- * chance: one still without a whole head HEAD_GRACE_MS (1 s) after it was
+ * chance: one still without a whole head HEAD_GRACE_MS (200 ms) after it was
  * accepted, and read once more just before it goes (counted as
  * heads_evicted). When nobody has had that chance yet, accepting stops
  * (counted as accept_pauses) and newcomers wait in the kernel's listen
  * backlog, which neither resets them nor costs us a descriptor, until a
  * slot frees or the oldest head passes its grace. Evicting at once instead
  * would reset well-behaved clients of a reconnect storm whose heads are
- * still on their way; never evicting would let 1024 idle sockets hold every
- * newcomer for the whole 10 s head deadline. A real request is answered
- * within a round trip, so a flood of idle connections costs real clients at
- * most the grace, never the deadline.
+ * still on their way (that was the old rule, evicting entries whose heads
+ * sat unread in their sockets); never evicting would let 1024 idle sockets
+ * hold every newcomer for the whole 10 s head deadline. Each client is read
+ * as soon as it is accepted, so one whose head came with the handshake is
+ * answered at once and never waits in the pending list. A real request is
+ * answered within a round trip, so a flood of idle connections costs real
+ * clients about the grace (and a SYN retried from a full backlog), never the
+ * 10 s deadline.
  *
  * Lifetime: an entry dropped while an epoll batch may still name it (an
  * eviction from accept_all, a drop from an earlier event) is only marked
@@ -56,9 +60,11 @@
 #define FIRST_BUF 512 /* most upgrade requests fit; the buffer doubles up to 8 KiB */
 #define PENDING_MAX ACCEPTOR_PENDING_MAX
 /* How long a client has to send its whole head before it may be evicted to
- * make room: far above a round trip plus a busy client process's delay
- * between connect and write. */
-#define HEAD_GRACE_MS 1000
+ * make room: well above a round trip plus a busy client process's delay
+ * between connect and write, yet short, because while every pending client
+ * is younger than this, newcomers wait in the backlog, where a flood of idle
+ * sockets retrying their SYNs competes with real clients for places. */
+#define HEAD_GRACE_MS 200
 /* How old the rooms shown by stats may be. */
 #define ROOMS_SNAPSHOT_MS 1000
 /* Out of descriptors with nobody to evict: how long accepting stops. */
