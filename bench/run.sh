@@ -4,6 +4,7 @@
 # prints a table of medians (bench/report.py). Raw results go to
 # bench/results/*.jsonl, the summary to bench/results/summary.json, and the
 # latency-against-load plot to bench/results/fanout-latency.png.
+# ONLY="storm stats" runs just those scenarios (names as in bench/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,7 +12,8 @@ RUNS=${RUNS:-3}
 DUR=${DUR:-5}
 SERVER_CPU=${SERVER_CPU:-0}
 GEN_CPU=${GEN_CPU:-1}
-OUT=${OUT:-bench/results}
+# ONLY runs write to a folder of their own, so summary.json never mixes runs.
+if [ -n "${ONLY:-}" ]; then OUT=${OUT:-bench/results/only}; else OUT=${OUT:-bench/results}; fi
 BIN=${BIN:-build/chat-api}  # BIN=... compares another build
 GEN=build/chat-bench
 mkdir -p "$OUT"
@@ -51,8 +53,11 @@ stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true;
 
 gen() { taskset -c "$GEN_CPU" "$GEN" "$@"; }
 
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
 one_server() { # scenario generator-args...
     local name=$1; shift
+    want "$name" || return 0
     local port; port=$(free_port)
     start_server "$port"
     wait_http "$port" /healthz
@@ -62,6 +67,7 @@ one_server() { # scenario generator-args...
 
 pods() { # scenario generator-args...
     local name=$1; shift
+    want "$name" || return 0
     local rport p1 p2; rport=$(free_port); p1=$(free_port); p2=$(free_port)
     taskset -c "$SERVER_CPU" redis-server --port "$rport" --bind 127.0.0.1 --save '' \
         --appendonly no --loglevel warning &
@@ -91,7 +97,9 @@ for run in $(seq "$RUNS"); do
     # connects (stdin closed: the generator lets go as soon as all settled).
     one_server storm   --storm 10000 --rooms 100 --sources 8 --duration 60 </dev/null
     # 9,000 rooms and 200 stats requests/s: /healthz and upgrade latency.
-    SERVER_CPU=$SERVER_CPU /usr/bin/python3 tests/e2e/statsload.py "$BIN" "$GEN" >> "$OUT/stats.jsonl"
+    if want stats; then
+        SERVER_CPU=$SERVER_CPU /usr/bin/python3 tests/e2e/statsload.py "$BIN" "$GEN" >> "$OUT/stats.jsonl"
+    fi
     pods       pods    --rooms 1 --members 1000 --publishers 1 --rate 500
 done
 # Latency against offered load, for the plot: fanout, open loop.
