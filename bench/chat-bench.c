@@ -54,8 +54,8 @@ enum goutcome {
     GO_COUNT,
 };
 static const char *const outcome_names[GO_COUNT] = {
-    "unsettled", "welcomed", "refused_503", "refused_other", "reset", "closed_unanswered",
-    "connect_failed"};
+    "unsettled", "welcomed",          "refused_503",   "refused_other",
+    "reset",     "closed_unanswered", "connect_failed"};
 
 struct gconn {
     int fd;
@@ -452,8 +452,7 @@ static void on_handshake_bytes(struct gconn *c)
     if (!end)
         return;
     if (strncmp(c->hbuf, "HTTP/1.1 101", 12) != 0) {
-        fail_conn(c, strncmp(c->hbuf, "HTTP/1.1 503", 12) == 0 ? GO_REFUSED_503
-                                                                : GO_REFUSED_OTHER);
+        fail_conn(c, strncmp(c->hbuf, "HTTP/1.1 503", 12) == 0 ? GO_REFUSED_503 : GO_REFUSED_OTHER);
         return;
     }
     c->state = G_OPEN;
@@ -862,12 +861,24 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     static const struct option lo[] = {
-        {"scenario", 1, 0, 'n'},    {"port", 1, 0, 'p'},    {"server-pid", 1, 0, 'P'},
-        {"rooms", 1, 0, 'r'},       {"members", 1, 0, 'm'}, {"publishers", 1, 0, 'k'},
-        {"window", 1, 0, 'w'},      {"rate", 1, 0, 'R'},    {"duration", 1, 0, 'd'},
-        {"warmup", 1, 0, 'W'},      {"payload", 1, 0, 'b'}, {"sources", 1, 0, 's'},
-        {"slow", 0, 0, 'S'},        {"idle", 0, 0, 'I'},    {"connect", 0, 0, 'C'},
-        {"concurrency", 1, 0, 'c'}, {"spread", 1, 0, 'x'},   {"storm", 1, 0, 'T'},
+        {"scenario", 1, 0, 'n'},
+        {"port", 1, 0, 'p'},
+        {"server-pid", 1, 0, 'P'},
+        {"rooms", 1, 0, 'r'},
+        {"members", 1, 0, 'm'},
+        {"publishers", 1, 0, 'k'},
+        {"window", 1, 0, 'w'},
+        {"rate", 1, 0, 'R'},
+        {"duration", 1, 0, 'd'},
+        {"warmup", 1, 0, 'W'},
+        {"payload", 1, 0, 'b'},
+        {"sources", 1, 0, 's'},
+        {"slow", 0, 0, 'S'},
+        {"idle", 0, 0, 'I'},
+        {"connect", 0, 0, 'C'},
+        {"concurrency", 1, 0, 'c'},
+        {"spread", 1, 0, 'x'},
+        {"storm", 1, 0, 'T'},
         {0, 0, 0, 0},
     };
     int opt;

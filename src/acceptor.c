@@ -33,7 +33,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -104,14 +103,14 @@ struct acceptor {
     int lfd;
     int epfd;
     int wake;     /* eventfd: written by acceptor_stop */
-    bool listening;        /* the listening socket is in epoll */
-    uint64_t no_fd_until;  /* out of descriptors: no accepting before this */
+    bool listening;       /* the listening socket is in epoll */
+    uint64_t no_fd_until; /* out of descriptors: no accepting before this */
     struct pending *head, *tail;
-    struct pending *gone;  /* dropped during this batch, freed after it */
+    struct pending *gone; /* dropped during this batch, freed after it */
     unsigned npending;
     uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
     uint64_t rng;
-    uint64_t now; /* monotonic ms at the start of the batch */
+    uint64_t now;              /* monotonic ms at the start of the batch */
     struct registry_top rooms; /* for stats, built at rooms_built_ms */
     bool rooms_built;
     uint64_t rooms_built_ms;

@@ -159,9 +159,8 @@ char *stats_metrics(const struct stats_view *v)
     json_out_lit(&o, "# HELP chat_connections_rejected_by_reason_total Upgrades refused, by reason.\n"
                      "# TYPE chat_connections_rejected_by_reason_total counter\n");
     const char *reasons[] = {"shutting_down", "max_connections", "per_ip"};
-    const atomic_uint_fast64_t *counts[] = {&v->acceptor->rejected_shutdown,
-                                            &v->acceptor->rejected_max,
-                                            &v->acceptor->rejected_per_ip};
+    const atomic_uint_fast64_t *counts[] = {
+        &v->acceptor->rejected_shutdown, &v->acceptor->rejected_max, &v->acceptor->rejected_per_ip};
     for (size_t i = 0; i < 3; i++) {
         char line[128];
         snprintf(line, sizeof(line), "chat_connections_rejected_by_reason_total{reason=\"%s\"} %llu\n",

@@ -121,8 +121,8 @@ struct conn {
     struct conn *tw_prev, *tw_next; /* timer wheel slot list */
     struct conn *dirty_next;
     struct conn *dead_next;
-    struct fbuf *pong;     /* past PONG_MAX: the answer to the latest ping, waiting for
-                            * a queued pong to be written */
+    struct fbuf *pong;      /* past PONG_MAX: the answer to the latest ping, waiting for
+                             * a queued pong to be written */
     struct backlog *paused; /* set while the connection is not read; while awaiting, a
                              * backlog on no list, holding the bytes sent so far */
 };

@@ -64,8 +64,8 @@ struct room_count {
 /* The largest rooms, as stats show them: a fixed block, no allocation. */
 #define REGISTRY_TOP_MAX 100
 struct registry_top {
-    size_t rooms; /* rooms with members */
-    size_t n;     /* entries in top: min(rooms, REGISTRY_TOP_MAX) */
+    size_t rooms;                            /* rooms with members */
+    size_t n;                                /* entries in top: min(rooms, REGISTRY_TOP_MAX) */
     struct room_count top[REGISTRY_TOP_MAX]; /* largest first, then by name */
 };
 

@@ -175,8 +175,8 @@ static bool deceptive(uint32_t c)
 
 static bool space(uint32_t c)
 {
-    return c == 0x20 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) ||
-           c == 0x202f || c == 0x205f || c == 0x3000;
+    return c == 0x20 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x202f ||
+           c == 0x205f || c == 0x3000;
 }
 
 /* Whether sub, without its spaces and in any case, is the server's name. */
@@ -297,7 +297,8 @@ const char *ws_auth_err_text(int err)
     case WS_AUTH_NO_SUB:
         return "token has no usable sub claim (1-128 bytes of UTF-8 without control, "
                "bidirectional-override, separator or invisible characters)";
-    case WS_AUTH_RESERVED: return "token sub \"system\" (in any case or spacing) is the server's own name";
+    case WS_AUTH_RESERVED:
+        return "token sub \"system\" (in any case or spacing) is the server's own name";
     case WS_AUTH_ROOM: return "token's rooms claim does not allow this room";
     case WS_AUTH_NO_ROOMS: return "token has no rooms claim, and AUTH_REQUIRE_ROOMS is on";
     default: return "token is not a well-formed JWT";

@@ -284,9 +284,11 @@ struct ws_keyset *ws_keys_parse(const char *text, size_t len, char *err, size_t 
         parse_pem(set, text, len);
     }
     if (!err[0] && set->n == 0)
-        snprintf(err, errlen, "no RSA or P-256 EC public key for signing in it (JWKS keys "
-                              "need use \"sig\" or none, a matching alg or none, and a kid "
-                              "of at most %d bytes)", KID_MAX);
+        snprintf(err, errlen,
+                 "no RSA or P-256 EC public key for signing in it (JWKS keys "
+                 "need use \"sig\" or none, a matching alg or none, and a kid "
+                 "of at most %d bytes)",
+                 KID_MAX);
     if (err[0]) {
         ws_keys_free(set);
         return NULL;

@@ -138,8 +138,8 @@ START_TEST(sub_must_be_a_clean_name)
     ck_assert_int_eq(verify(tok, SECRET, sub), WS_AUTH_RESERVED);
     ck_assert_ptr_nonnull(strstr(ws_auth_err_text(WS_AUTH_RESERVED), "system"));
     /* ...in any case or spacing. */
-    const char *variants[] = {"System", "SYSTEM", " system", "system ", "sys tem",
-                              "\\u00a0system", "s y s t e m", "\\u3000SyStEm"};
+    const char *variants[] = {"System",  "SYSTEM",        " system",     "system ",
+                              "sys tem", "\\u00a0system", "s y s t e m", "\\u3000SyStEm"};
     for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
         char claims[128];
         snprintf(claims, sizeof(claims), "{\"sub\":\"%s\"}", variants[i]);
