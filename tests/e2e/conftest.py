@@ -19,6 +19,9 @@ import redis
 from wsraw import http_get
 
 BIN = os.environ.get("CHAT_API_BIN", os.path.join(os.path.dirname(__file__), "../../build/chat-api"))
+# The load generator (bench/chat-bench.c), for storms of clients.
+BENCH = os.environ.get("CHAT_BENCH_BIN",
+                       os.path.join(os.path.dirname(__file__), "../../build/chat-bench"))
 
 
 def free_port():

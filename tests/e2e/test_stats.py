@@ -1,13 +1,11 @@
 """Stats that cost little and tell strangers nothing: polling them does not
 slow /healthz or upgrades, and with auth on, room names need a token."""
 import json
-import os
 import resource
 
-from conftest import wait_for
+from conftest import BENCH, wait_for
 from jwt import make_jwt
 from statsload import measure
-from test_storm import BENCH
 from wsraw import Raw, http_get
 
 SECRET = "stats-secret"

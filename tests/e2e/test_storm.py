@@ -2,15 +2,11 @@
 all at once. Every one must be welcomed or, past MAX_CONNECTIONS, answered
 503: none reset, and the server lives (under `make asan` too)."""
 import json
-import os
 import resource
 import subprocess
 
-from conftest import wait_for
+from conftest import BENCH, wait_for
 from wsraw import http_get
-
-BENCH = os.environ.get("CHAT_BENCH_BIN",
-                       os.path.join(os.path.dirname(__file__), "../../build/chat-bench"))
 
 
 def storm(srv, procs, each, timeout=120):
