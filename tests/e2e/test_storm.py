@@ -43,7 +43,9 @@ def test_reconnect_storm_welcomes_or_refuses_everyone(start_server):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     reports, gens = storm(srv, 4, 2500)
     try:
-        assert max(r["connects_issued_s"] for r in reports) < 5, reports
+        # A storm: every connect issued within seconds (about 0.1 s on a quiet
+        # machine), not trickled in.
+        assert max(r["connects_issued_s"] for r in reports) < 30, reports
         outcome = {k: total(reports, k) for k in
                    ("welcomed", "refused_503", "refused_other", "reset", "closed_unanswered",
                     "connect_failed", "unsettled")}
