@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -51,12 +52,18 @@ class Server:
         full.update({"PORT": str(self.port), "BIND_ADDR": "127.0.0.1", "WORKERS": "2",
                      "LOG_LEVEL": "warn", "SHUTDOWN_TIMEOUT": "5s"})
         full.update(env)
-        self.proc = subprocess.Popen([*wrapper, BIN], env=full, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen([*wrapper, BIN], env=full, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
+        # The log is read as it is written: a pipe nobody drains fills up
+        # (64 KiB) and would block the server's next log line.
+        self._log = []
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
 
         def up():
             if self.proc.poll() is not None:
-                raise AssertionError("server exited at start: " + self.proc.stderr.read().decode())
+                self._reader.join(5)
+                raise AssertionError("server exited at start: " + self.log())
             try:
                 return http_get(self.port, "/healthz")[0] == 200
             except OSError:
@@ -67,6 +74,14 @@ class Server:
             self.proc.kill()  # never leave a half-started server behind
             self.proc.wait()
             raise
+
+    def _drain(self):
+        for chunk in iter(lambda: self.proc.stderr.read1(65536), b""):
+            self._log.append(chunk)
+
+    def log(self):
+        """What the server has written to stderr so far."""
+        return b"".join(self._log).decode("utf-8", "replace")
 
     def url(self, path):
         return f"ws://127.0.0.1:{self.port}{path}"
@@ -92,7 +107,8 @@ class Server:
             self.proc.kill()
             self.proc.wait()
             raise AssertionError("server did not stop within %ss of SIGTERM" % timeout)
-        return self.proc.returncode, self.proc.stderr.read().decode()
+        self._reader.join(10)
+        return self.proc.returncode, self.log()
 
 
 def ready(srv):

@@ -186,12 +186,9 @@ def test_no_secret_or_token_in_any_log_line(start_server, redis_server):
     r.kill()  # the pod retries, logging why
     r.start(password="another-pass")
     wait_for(lambda: http_get(srv.port, "/readyz")[0] == 503, 10, "the pod to notice")
-    # Two refused tries: the pod logged the first refusal before the second.
-    admin = r.client()
-    wait_for(lambda: admin.info("stats")["total_error_replies"] >= 2, 30,
-             "the pod to try the wrong password twice")
+    # The refusal of the pod's password is in the log (read as it is written).
+    wait_for(lambda: "WRONGPASS" in srv.log(), 30, "the pod to log Redis' refusal")
     _, err = srv.stop()
-    assert "retrying" in err, "the refusal was logged"
     assert "debug" in err, "debug lines were written"
     for secret in (SECRET, good, bad, expired, "redis-pass-xyz", "another-pass"):
         assert secret not in err
