@@ -147,7 +147,10 @@ def test_redis_outage_local_delivery_then_recovery(start_server, redis_server):
             await a.send(json.dumps({"data": {"outage": i}}))
         for c in (a, a2):
             assert [(await recv_json(c))["data"]["outage"] for _ in range(5)] == list(range(5))
-        assert (await asyncio.to_thread(p1.stats))["broker"]["outbox"] == 5
+        # They wait in the outbox (the publisher may be holding a batch it is
+        # trying on the dead connection for a moment, then puts it back).
+        await asyncio.to_thread(wait_for, lambda: p1.stats()["broker"]["outbox"] == 5, 10,
+                                "the outage's 5 messages to wait in the outbox")
 
         # Restart behind a password, so that a plain subscriber is listening
         # before the pods can get in; then open the gate.
