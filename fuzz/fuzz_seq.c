@@ -1,5 +1,6 @@
 /* fuzz_seq.c: the payload tail parser never crashes, never reads outside its
- * input, and finds exactly what seq_tail_append wrote. */
+ * input, finds exactly what seq_tail_append wrote, and cuts the numbering
+ * off where it starts. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,13 +18,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (memchr(t.pod, '"', t.pod_len) || memchr(t.pod, '\\', t.pod_len))
             abort();
+        /* What clients get ends where the numbering starts, after the pod. */
+        if (t.body_len == 0 || t.body_len >= size || t.pod + t.pod_len + 1 != s + t.body_len)
+            abort();
     }
     /* Whatever an object ends with, appending a tail makes one that parses
      * back to the numbers appended. */
     static char out[1 << 17];
     uint64_t seq = size, epoch = size ? data[0] : 7;
     size_t n = seq_tail_append(s, size, seq, epoch, out, sizeof(out));
-    if (n && seq_tail_parse(out, n, &t) && (t.seq != seq || t.epoch != epoch))
+    if (n && seq_tail_parse(out, n, &t) &&
+        (t.seq != seq || t.epoch != epoch || t.body_len != size - 1))
         abort();
     return 0;
 }

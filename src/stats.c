@@ -97,6 +97,8 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(b, "mismatch_dropped", (double)v->broker.mismatch_dropped);
     cJSON_AddNumberToObject(b, "forged_pod", (double)v->broker.forged_pod);
     cJSON_AddNumberToObject(b, "duplicates", (double)v->broker.duplicates);
+    cJSON_AddNumberToObject(b, "seq_restarts", (double)v->broker.seq_restarts);
+    cJSON_AddNumberToObject(b, "untracked", (double)v->broker.untracked);
     cJSON_AddNumberToObject(b, "lost", (double)v->broker.lost);
     cJSON *by = cJSON_AddObjectToObject(b, "lost_by_origin");
     for (unsigned i = 0; i < v->broker.n_origins; i++)
@@ -236,6 +238,12 @@ char *stats_metrics(const struct stats_view *v)
     metric(&o, "broker_duplicates_total", "counter",
            "Repeated cross-pod messages dropped (resends after a broken batch).",
            (double)v->broker.duplicates);
+    metric(&o, "broker_seq_restarts_total", "counter",
+           "Cross-pod messages whose number was too far from the last: a new stream.",
+           (double)v->broker.seq_restarts);
+    metric(&o, "broker_untracked_total", "counter",
+           "Numbered cross-pod messages of streams past the receive table's bound.",
+           (double)v->broker.untracked);
     metric(&o, "broker_lost_total", "counter",
            "Cross-pod messages known to be missing (sequence gaps).", (double)v->broker.lost);
     if (v->broker.n_origins) {

@@ -72,6 +72,8 @@ struct broker_status {
     uint64_t mismatch_dropped; /* payloads whose room is not their channel's */
     uint64_t forged_pod;       /* payloads with this pod's id it did not publish */
     uint64_t duplicates;       /* repeats of numbered messages, dropped */
+    uint64_t seq_restarts;     /* numbers too far from the last: new streams (seq.h) */
+    uint64_t untracked;        /* numbered payloads of streams past SEQ_RX_MAX, unnumbered */
     uint64_t lost;             /* numbered messages from other pods that never came */
     uint64_t received;         /* messages from other pods and backends, delivered */
     uint64_t taken;            /* every message Redis sent this pod, its own echoes included */

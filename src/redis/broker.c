@@ -382,8 +382,12 @@ static bool in_sequence(struct redis_broker *rb, const redisReply *ch, const str
         return true;
     bool fresh;
     struct seq_entry *e = seq_table_get(rb->rx_seq, key, (size_t)n, &fresh);
-    if (!e)
+    if (!e) {
+        /* SEQ_RX_MAX streams are tracked already (or memory ran out): this
+         * one is delivered unnumbered, so made-up origins cost no memory. */
+        atomic_fetch_add(&rb->untracked, 1);
         return true;
+    }
     uint64_t now = server_now_ms(), lost = 0;
     e->stamp_ms = now;
     enum seq_verdict v = seq_accept(e, fresh, t->seq, &lost);
@@ -391,6 +395,8 @@ static bool in_sequence(struct redis_broker *rb, const redisReply *ch, const str
         atomic_fetch_add(&rb->duplicates, 1);
         return false;
     }
+    if (v == SEQ_RESTART)
+        atomic_fetch_add(&rb->seq_restarts, 1);
     if (v == SEQ_GAP) {
         uint_fast64_t before = atomic_fetch_add(&rb->lost, lost);
         struct broker_origin_lost *o = origin_slot(rb, t->pod, t->pod_len);
@@ -471,9 +477,15 @@ void deliver_from_redis(struct redis_broker *rb, const redisReply *ch, const red
                    pl->len);
         return;
     }
-    struct fbuf *b = fbuf_new_broadcast(pl->str, pl->len, room[0] ? room : NULL);
+    /* Clients get a pod's message without its numbering (seq.h): framed up
+     * to the numbering plus one byte, which becomes the closing brace
+     * before anyone else sees the buffer. */
+    size_t len = numbered ? tail.body_len + 1 : pl->len;
+    struct fbuf *b = fbuf_new_broadcast(pl->str, len, room[0] ? room : NULL);
     if (!b)
         return;
+    if (numbered)
+        b->data[b->len - 1] = '}';
     int rc = fanout_post(rb->srv->fanout, b, FANOUT_FROM_REDIS);
     fbuf_unref(b);
     if (rc == -EAGAIN) {
@@ -783,6 +795,8 @@ static void redis_status(struct broker *b, struct broker_status *out)
         .mismatch_dropped = atomic_load(&rb->mismatch_dropped),
         .forged_pod = atomic_load(&rb->forged_pod),
         .duplicates = atomic_load(&rb->duplicates),
+        .seq_restarts = atomic_load(&rb->seq_restarts),
+        .untracked = atomic_load(&rb->untracked),
         .lost = atomic_load(&rb->lost),
         .received = atomic_load(&rb->received),
         .taken = atomic_load(&rb->taken),
@@ -871,11 +885,16 @@ int redis_broker_start(struct server *srv, struct broker *b)
     rb->cfg = &srv->cfg;
     rb->pub_fd = rb->sub_fd = -1;
     rb->stop_efd = rb->wake_efd = -1;
-    rb->epoch = (uint64_t)server_wall_ms();
+    /* The epoch tells restarts of one POD_ID apart. It is random, and no
+     * client ever sees it (seq.h), so a client cannot aim a payload at
+     * another pod's stream. 62 bits: at most 19 digits (seq_tail_parse). */
+    if (getrandom(&rb->epoch, sizeof(rb->epoch), 0) != sizeof(rb->epoch))
+        rb->epoch = (uint64_t)server_wall_ms() ^ ((uint64_t)getpid() << 40);
+    rb->epoch = (rb->epoch >> 2) | 1;
     rb->scratch_cap = srv->cfg.max_message + ENVELOPE_SLACK + 64;
     rb->scratch = malloc(rb->scratch_cap);
-    rb->tx_seq = seq_table_new();
-    rb->rx_seq = seq_table_new();
+    rb->tx_seq = seq_table_new(0);
+    rb->rx_seq = seq_table_new(SEQ_RX_MAX);
     if (!rb->scratch || !rb->tx_seq || !rb->rx_seq) {
         free(rb->scratch);
         seq_table_free(rb->tx_seq);

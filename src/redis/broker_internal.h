@@ -59,7 +59,7 @@ struct chan_batch {
 struct redis_broker {
     struct server *srv;
     const struct config *cfg;
-    uint64_t epoch; /* this run's boot time (Unix ms): tells restarts of one POD_ID apart */
+    uint64_t epoch; /* random, drawn at start: tells restarts of one POD_ID apart (seq.h) */
 
     /* Guards outbox and stopping; cond wakes the publisher. */
     pthread_mutex_t lock;
@@ -84,6 +84,8 @@ struct redis_broker {
     atomic_uint_fast64_t mismatch_dropped; /* written by the subscriber */
     atomic_uint_fast64_t forged_pod;       /* written by the subscriber */
     atomic_uint_fast64_t duplicates;       /* written by the subscriber */
+    atomic_uint_fast64_t seq_restarts;     /* written by the subscriber */
+    atomic_uint_fast64_t untracked;        /* written by the subscriber */
     atomic_uint_fast64_t lost;             /* written by the subscriber */
     atomic_uint_fast64_t received;         /* written by the subscriber */
     atomic_uint_fast64_t taken;            /* written by the subscriber */

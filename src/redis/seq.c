@@ -15,7 +15,7 @@ struct node {
 
 struct seq_table {
     struct node **buckets;
-    size_t nbuckets, n;
+    size_t nbuckets, n, max;
 };
 
 static uint32_t hash_of(const char *s, size_t len)
@@ -27,11 +27,12 @@ static uint32_t hash_of(const char *s, size_t len)
     return h;
 }
 
-struct seq_table *seq_table_new(void)
+struct seq_table *seq_table_new(size_t max)
 {
     struct seq_table *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
+    t->max = max;
     t->nbuckets = 64;
     t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
     if (!t->buckets) {
@@ -79,6 +80,8 @@ struct seq_entry *seq_table_get(struct seq_table *t, const char *key, size_t len
     for (struct node *x = t->buckets[h & (t->nbuckets - 1)]; x; x = x->next)
         if (x->hash == h && x->len == len && memcmp(x->key, key, len) == 0)
             return &x->e;
+    if (t->max && t->n >= t->max)
+        return NULL;
     struct node *x = calloc(1, sizeof(*x) + len);
     if (!x)
         return NULL;
@@ -126,6 +129,10 @@ enum seq_verdict seq_accept(struct seq_entry *e, bool fresh, uint64_t seq, uint6
         e->value = seq;
         return SEQ_NEXT;
     }
+    if (seq <= e->value ? e->value - seq >= SEQ_JUMP_MAX : seq - e->value > SEQ_JUMP_MAX) {
+        e->value = seq;
+        return SEQ_RESTART;
+    }
     if (seq <= e->value)
         return SEQ_DUPLICATE;
     *lost = seq - e->value - 1;
@@ -167,7 +174,10 @@ bool seq_tail_parse(const char *payload, size_t len, struct seq_tail *t)
     size_t end = len;
     if (!lit_before(payload, &end, "}") || !number_before(payload, &end, &t->epoch) ||
         !lit_before(payload, &end, ",\"epoch\":") || !number_before(payload, &end, &t->seq) ||
-        !lit_before(payload, &end, ",\"seq\":") || !lit_before(payload, &end, "\""))
+        !lit_before(payload, &end, ",\"seq\":"))
+        return false;
+    t->body_len = end;
+    if (!lit_before(payload, &end, "\""))
         return false;
     /* The pod id: config.c allows no quote or backslash in it. */
     size_t stop = end;

@@ -1,10 +1,17 @@
 /* seq.h: sequence numbers per origin pod and channel. Pure.
  *
  * Every payload a pod publishes ends with its id, a sequence number per
- * channel and the pod's boot epoch: ..."pod":"chat-1","seq":41,"epoch":1764...}.
- * A receiving pod remembers the last sequence it saw per (origin, epoch,
- * channel): a repeat or an older number is a duplicate (the publisher's
- * resend after a broken batch), a jump is a loss of known size.
+ * channel and the pod's epoch, a random number drawn at start:
+ * ..."pod":"chat-1","seq":41,"epoch":5710...}. Clients never see the
+ * numbering (the receiving pod cuts it off before framing), so a client
+ * cannot learn an epoch. A receiving pod remembers the last sequence it saw
+ * per (origin, epoch, channel): a repeat or a slightly older number is a
+ * duplicate (the publisher's resend after a broken batch), a jump is a loss
+ * of known size. A number further than SEQ_JUMP_MAX from the last, either
+ * way, starts a new stream: delivered, nothing counted lost, nothing that
+ * follows dropped. No real stream jumps that far (a pod publishes one
+ * channel's numbers in order), so one payload with a made-up number can
+ * neither silence a pod nor add more than SEQ_JUMP_MAX to broker.lost.
  *
  * Both sides keep a table keyed by a string (the publisher: the channel;
  * the receiver: origin, epoch and channel) and forget entries that went
@@ -22,6 +29,11 @@
 #define SEQ_FORGET_TX_MS (10 * 60 * 1000)
 #define SEQ_FORGET_RX_MS (5 * 60 * 1000)
 #define SEQ_KEY_MAX 256
+/* Further than this from the last number seen is a new stream (above). */
+#define SEQ_JUMP_MAX 100000
+/* Streams a receiver keeps at most (about 100 bytes each): payloads of
+ * further origins, epochs or channels are delivered without numbering. */
+#define SEQ_RX_MAX 100000
 
 struct seq_entry {
     uint64_t value; /* the publisher: last number given; the receiver: last seen */
@@ -30,11 +42,13 @@ struct seq_entry {
 
 struct seq_table;
 
-struct seq_table *seq_table_new(void);
+/* A table of at most max entries (0: no bound). */
+struct seq_table *seq_table_new(size_t max);
 void seq_table_free(struct seq_table *t);
 
 /* The entry for key[0..len), created (value 0) when absent; *fresh says
- * whether it was. NULL when out of memory or len > SEQ_KEY_MAX. */
+ * whether it was. NULL when out of memory, len > SEQ_KEY_MAX, or the table
+ * holds its max already. */
 struct seq_entry *seq_table_get(struct seq_table *t, const char *key, size_t len, bool *fresh);
 
 /* Forgets entries whose stamp is older than before_ms. Returns how many. */
@@ -46,7 +60,8 @@ size_t seq_table_count(const struct seq_table *t);
 enum seq_verdict {
     SEQ_NEXT,      /* the one expected (or the first seen): deliver */
     SEQ_GAP,       /* later than expected: deliver; *lost are missing */
-    SEQ_DUPLICATE, /* seen before, or older: drop */
+    SEQ_DUPLICATE, /* seen before, or older within SEQ_JUMP_MAX: drop */
+    SEQ_RESTART,   /* further than SEQ_JUMP_MAX either way: a new stream, deliver */
 };
 
 /* Judges seq against e (fresh: just created) and records it. */
@@ -57,6 +72,8 @@ struct seq_tail {
     const char *pod; /* into the payload, not NUL-terminated */
     size_t pod_len;
     uint64_t seq, epoch;
+    size_t body_len; /* the payload up to its numbering (",\"seq\":..."): what clients
+                        get, with a closing brace */
 };
 
 /* Reads the tail ..."pod":"<id>","seq":<n>,"epoch":<n>} of payload. Returns

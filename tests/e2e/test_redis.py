@@ -213,3 +213,79 @@ def test_unreachable_redis_at_start_is_not_fatal(start_server, redis_server):
     run(local())
     redis_server(port=port)
     wait_for(lambda: ready(p), 15, "the pod to connect once Redis is there")
+
+
+def test_forged_numbers_cannot_silence_a_pod(two_pods):
+    """A payload published with pod-1's id, its epoch as Redis carries it and
+    a huge seq: pod-1's next real messages still reach pod-2's clients, and
+    nothing is counted lost. Clients never see the numbering."""
+    r, (p1, p2) = two_pods
+    sub = r.client().pubsub()
+    sub.subscribe("realtime:room:x")
+    assert sub.get_message(timeout=T)["type"] == "subscribe"
+
+    async def go():
+        a = await connect(p1, "/ws/x")
+        b = await connect(p2, "/ws/x")
+        await a.send(json.dumps({"data": {"n": 0}}))
+        got = await recv_json(b)
+        assert got["data"] == {"n": 0} and got["pod"] == "pod-1"
+        assert "seq" not in got and "epoch" not in got, "numbering is not for clients"
+        # What Redis carried: pod-1's id, epoch and number.
+        m = sub.get_message(timeout=T)
+        while m and m["type"] != "message":
+            m = sub.get_message(timeout=T)
+        real = json.loads(m["data"])
+        assert real["pod"] == "pod-1" and real["seq"] == 1 and real["epoch"] > 0
+        forged = dict(real, seq=10 ** 12, data={"forged": True})
+        r.client().publish("realtime:room:x", json.dumps(forged, separators=(",", ":")))
+        for n in range(1, 21):
+            await a.send(json.dumps({"data": {"n": n}}))
+        seen = []
+        while len(seen) < 20:
+            m = await recv_json(b)
+            if "n" in m["data"]:
+                seen.append(m["data"]["n"])
+        assert seen == list(range(1, 21))
+    run(go())
+    broker = p2.stats()["broker"]
+    assert broker["lost"] == 0 and broker["duplicates"] == 0
+    assert broker["seq_restarts"] == 2  # the forged number, then pod-1's real one
+    sub.close()
+
+
+def test_made_up_origins_cost_bounded_memory(start_server, redis_server):
+    """300,000 payloads under made-up pods and epochs: the receive table stops
+    at its bound (100,000 streams), the rest are delivered unnumbered and
+    counted, memory stays bounded, and nothing is counted lost."""
+    from overload import MEM_SCALE, rss_mb, server_env
+    r = redis_server()
+    url = f"redis://127.0.0.1:{r.port}"
+    p1, p2 = (start_server(REDIS_URL=url, POD_ID=f"pod-{i}", **server_env()) for i in (1, 2))
+    for p in (p1, p2):
+        wait_for(lambda: ready(p), 10, "the pod to be ready")
+    base = rss_mb(p2.proc.pid)
+    taken0 = p2.stats()["broker"]["taken"]
+    c = r.client()
+    total = 300000
+    for start in range(0, total, 5000):
+        pipe = c.pipeline(transaction=False)
+        for i in range(start, start + 5000):
+            pipe.publish("realtime:global", '{"type":"notification","data":{},"pod":"made-up-%d",'
+                                            '"seq":%d,"epoch":%d}' % (i, 1 + i % 7, 1 + i))
+        pipe.execute()
+    wait_for(lambda: p2.stats()["broker"]["taken"] - taken0 >= total, 120,
+             "pod-2 to take every payload")
+    broker = p2.stats()["broker"]
+    assert broker["untracked"] == total - 100000
+    assert broker["lost"] == 0
+    grew = rss_mb(p2.proc.pid) - base
+    print(f"made-up origins: RSS grew {grew:.1f} MB for {total} streams offered")
+    assert grew < 25 * MEM_SCALE, f"RSS grew {grew:.0f} MB"
+
+    async def go():
+        a = await connect(p1, "/ws/y")
+        b = await connect(p2, "/ws/y")
+        await a.send("still flowing")
+        assert (await recv_json(b))["data"] == {"text": "still flowing"}
+    run(go())

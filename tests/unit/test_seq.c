@@ -7,7 +7,7 @@
 
 START_TEST(verdicts)
 {
-    struct seq_table *t = seq_table_new();
+    struct seq_table *t = seq_table_new(0);
     bool fresh;
     struct seq_entry *e = seq_table_get(t, "a 1 ch", 6, &fresh);
     ck_assert(fresh);
@@ -21,6 +21,21 @@ START_TEST(verdicts)
     ck_assert_int_eq(seq_accept(e, false, 50, &lost), SEQ_GAP);
     ck_assert_uint_eq(lost, 7);
     ck_assert_int_eq(seq_accept(e, false, 51, &lost), SEQ_NEXT);
+    /* A gap of up to SEQ_JUMP_MAX is a loss; a repeat up to as far back is a
+     * duplicate. */
+    ck_assert_int_eq(seq_accept(e, false, 51 + SEQ_JUMP_MAX, &lost), SEQ_GAP);
+    ck_assert_uint_eq(lost, SEQ_JUMP_MAX - 1);
+    ck_assert_int_eq(seq_accept(e, false, 52, &lost), SEQ_DUPLICATE);
+    /* Further either way is a new stream: nothing lost, and the real
+     * numbers that follow a made-up one are delivered, not dropped. */
+    uint64_t at = 51 + SEQ_JUMP_MAX;
+    ck_assert_int_eq(seq_accept(e, false, 1000000000000ull, &lost), SEQ_RESTART);
+    ck_assert_uint_eq(lost, 0);
+    ck_assert_int_eq(seq_accept(e, false, at + 1, &lost), SEQ_RESTART);
+    ck_assert_uint_eq(lost, 0);
+    ck_assert_int_eq(seq_accept(e, false, at + 2, &lost), SEQ_NEXT);
+    ck_assert_int_eq(seq_accept(e, false, at + 2, &lost), SEQ_DUPLICATE);
+    ck_assert_int_eq(seq_accept(e, false, at + 3 + SEQ_JUMP_MAX, &lost), SEQ_RESTART);
     /* The same key finds the same entry; another key another. */
     ck_assert_ptr_eq(seq_table_get(t, "a 1 ch", 6, &fresh), e);
     ck_assert(!fresh);
@@ -32,7 +47,7 @@ END_TEST
 
 START_TEST(tables_forget_quiet_entries)
 {
-    struct seq_table *t = seq_table_new();
+    struct seq_table *t = seq_table_new(0);
     char key[32];
     bool fresh;
     for (int i = 0; i < 1000; i++) {
@@ -49,6 +64,16 @@ START_TEST(tables_forget_quiet_entries)
     char big[SEQ_KEY_MAX + 1];
     memset(big, 'k', sizeof(big));
     ck_assert_ptr_null(seq_table_get(t, big, sizeof(big), &fresh));
+    /* A bounded table takes no new key once full; known keys still work. */
+    struct seq_table *small = seq_table_new(2);
+    ck_assert_ptr_nonnull(seq_table_get(small, "a", 1, &fresh));
+    ck_assert_ptr_nonnull(seq_table_get(small, "b", 1, &fresh));
+    ck_assert_ptr_null(seq_table_get(small, "c", 1, &fresh));
+    ck_assert_ptr_nonnull(seq_table_get(small, "a", 1, &fresh));
+    ck_assert(!fresh);
+    ck_assert_uint_eq(seq_table_sweep(small, UINT64_MAX), 2);
+    ck_assert_ptr_nonnull(seq_table_get(small, "c", 1, &fresh));
+    seq_table_free(small);
     /* The receiver forgets before the publisher does (seq.h). */
     ck_assert_int_lt(SEQ_FORGET_RX_MS, SEQ_FORGET_TX_MS);
     seq_table_free(t);
@@ -71,6 +96,9 @@ START_TEST(tails)
     ck_assert_uint_eq(t.epoch, 1764000000123ull);
     ck_assert_uint_eq(t.pod_len, 6);
     ck_assert(memcmp(t.pod, "chat-1", 6) == 0);
+    /* What clients get: the message up to its numbering. */
+    ck_assert_uint_eq(t.body_len, strlen(msg) - 1);
+    ck_assert(memcmp(out, msg, t.body_len) == 0);
     /* No truncation of it is a tail, and nor are payloads that end otherwise. */
     for (size_t k = 0; k < n; k++)
         ck_assert_msg(!seq_tail_parse(out, k, &t), "cut at %zu", k);
