@@ -217,6 +217,59 @@ static int read_secret(struct config *c, const char *path, const struct config_d
     return 0;
 }
 
+/* A path variable: empty when unset; too long is an error. */
+static int path_var(config_lookup_fn *lookup, void *ctx, const char *var, char *out, size_t cap,
+                    char *err, size_t errlen)
+{
+    const char *v = get(lookup, ctx, var);
+    out[0] = '\0';
+    if (!v)
+        return 0;
+    if (strlen(v) >= cap)
+        return fail(err, errlen, var, "is too long a path");
+    snprintf(out, cap, "%s", v);
+    return 0;
+}
+
+/* REDIS_SENTINEL and the REDIS_TLS_* variables. The files are read when the
+ * broker starts (a startup error naming the file if they cannot be used). */
+static int redis_sentinel_and_tls(struct config *c, config_lookup_fn *lookup, void *ctx,
+                                  char *err, size_t errlen)
+{
+    const char *s = get(lookup, ctx, "REDIS_SENTINEL");
+    if (s) {
+        if (!c->redis_enabled)
+            return fail(err, errlen, "REDIS_SENTINEL", "needs REDIS_URL listing the sentinels");
+        if (c->redis_cluster)
+            return fail(err, errlen, "REDIS_SENTINEL", "cannot be used with REDIS_CLUSTER=true");
+        if (strlen(s) >= sizeof(c->redis_sentinel) || strpbrk(s, " \t\r\n"))
+            return fail(err, errlen, "REDIS_SENTINEL", "must be a master name of at most 127 "
+                                                       "bytes without spaces");
+        snprintf(c->redis_sentinel, sizeof(c->redis_sentinel), "%s", s);
+    }
+    c->redis_tls_verify = true;
+    if (boolean(lookup, ctx, "REDIS_TLS_VERIFY", &c->redis_tls_verify, err, errlen) < 0 ||
+        path_var(lookup, ctx, "REDIS_TLS_CA_FILE", c->redis_tls_ca, sizeof(c->redis_tls_ca), err,
+                 errlen) < 0 ||
+        path_var(lookup, ctx, "REDIS_TLS_CERT_FILE", c->redis_tls_cert,
+                 sizeof(c->redis_tls_cert), err, errlen) < 0 ||
+        path_var(lookup, ctx, "REDIS_TLS_KEY_FILE", c->redis_tls_key, sizeof(c->redis_tls_key),
+                 err, errlen) < 0)
+        return -1;
+    bool any = c->redis_tls_ca[0] || c->redis_tls_cert[0] || c->redis_tls_key[0] ||
+               get(lookup, ctx, "REDIS_TLS_VERIFY");
+    if (any && !c->redis.tls)
+        return fail(err, errlen, c->redis_tls_ca[0] ? "REDIS_TLS_CA_FILE"
+                                 : c->redis_tls_cert[0] ? "REDIS_TLS_CERT_FILE"
+                                 : c->redis_tls_key[0] ? "REDIS_TLS_KEY_FILE"
+                                                       : "REDIS_TLS_VERIFY",
+                    "applies only to a rediss:// REDIS_URL");
+    if (!c->redis_tls_cert[0] != !c->redis_tls_key[0])
+        return fail(err, errlen, c->redis_tls_cert[0] ? "REDIS_TLS_KEY_FILE" : "REDIS_TLS_CERT_FILE",
+                    "a client certificate needs both REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE");
+    return 0;
+}
+
 static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
                 const struct config_defaults *d, char *err, size_t errlen)
 {
@@ -245,10 +298,13 @@ static int load(struct config *c, config_lookup_fn *lookup, void *ctx,
         return -1;
     if (c->redis_cluster && !c->redis_enabled)
         return fail(err, errlen, "REDIS_CLUSTER", "needs REDIS_URL with the cluster's seed nodes");
-    if (c->redis_enabled && !c->redis_cluster && c->redis.nseeds > 1)
-        return fail(err, errlen, "REDIS_URL", "names several hosts, which only REDIS_CLUSTER=true uses");
     if (c->redis_cluster && c->redis.db != 0)
         return fail(err, errlen, "REDIS_URL", "a Redis Cluster has only database 0");
+    if (redis_sentinel_and_tls(c, lookup, ctx, err, errlen) < 0)
+        return -1;
+    if (c->redis_enabled && !c->redis_cluster && !c->redis_sentinel[0] && c->redis.nseeds > 1)
+        return fail(err, errlen, "REDIS_URL",
+                    "names several hosts, which only REDIS_CLUSTER=true or REDIS_SENTINEL uses");
 
     s = get(lookup, ctx, "POD_ID");
     if (s) {

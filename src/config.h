@@ -50,6 +50,11 @@ struct config {
     uint32_t redis_outbox;
     bool redis_cluster;      /* REDIS_CLUSTER: rooms use SPUBLISH/SSUBSCRIBE per shard */
     uint32_t room_linger_ms; /* a room left empty stays subscribed this long (Redis mode) */
+    char redis_sentinel[128]; /* REDIS_SENTINEL: the master's name; empty: no Sentinel */
+    char redis_tls_ca[512];   /* REDIS_TLS_CA_FILE; empty: the system's CAs */
+    char redis_tls_cert[512]; /* REDIS_TLS_CERT_FILE; empty: no client certificate */
+    char redis_tls_key[512];  /* REDIS_TLS_KEY_FILE */
+    bool redis_tls_verify;    /* REDIS_TLS_VERIFY (default true) */
 };
 
 /* What the machine says, for the defaults that depend on it. */

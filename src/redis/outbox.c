@@ -1,25 +1,52 @@
-/* outbox.c: a ring of fbuf pointers with drop-oldest. */
+/* outbox.c: a ring of fbuf pointers with drop-oldest, allocated as it
+ * fills (a node's parked queue is usually empty). */
 #include "redis/outbox.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "fbuf.h"
 
+#define FIRST_SIZE 64
+
 int outbox_init(struct outbox *o, uint32_t cap)
 {
     *o = (struct outbox){0};
-    o->items = calloc(cap, sizeof(*o->items));
+    uint32_t size = cap < FIRST_SIZE ? cap : FIRST_SIZE;
+    o->items = calloc(size ? size : 1, sizeof(*o->items));
     if (!o->items)
         return -1;
     o->cap = cap;
+    o->size = size;
     return 0;
+}
+
+/* Room for one more: grows the ring (in order, head at 0) up to cap.
+ * Returns false when it is at cap, or memory ran out (treated as full). */
+static bool room_for_one(struct outbox *o)
+{
+    if (o->n < o->size)
+        return true;
+    if (o->size == o->cap)
+        return false;
+    uint32_t size = o->size > o->cap / 2 ? o->cap : o->size * 2;
+    struct outbox_item *v = malloc((size_t)size * sizeof(*v));
+    if (!v)
+        return false;
+    for (uint32_t i = 0; i < o->n; i++)
+        v[i] = o->items[(o->head + i) % o->size];
+    free(o->items);
+    o->items = v;
+    o->size = size;
+    o->head = 0;
+    return true;
 }
 
 void outbox_free(struct outbox *o)
 {
     while (o->n > 0) {
         fbuf_unref(o->items[o->head].msg);
-        o->head = (o->head + 1) % o->cap;
+        o->head = (o->head + 1) % o->size;
         o->n--;
     }
     free(o->items);
@@ -29,25 +56,25 @@ void outbox_free(struct outbox *o)
 static void drop_oldest(struct outbox *o)
 {
     fbuf_unref(o->items[o->head].msg);
-    o->head = (o->head + 1) % o->cap;
+    o->head = (o->head + 1) % o->size;
     o->n--;
     o->dropped++;
 }
 
 void outbox_push(struct outbox *o, struct fbuf *b)
 {
-    if (o->n == o->cap)
+    if (!room_for_one(o))
         drop_oldest(o);
     fbuf_ref(b);
-    o->items[(o->head + o->n) % o->cap] = (struct outbox_item){b, 0};
+    o->items[(o->head + o->n) % o->size] = (struct outbox_item){b, 0};
     o->n++;
 }
 
 void outbox_append(struct outbox *o, const struct outbox_item *it)
 {
-    if (o->n == o->cap)
+    if (!room_for_one(o))
         drop_oldest(o);
-    o->items[(o->head + o->n) % o->cap] = *it;
+    o->items[(o->head + o->n) % o->size] = *it;
     o->n++;
 }
 
@@ -56,7 +83,7 @@ uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max)
     uint32_t k = 0;
     while (k < max && o->n > 0) {
         out[k++] = o->items[o->head];
-        o->head = (o->head + 1) % o->cap;
+        o->head = (o->head + 1) % o->size;
         o->n--;
     }
     return k;
@@ -67,12 +94,12 @@ void outbox_requeue(struct outbox *o, const struct outbox_item *items, uint32_t 
     /* Walk back from the newest of them, placing each before the head; what
      * does not fit is older than everything kept. */
     for (uint32_t i = n; i > 0; i--) {
-        if (o->n == o->cap) {
+        if (!room_for_one(o)) {
             fbuf_unref(items[i - 1].msg);
             o->dropped++;
             continue;
         }
-        o->head = (o->head + o->cap - 1) % o->cap;
+        o->head = (o->head + o->size - 1) % o->size;
         o->items[o->head] = items[i - 1];
         o->n++;
     }

@@ -21,7 +21,9 @@ struct outbox_item {
 
 struct outbox {
     struct outbox_item *items;
-    uint32_t cap, head, n;
+    uint32_t cap;  /* at most this many */
+    uint32_t size; /* allocated now (grows by doubling up to cap) */
+    uint32_t head, n;
     uint64_t dropped; /* messages dropped because the outbox was full */
 };
 

@@ -89,11 +89,10 @@ int redis_url_parse(const char *s, struct redis_url *u, char *err, size_t errlen
 {
     memset(u, 0, sizeof(*u));
     u->port = 6379;
-    if (strncasecmp(s, "rediss://", 9) == 0)
-        return bad(err, errlen, "TLS (rediss://) is not supported; use redis://");
-    if (strncasecmp(s, "redis://", 8) != 0)
-        return bad(err, errlen, "must start with redis://");
-    const char *p = s + 8;
+    u->tls = strncasecmp(s, "rediss://", 9) == 0;
+    if (!u->tls && strncasecmp(s, "redis://", 8) != 0)
+        return bad(err, errlen, "must start with redis:// (or rediss:// for TLS)");
+    const char *p = s + (u->tls ? 9 : 8);
     if (strpbrk(p, "?#"))
         return bad(err, errlen, "query strings and fragments are not supported");
 

@@ -1,9 +1,11 @@
-/* url.h: parsing REDIS_URL, redis://[[user]:password@]host[:port][/db]. Pure.
+/* url.h: parsing REDIS_URL, redis://[[user]:password@]host[:port][/db]
+ * (rediss:// for TLS). Pure.
  * A Redis Cluster's seed nodes are comma-separated hosts:
  * redis://[[user]:password@]h1:7000,h2:7001 (user and password apply to all). */
 #ifndef CHAT_REDIS_URL_H
 #define CHAT_REDIS_URL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,6 +24,7 @@ struct redis_url {
     char user[128];     /* empty: none (AUTH with the password alone) */
     char password[256]; /* empty: no AUTH */
     int db;             /* SELECT this when not 0 */
+    bool tls;           /* rediss:// */
 };
 
 /* Parses s. Returns 0, or -1 with a sentence in err (errlen bytes) saying

@@ -228,6 +228,7 @@ const char *envelope_err_code(int err)
     case ENVELOPE_ERR_ID: return "invalid_id";
     case ENVELOPE_ERR_TOO_LARGE: return "too_large";
     case ENVELOPE_ERR_READ_ONLY: return "read_only";
+    case ENVELOPE_ERR_UNAVAILABLE: return "room_unavailable";
     default: return "internal_error";
     }
 }
@@ -243,6 +244,10 @@ const char *envelope_err_message(int err)
     case ENVELOPE_ERR_TOO_LARGE:
         return "the message would pass MAX_MESSAGE_SIZE plus 1 KiB once wrapped for delivery";
     case ENVELOPE_ERR_READ_ONLY: return "this connection's token allows receiving only";
+    case ENVELOPE_ERR_UNAVAILABLE:
+        return "Redis refused this room's channel: messages from other pods do not reach the "
+               "room until it is allowed (retried with backoff); this pod's own members still "
+               "hear each other";
     default: return "the server could not process the message";
     }
 }

@@ -38,6 +38,9 @@ enum envelope_err {
     ENVELOPE_ERR_NOMEM = -4,
     ENVELOPE_ERR_TOO_LARGE = -5, /* the envelope would pass max_len */
     ENVELOPE_ERR_READ_ONLY = -6, /* the connection's token allows receiving only */
+    /* Not about a message: Redis refused the room's channel, so messages
+     * from other pods do not reach the room (told to its members). */
+    ENVELOPE_ERR_UNAVAILABLE = -7,
 };
 
 /* Builds the message for a client's text frame text[0..len) (valid UTF-8) and

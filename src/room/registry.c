@@ -13,6 +13,7 @@ enum sub_state {
     SUB_QUEUED,    /* in the queue, for the subscriber to take */
     SUB_SENT,      /* SUBSCRIBE sent, no confirmation yet */
     SUB_CONFIRMED, /* Redis confirmed it */
+    SUB_REFUSED,   /* Redis refused its channel: joins do not wait, retried with backoff */
     SUB_STALLED,   /* its node cannot be reached now (cluster): joins do not wait,
                     * the subscriber tries again */
 };
@@ -414,10 +415,12 @@ void registry_sub_stall(struct room_registry *reg, bool (*pick)(void *arg, const
     pthread_mutex_unlock(&reg->lock);
 }
 
-bool registry_sub_stall_room(struct room_registry *reg, const char *room, bool *waited)
+/* Sets one sent or confirmed room aside in state (stalled or refused). */
+static bool set_aside(struct room_registry *reg, const char *room, enum sub_state state,
+                      bool *waited)
 {
     uint32_t h = room_hash(room, strlen(room));
-    bool stalled = false;
+    bool aside = false;
     *waited = false;
     pthread_mutex_lock(&reg->lock);
     struct reg_entry **pp = find(reg, room, h);
@@ -428,26 +431,47 @@ bool registry_sub_stall_room(struct room_registry *reg, const char *room, bool *
         } else {
             if (e->state == SUB_CONFIRMED)
                 reg->confirmed--;
-            e->state = SUB_STALLED;
+            e->state = (uint8_t)state;
             *waited = e->waiters;
             e->waiters = false;
-            stalled = true;
+            aside = true;
         }
     }
     pthread_mutex_unlock(&reg->lock);
-    return stalled;
+    return aside;
 }
 
-void registry_sub_take_stalled(struct room_registry *reg, registry_emit_fn emit, void *arg)
+bool registry_sub_stall_room(struct room_registry *reg, const char *room, bool *waited)
+{
+    return set_aside(reg, room, SUB_STALLED, waited);
+}
+
+bool registry_sub_refuse_room(struct room_registry *reg, const char *room, bool *waited)
+{
+    return set_aside(reg, room, SUB_REFUSED, waited);
+}
+
+static void take_state(struct room_registry *reg, enum sub_state state, registry_emit_fn emit,
+                       void *arg)
 {
     pthread_mutex_lock(&reg->lock);
     for (size_t i = 0; i < reg->nbuckets; i++)
         for (struct reg_entry *e = reg->buckets[i]; e; e = e->next)
-            if (e->state == SUB_STALLED) {
+            if (e->state == state) {
                 e->state = SUB_SENT;
                 emit(arg, e->name);
             }
     pthread_mutex_unlock(&reg->lock);
+}
+
+void registry_sub_take_stalled(struct room_registry *reg, registry_emit_fn emit, void *arg)
+{
+    take_state(reg, SUB_STALLED, emit, arg);
+}
+
+void registry_sub_take_refused(struct room_registry *reg, registry_emit_fn emit, void *arg)
+{
+    take_state(reg, SUB_REFUSED, emit, arg);
 }
 
 uint64_t registry_sub_gone(struct room_registry *reg)

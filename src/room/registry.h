@@ -20,8 +20,10 @@
  *   - while the subscriber is not connected (not live), nothing waits: joins
  *     are welcomed at once, rooms are only counted; when it connects it takes
  *     exactly the rooms that have members then;
- *   - in cluster mode, the rooms of a node that failed stall: nothing waits
- *     for them until the subscriber has them subscribed again elsewhere.
+ *   - the rooms of a node that failed stall: nothing waits for them until
+ *     the subscriber has them subscribed again (where they now live);
+ *   - a room whose channel Redis refused is set aside the same way and
+ *     retried with backoff.
  * Entries own their name. Threads: workers (join, leave), the subscriber
  * (the registry_sub_* calls), any thread (snapshot, counts). */
 #ifndef CHAT_ROOM_REGISTRY_H
@@ -116,7 +118,7 @@ void registry_sub_take_expired(struct room_registry *reg, uint64_t cutoff_ms,
  * their welcome (the caller tells the workers). */
 bool registry_sub_confirmed(struct room_registry *reg, const char *room);
 
-/* Cluster mode: the node serving some rooms failed. Every subscribed room
+/* The node serving some rooms failed. Every subscribed room
  * for which pick says true stalls: joins stop waiting for it, those that
  * waited are passed to waiting (their workers are to be told), and
  * registry_sub_take_stalled hands them out again later. */
@@ -128,6 +130,13 @@ void registry_sub_take_stalled(struct room_registry *reg, registry_emit_fn emit,
  * when the room was subscribed and has members; *waited says whether
  * members waited for it. */
 bool registry_sub_stall_room(struct room_registry *reg, const char *room, bool *waited);
+
+/* Redis refused room's channel (NOPERM, any error answer to its
+ * subscription): joins stop waiting for it, and registry_sub_take_refused
+ * hands it out again when the subscriber retries. Returns true when the room
+ * was sent and has members; *waited says whether members waited for it. */
+bool registry_sub_refuse_room(struct room_registry *reg, const char *room, bool *waited);
+void registry_sub_take_refused(struct room_registry *reg, registry_emit_fn emit, void *arg);
 
 /* The subscriber lost its connection: nothing is subscribed any more and
  * joins no longer wait. Whoever waited is the caller's to release. Returns

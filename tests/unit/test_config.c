@@ -171,6 +171,42 @@ START_TEST(errors_name_the_variable)
 }
 END_TEST
 
+START_TEST(redis_sentinel_and_tls)
+{
+    static const char *const bad[][5] = {
+        {"REDIS_SENTINEL", "mymaster", NULL, NULL, "REDIS_SENTINEL:"},
+        {"REDIS_URL", "redis://a,b", "REDIS_SENTINEL", "my master", "REDIS_SENTINEL:"},
+        {"REDIS_URL", "redis://a", "REDIS_TLS_CA_FILE", "/ca.pem", "REDIS_TLS_CA_FILE:"},
+        {"REDIS_URL", "redis://a", "REDIS_TLS_VERIFY", "false", "REDIS_TLS_VERIFY:"},
+        {"REDIS_URL", "rediss://a", "REDIS_TLS_CERT_FILE", "/c.pem", "REDIS_TLS_KEY_FILE:"},
+        {"REDIS_URL", "rediss://a", "REDIS_TLS_KEY_FILE", "/k.pem", "REDIS_TLS_CERT_FILE:"},
+        {"REDIS_URL", "rediss://a", "REDIS_TLS_VERIFY", "maybe", "REDIS_TLS_VERIFY:"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *env[] = {bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL};
+        struct config c;
+        char err[256] = "";
+        ck_assert_msg(config_load(&c, lookup, env, &DEF, err, sizeof(err)) == -1, "case %zu", i);
+        ck_assert_msg(strncmp(err, bad[i][4], strlen(bad[i][4])) == 0, "case %zu: '%s'", i, err);
+    }
+    const char *env[] = {"REDIS_URL", "rediss://s1:26379,s2:26379", "REDIS_SENTINEL", "mymaster",
+                         "REDIS_TLS_CA_FILE", "/etc/ca.pem", "REDIS_TLS_VERIFY", "false", NULL};
+    struct config c;
+    char err[256];
+    ck_assert_int_eq(config_load(&c, lookup, env, &DEF, err, sizeof(err)), 0);
+    ck_assert_str_eq(c.redis_sentinel, "mymaster");
+    ck_assert(c.redis.tls);
+    ck_assert(!c.redis_tls_verify);
+    ck_assert_str_eq(c.redis_tls_ca, "/etc/ca.pem");
+    ck_assert_uint_eq(c.redis.nseeds, 2);
+    config_free(&c);
+    const char *plain[] = {"REDIS_URL", "rediss://a", NULL};
+    ck_assert_int_eq(config_load(&c, lookup, plain, &DEF, err, sizeof(err)), 0);
+    ck_assert(c.redis_tls_verify); /* checked unless said otherwise */
+    config_free(&c);
+}
+END_TEST
+
 START_TEST(redis_cluster_needs_its_url)
 {
     static const char *const bad[][5] = {
@@ -227,6 +263,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, errors_name_the_variable);
     tcase_add_test(tc, durations);
     tcase_add_test(tc, redis_cluster_needs_its_url);
+    tcase_add_test(tc, redis_sentinel_and_tls);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -68,10 +68,27 @@ START_TEST(cluster_seeds)
 }
 END_TEST
 
+START_TEST(tls_scheme)
+{
+    struct redis_url u;
+    char err[128];
+    ck_assert_int_eq(redis_url_parse("rediss://:pw@cache.example:6380/2", &u, err, sizeof(err)), 0);
+    ck_assert(u.tls);
+    ck_assert_str_eq(u.host, "cache.example");
+    ck_assert_uint_eq(u.port, 6380);
+    ck_assert_str_eq(u.password, "pw");
+    ck_assert_int_eq(u.db, 2);
+    ck_assert_int_eq(redis_url_parse("REDISS://h", &u, err, sizeof(err)), 0);
+    ck_assert(u.tls);
+    ck_assert_int_eq(redis_url_parse("redis://h", &u, err, sizeof(err)), 0);
+    ck_assert(!u.tls);
+}
+END_TEST
+
 START_TEST(refusals)
 {
     static const char *const bad[] = {
-        "localhost:6379", "http://localhost", "rediss://localhost", "redis://",
+        "localhost:6379", "http://localhost", "rediss://", "redis://",
         "redis://:6379",  "redis://h:0",      "redis://h:65536",    "redis://h:port",
         "redis://h/db",   "redis://h/-1",     "redis://user@h",     "redis://:@h",
         "redis://[::1",   "redis://[::1]x",   "redis://h?x=1",      "redis://:%zz@h",
@@ -91,6 +108,7 @@ Suite *redis_url_suite(void)
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, forms);
     tcase_add_test(tc, refusals);
+    tcase_add_test(tc, tls_scheme);
     tcase_add_test(tc, cluster_seeds);
     suite_add_tcase(s, tc);
     return s;

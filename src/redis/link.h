@@ -1,0 +1,110 @@
+/* link.h: one non-blocking connection to one Redis node.
+ *
+ * DESIGN: a link is a state machine driven by its owner thread's epoll:
+ * connect (non-blocking), TLS handshake when the URL is rediss://, then the
+ * hello (AUTH with REDIS_URL's user and password, SELECT, PING) pipelined
+ * and checked, then ready. hiredis is only the codec: commands are
+ * formatted with redisFormatCommandArgv into the link's output buffer and
+ * what arrives is fed to a redisReader; the socket, TLS and all timing are
+ * ours, so nothing ever blocks on a node: a node that hangs is noticed by
+ * its owner through the link's deadlines and costs only its own link.
+ * Each link has its own backoff: a node that keeps failing is tried ever
+ * more slowly (100 ms to 5 s, jittered), and one that hung is marked sick
+ * for a while so that slot-map fetches skip it.
+ *
+ * Owner: exactly one thread (the publisher or the subscriber) uses a link;
+ * nothing here locks. */
+#ifndef CHAT_REDIS_LINK_H
+#define CHAT_REDIS_LINK_H
+
+#include <hiredis.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis/backoff.h"
+
+struct ssl_ctx_st;
+struct ssl_st;
+
+/* A node's connection has this long to be ready (connect, TLS, hello). */
+#define REDIS_LINK_CONNECT_MS 1000
+/* A command without an answer for this long means the node hangs. */
+#define REDIS_LINK_COMMAND_MS 3000
+/* A node that hung is skipped by slot-map fetches for this long. */
+#define REDIS_LINK_SICK_MS 10000
+
+enum redis_link_phase {
+    REDIS_LINK_DOWN,       /* no socket; may be opened at retry_at_ms */
+    REDIS_LINK_CONNECTING, /* TCP connect under way */
+    REDIS_LINK_TLS,        /* TLS handshake under way */
+    REDIS_LINK_HELLO,      /* AUTH/SELECT/PING sent, answers awaited */
+    REDIS_LINK_READY,
+};
+
+/* What every link of a broker shares: read-only after start. */
+struct redis_link_env {
+    const char *user, *password; /* empty: no AUTH */
+    int db;                      /* SELECT when not 0 */
+    struct ssl_ctx_st *tls;      /* NULL: plain TCP */
+    int epfd;                    /* the owner thread's epoll */
+};
+
+struct redis_link {
+    char host[256];
+    uint16_t port;
+    const struct redis_link_env *env;
+    enum redis_link_phase phase;
+    int fd;
+    struct ssl_st *ssl;
+    redisReader *reader;
+    char *out; /* bytes to write: out[out_off..out_len) */
+    size_t out_len, out_off, out_cap;
+    uint32_t events;       /* what epoll watches now */
+    unsigned hello_left;   /* hello answers still awaited */
+    uint64_t deadline_ms;  /* while not ready: give up then */
+    uint64_t last_read_ms; /* when bytes last came */
+    uint64_t retry_at_ms;  /* while down: not opened again before this */
+    uint64_t sick_until_ms;
+    bool ever_ready;
+    struct redis_backoff bo;
+    char err[300]; /* why it last failed */
+};
+
+/* Sets up a link that is down. Returns 0 or -1 (out of memory). */
+int redis_link_init(struct redis_link *l, const char *host, uint16_t port,
+                    const struct redis_link_env *env);
+void redis_link_free(struct redis_link *l);
+
+/* Starts connecting. Returns false (why in l->err, link down, retry set)
+ * when it cannot even start. */
+bool redis_link_open(struct redis_link *l, uint64_t now);
+
+/* Handles epoll events. Returns false when the link failed (why in
+ * l->err): the caller takes back what it had in flight and calls
+ * redis_link_close. Sets *became_ready when the hello just completed. */
+bool redis_link_io(struct redis_link *l, uint32_t events, uint64_t now, bool *became_ready);
+
+/* The next reply, once ready: 1 with *r (the caller frees it), 0 when none
+ * is complete, -1 when the stream is broken. */
+int redis_link_reply(struct redis_link *l, redisReply **r);
+
+/* Queues a command and writes what the socket takes. Returns false when
+ * the link failed (why in l->err). */
+bool redis_link_send(struct redis_link *l, int argc, const char **argv, const size_t *argvlen);
+
+/* Closes the socket; the link may be opened again at retry_at_ms (its
+ * backoff's next step). hung: it failed by not answering; it is marked
+ * sick. */
+void redis_link_close(struct redis_link *l, uint64_t now, bool hung);
+
+/* A deadline passed while connecting (true, why in l->err). */
+bool redis_link_late(struct redis_link *l, uint64_t now);
+
+/* Redis did real work on it: its backoff starts over. */
+void redis_link_worked(struct redis_link *l);
+
+/* Whether it is marked as hanging at now. */
+bool redis_link_sick(const struct redis_link *l, uint64_t now);
+
+#endif

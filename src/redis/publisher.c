@@ -1,0 +1,593 @@
+/* publisher.c: the publisher thread, one loop for every mode.
+ *
+ * DESIGN: the workers put messages in the outbox (never waiting on Redis);
+ * this thread takes them in batches and sends each to the node that serves
+ * its channel's slot (route.h), pipelined on that node's link: PUBLISH in
+ * single Redis and Sentinel mode and for realtime:global, SPUBLISH for a
+ * cluster's rooms. Each node has its own queues:
+ *   - in flight: sent, awaiting Redis' answer, in order. An answer confirms
+ *     the oldest. No answer for REDIS_LINK_COMMAND_MS means the node hangs;
+ *   - parked: waiting for the node (its link is connecting or down, or its
+ *     slot is held after a failover). A node's failure puts what it had in
+ *     flight back in front of its parked messages, in order, with their
+ *     numbers: receivers drop what they already had.
+ * So a node that hangs, dies or refuses delays only the messages of the
+ * slots it serves; the others go on. realtime:global goes to one master,
+ * a different one after each failure of its link (classic pub/sub reaches
+ * every node's subscribers whichever node it is published on).
+ *
+ * A failover: when a new map gives a slot a new master, the slot's messages
+ * are held for REDIS_FAILOVER_HOLD_MS before they go to it, the time the
+ * other pods' subscribers need to notice and subscribe there (they retry
+ * twice a second), so what was parked for the dead master is not published
+ * before anyone listens. What is still lost is counted by the receivers.
+ *
+ * Owner: the publisher thread owns everything here. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fbuf.h"
+#include "log.h"
+#include "redis/backoff.h"
+#include "redis/broker_internal.h"
+#include "redis/link.h"
+#include "redis/message.h"
+#include "redis/route.h"
+#include "redis/seq.h"
+#include "room/envelope.h"
+#include "server.h"
+
+/* A slot whose master changed waits this long (see above). */
+#define REDIS_FAILOVER_HOLD_MS 1500
+/* The pseudo-slot of realtime:global, which follows global_node. */
+#define SLOT_GLOBAL REDIS_CLUSTER_SLOTS
+
+struct pub_node {
+    struct redis_link link;
+    struct outbox inflight; /* sent, awaiting answers, oldest first */
+    struct outbox parked;   /* waiting for this node, oldest first */
+    uint64_t progress_ms;   /* last answer, or when inflight became non-empty */
+};
+
+struct pub {
+    struct redis_broker *rb;
+    int epfd;
+    struct redis_route rt;
+    struct pub_node *nodes[REDIS_NODES_MAX];
+    unsigned nnodes;
+    struct outbox unrouted;  /* no map says where yet, or a node said MOVED */
+    uint64_t *held_until;    /* per slot (and SLOT_GLOBAL): failover hold */
+    uint64_t hold_end_ms;    /* the latest hold: none is active after it */
+    unsigned global_pick;    /* which master carries realtime:global */
+    struct pub_node *global; /* its node, or NULL */
+    struct outbox_item *batch;
+    struct seq_table *tx_seq; /* channel -> last sequence number given */
+    char *scratch;            /* a payload with its numbering */
+    size_t scratch_cap;
+    struct redis_episode refused;
+    uint64_t last_sweep_ms;
+};
+
+static const char *who = "publisher";
+
+/* ---- nodes ---- */
+
+static struct pub_node *node_for(struct pub *p, const struct redis_cluster_node *n)
+{
+    if (!n)
+        return NULL;
+    for (unsigned i = 0; i < p->nnodes; i++)
+        if (redis_same_node(n, p->nodes[i]->link.host, p->nodes[i]->link.port))
+            return p->nodes[i];
+    if (p->nnodes == REDIS_NODES_MAX)
+        return NULL;
+    struct pub_node *pn = calloc(1, sizeof(*pn));
+    if (!pn || outbox_init(&pn->inflight, p->rb->cfg->redis_outbox) < 0 ||
+        outbox_init(&pn->parked, p->rb->cfg->redis_outbox) < 0) {
+        if (pn) {
+            free(pn->inflight.items);
+            free(pn);
+        }
+        return NULL;
+    }
+    redis_link_init(&pn->link, n->host, n->port, &p->rt.env);
+    p->nodes[p->nnodes++] = pn;
+    return pn;
+}
+
+static void update_gauges(struct pub *p)
+{
+    uint64_t parked = p->unrouted.n, dropped = p->unrouted.dropped;
+    for (unsigned i = 0; i < p->nnodes; i++) {
+        parked += p->nodes[i]->parked.n + p->nodes[i]->inflight.n;
+        dropped += p->nodes[i]->parked.dropped + p->nodes[i]->inflight.dropped;
+    }
+    atomic_store(&p->rb->parked, parked);
+    atomic_store(&p->rb->parked_dropped, dropped);
+    atomic_store(&p->rb->pub_connected,
+                 p->global && p->global->link.phase == REDIS_LINK_READY ? 1 : 0);
+}
+
+/* The node carrying realtime:global: a master that is not known to hang. */
+static struct pub_node *global_node(struct pub *p, uint64_t now)
+{
+    if (p->global)
+        return p->global;
+    const struct redis_cluster_map *m = &p->rt.map;
+    if (!p->rt.have_map || m->n == 0)
+        return NULL;
+    for (size_t k = 0; k < m->n; k++) {
+        size_t i = (p->global_pick + k) % m->n;
+        struct pub_node *pn = node_for(p, &m->ranges[i].master);
+        if (pn && !redis_link_sick(&pn->link, now)) {
+            p->global_pick = (unsigned)i;
+            return p->global = pn;
+        }
+    }
+    return p->global = node_for(p, &m->ranges[p->global_pick % m->n].master);
+}
+
+/* ---- sending ---- */
+
+static unsigned slot_of(const struct fbuf *b, char *channel, size_t cap, size_t *clen)
+{
+    *clen = redis_msg_channel(b->room, channel, cap);
+    return b->room ? redis_route_slot(channel) : SLOT_GLOBAL;
+}
+
+/* The payload for item: the message with this pod's next sequence number on
+ * its channel (kept with the item, so a resend carries the same one). */
+static size_t numbered(struct pub *p, struct outbox_item *it, const char *channel, size_t clen,
+                       uint64_t now)
+{
+    const struct fbuf *b = it->msg;
+    if (it->seq == 0) {
+        bool fresh;
+        struct seq_entry *e = seq_table_get(p->tx_seq, channel, clen, &fresh);
+        if (!e)
+            return 0;
+        it->seq = ++e->value;
+        e->stamp_ms = now;
+    }
+    return seq_tail_append((const char *)fbuf_payload(b), b->len - b->hdr_len, it->seq,
+                           p->rb->epoch, p->scratch, p->scratch_cap);
+}
+
+/* Sends one item on a ready link. Returns false when the link failed. */
+static bool send_item(struct pub *p, struct pub_node *pn, struct outbox_item *it, uint64_t now)
+{
+    char channel[192];
+    size_t clen;
+    unsigned slot = slot_of(it->msg, channel, sizeof(channel), &clen);
+    size_t plen = numbered(p, it, channel, clen, now);
+    const char *payload = p->scratch;
+    if (!plen) { /* out of memory: unnumbered, still sent */
+        payload = (const char *)fbuf_payload(it->msg);
+        plen = it->msg->len - it->msg->hdr_len;
+    }
+    bool sharded = p->rt.mode == REDIS_ROUTE_CLUSTER && slot != SLOT_GLOBAL;
+    const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", channel, payload};
+    size_t len[3] = {sharded ? 8 : 7, clen, plen};
+    if (pn->inflight.n == 0)
+        pn->progress_ms = now;
+    outbox_append(&pn->inflight, it);
+    return redis_link_send(&pn->link, 3, argv, len);
+}
+
+static bool held(const struct pub *p, unsigned slot, uint64_t now)
+{
+    return now < p->hold_end_ms && now < p->held_until[slot];
+}
+
+static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool hung);
+
+/* Sends what the node has parked, in order, leaving what is held. */
+static void drain(struct pub *p, struct pub_node *pn, uint64_t now)
+{
+    if (pn->link.phase != REDIS_LINK_READY || pn->parked.n == 0)
+        return;
+    uint32_t n = pn->parked.n;
+    for (uint32_t k = 0; k < n && pn->link.phase == REDIS_LINK_READY; k++) {
+        struct outbox_item it;
+        outbox_take(&pn->parked, &it, 1);
+        char channel[192];
+        size_t clen;
+        unsigned slot = slot_of(it.msg, channel, sizeof(channel), &clen);
+        if (held(p, slot, now)) {
+            outbox_append(&pn->parked, &it);
+            continue;
+        }
+        if (!send_item(p, pn, &it, now)) {
+            node_failed(p, pn, now, false);
+            return;
+        }
+    }
+}
+
+/* Routes one item: to its node's link when that is ready and nothing of
+ * the node waits before it, else to the node's parked queue. */
+static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
+{
+    char channel[192];
+    size_t clen;
+    unsigned slot = slot_of(it->msg, channel, sizeof(channel), &clen);
+    struct pub_node *pn = slot == SLOT_GLOBAL ? global_node(p, now)
+                                              : node_for(p, redis_route_owner(&p->rt, slot));
+    if (!pn) {
+        outbox_append(&p->unrouted, it);
+        redis_route_want(&p->rt);
+        return;
+    }
+    if (pn->link.phase != REDIS_LINK_READY || pn->parked.n > 0 || held(p, slot, now)) {
+        outbox_append(&pn->parked, it);
+        return;
+    }
+    if (!send_item(p, pn, it, now))
+        node_failed(p, pn, now, false);
+}
+
+/* Moves the node's parked items that match (global ones, or those whose
+ * slot another node now serves) to unrouted, keeping the order of both. */
+static void evict(struct pub *p, struct pub_node *pn, bool global_only)
+{
+    uint32_t n = pn->parked.n;
+    for (uint32_t k = 0; k < n; k++) {
+        struct outbox_item it;
+        outbox_take(&pn->parked, &it, 1);
+        char channel[192];
+        size_t clen;
+        unsigned slot = slot_of(it.msg, channel, sizeof(channel), &clen);
+        bool move;
+        if (slot == SLOT_GLOBAL)
+            move = global_only || pn != p->global;
+        else
+            move = !global_only &&
+                   !redis_same_node(redis_route_owner(&p->rt, slot), pn->link.host, pn->link.port);
+        outbox_append(move ? &p->unrouted : &pn->parked, &it);
+    }
+}
+
+/* A node's link failed: what it had in flight goes back in front of its
+ * parked messages, in order; global moves to another master. */
+static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool hung)
+{
+    char err[600];
+    snprintf(err, sizeof(err), "%s; %u messages for it wait", pn->link.err,
+             pn->inflight.n + pn->parked.n);
+    redis_backoff_log(&pn->link.bo, who, err);
+    struct outbox_item it;
+    while (outbox_take(&pn->parked, &it, 1))
+        outbox_append(&pn->inflight, &it);
+    struct outbox t = pn->parked;
+    pn->parked = pn->inflight;
+    pn->inflight = t;
+    if (hung)
+        redis_route_sick(&p->rt, pn->link.host, pn->link.port, now);
+    redis_link_close(&pn->link, now, hung);
+    redis_route_want(&p->rt);
+    if (pn == p->global && p->rt.mode == REDIS_ROUTE_CLUSTER) {
+        p->global = NULL;
+        p->global_pick++;
+        evict(p, pn, true);
+    }
+}
+
+/* Counts a message Redis refused to publish (an ACL without the channel):
+ * it is dropped, as sending it again would be refused again. */
+static void refused(struct pub *p, const struct outbox_item *it, const char *why, uint64_t now)
+{
+    uint_fast64_t n = atomic_fetch_add(&p->rb->publish_refused, 1);
+    if (redis_episode_note(&p->refused, now, n))
+        log_warn("redis: Redis refused to publish on %s%s: %s (dropped, counted as "
+                 "broker.publish_refused)",
+                 it->msg->room ? "the channel of room " : "realtime:global",
+                 it->msg->room ? it->msg->room : "", why);
+}
+
+/* Takes a node's answers. Returns false when the link must go. */
+static bool answers(struct pub *p, struct pub_node *pn, uint64_t now)
+{
+    redisReply *r;
+    int got;
+    while ((got = redis_link_reply(&pn->link, &r)) > 0) {
+        struct outbox_item it;
+        if (!outbox_take(&pn->inflight, &it, 1)) {
+            freeReplyObject(r);
+            snprintf(pn->link.err, sizeof(pn->link.err), "%s:%u: an answer to nothing sent",
+                     pn->link.host, pn->link.port);
+            return false;
+        }
+        pn->progress_ms = now;
+        if (r->type != REDIS_REPLY_ERROR) {
+            fbuf_unref(it.msg);
+            redis_link_worked(&pn->link);
+        } else if (strncmp(r->str, "NOPERM", 6) == 0) {
+            refused(p, &it, r->str, now);
+            fbuf_unref(it.msg);
+        } else if (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0) {
+            /* The slot is served elsewhere: routed again with a fresh map. */
+            outbox_append(&p->unrouted, &it);
+            redis_route_want(&p->rt);
+        } else {
+            /* READONLY (a demoted master), LOADING, OOM...: the node cannot
+             * take it now; it and what follows wait for the node. */
+            struct outbox_item back[1] = {it};
+            outbox_requeue(&pn->inflight, back, 1);
+            snprintf(pn->link.err, sizeof(pn->link.err), "%s:%u answered %.200s", pn->link.host,
+                     pn->link.port, r->str);
+            freeReplyObject(r);
+            return false;
+        }
+        freeReplyObject(r);
+    }
+    return got == 0;
+}
+
+/* A new map: slots that changed masters are held, and parked messages go
+ * where their slot now lives. */
+static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t now)
+{
+    if (old->n) {
+        unsigned moved = 0;
+        for (unsigned s = 0; s < REDIS_CLUSTER_SLOTS; s++) {
+            const struct redis_cluster_node *a = redis_cluster_owner(old, s);
+            const struct redis_cluster_node *b = redis_route_owner(&p->rt, s);
+            if (a && b && !redis_same_node(a, b->host, b->port)) {
+                p->held_until[s] = now + REDIS_FAILOVER_HOLD_MS;
+                moved++;
+            }
+        }
+        if (moved) {
+            p->hold_end_ms = now + REDIS_FAILOVER_HOLD_MS;
+            atomic_fetch_add(&p->rb->held, 1);
+            log_info("redis: %u slots have a new master; their messages wait %d ms for every "
+                     "pod to subscribe there",
+                     moved, REDIS_FAILOVER_HOLD_MS);
+        }
+    }
+    if (p->global) {
+        bool still = false;
+        for (size_t i = 0; i < p->rt.map.n; i++)
+            still |= redis_same_node(&p->rt.map.ranges[i].master, p->global->link.host,
+                                     p->global->link.port);
+        if (!still) {
+            /* Sentinel: the new master's subscribers need the same time. */
+            struct pub_node *was = p->global;
+            p->global = NULL;
+            evict(p, was, true);
+            if (p->rt.mode == REDIS_ROUTE_SENTINEL) {
+                p->held_until[SLOT_GLOBAL] = now + REDIS_FAILOVER_HOLD_MS;
+                p->hold_end_ms = now + REDIS_FAILOVER_HOLD_MS;
+            }
+        }
+    }
+    for (unsigned i = 0; i < p->nnodes; i++)
+        evict(p, p->nodes[i], false);
+}
+
+/* Routes what waits in unrouted (before anything newer). */
+static void reroute(struct pub *p, uint64_t now)
+{
+    uint32_t n = p->unrouted.n;
+    if (!p->rt.have_map)
+        return;
+    for (uint32_t k = 0; k < n; k++) {
+        struct outbox_item it;
+        if (!outbox_take(&p->unrouted, &it, 1))
+            break;
+        route_item(p, &it, now);
+    }
+}
+
+/* ---- the loop ---- */
+
+static bool has_work(const struct pub_node *pn)
+{
+    return pn->parked.n > 0 || pn->inflight.n > 0;
+}
+
+/* Per pass: opens links that have messages waiting (and the global one),
+ * notices hangs, sends what is parked. Returns the next deadline. */
+static uint64_t tend(struct pub *p, uint64_t now)
+{
+    uint64_t next = now + 1000;
+    struct pub_node *g = global_node(p, now);
+    for (unsigned i = 0; i < p->nnodes; i++) {
+        struct pub_node *pn = p->nodes[i];
+        struct redis_link *l = &pn->link;
+        if (l->phase == REDIS_LINK_DOWN && (has_work(pn) || pn == g)) {
+            if (now >= l->retry_at_ms) {
+                if (!redis_link_open(l, now))
+                    node_failed(p, pn, now, false);
+            } else if (l->retry_at_ms < next) {
+                next = l->retry_at_ms;
+            }
+        }
+        if (redis_link_late(l, now)) {
+            node_failed(p, pn, now, true);
+            continue;
+        }
+        if (l->phase != REDIS_LINK_DOWN && l->phase != REDIS_LINK_READY && l->deadline_ms < next)
+            next = l->deadline_ms;
+        if (l->phase == REDIS_LINK_READY && pn->inflight.n) {
+            uint64_t due = pn->progress_ms + REDIS_LINK_COMMAND_MS;
+            if (now >= due) {
+                snprintf(l->err, sizeof(l->err), "%s:%u: no answer for %d ms", l->host, l->port,
+                         REDIS_LINK_COMMAND_MS);
+                node_failed(p, pn, now, true);
+                continue;
+            }
+            if (due < next)
+                next = due;
+        }
+        drain(p, pn, now);
+    }
+    if (now < p->hold_end_ms && p->hold_end_ms < next)
+        next = p->hold_end_ms;
+    uint64_t rd = redis_route_due(&p->rt);
+    if (rd && rd < next)
+        next = rd;
+    return next;
+}
+
+static bool idle(const struct pub *p)
+{
+    if (p->unrouted.n)
+        return false;
+    for (unsigned i = 0; i < p->nnodes; i++) {
+        const struct pub_node *pn = p->nodes[i];
+        if (pn->inflight.n || (pn->parked.n && pn->link.phase == REDIS_LINK_READY))
+            return false;
+    }
+    return true;
+}
+
+static void on_event(struct pub *p, void *ptr, uint32_t events, uint64_t now)
+{
+    if (redis_route_owns(&p->rt, ptr)) {
+        struct redis_cluster_map old = {0};
+        if (redis_route_step(&p->rt, events, now, &old) == 1) {
+            new_map(p, &old, now);
+            redis_cluster_map_free(&old);
+        }
+        return;
+    }
+    struct pub_node *pn = NULL;
+    for (unsigned i = 0; i < p->nnodes && !pn; i++)
+        if (&p->nodes[i]->link == ptr)
+            pn = p->nodes[i];
+    if (!pn)
+        return;
+    bool ready;
+    if (!redis_link_io(&pn->link, events, now, &ready) || !answers(p, pn, now)) {
+        node_failed(p, pn, now, false);
+        return;
+    }
+    if (ready) {
+        if (pn->link.ever_ready && pn == p->global)
+            log_info("redis: publisher connected to %s:%u", pn->link.host, pn->link.port);
+        drain(p, pn, now);
+    }
+}
+
+/* Takes a batch from the outbox; *stopping and *deadline tell of a stop. */
+static uint32_t take(struct pub *p, bool *stopping, uint64_t *deadline)
+{
+    struct redis_broker *rb = p->rb;
+    pthread_mutex_lock(&rb->lock);
+    uint32_t n = outbox_take(&rb->outbox, p->batch, REDIS_BATCH_MAX);
+    *stopping = rb->stopping;
+    *deadline = rb->stop_deadline_ms;
+    pthread_mutex_unlock(&rb->lock);
+    return n;
+}
+
+static void run(struct pub *p)
+{
+    struct redis_broker *rb = p->rb;
+    struct epoll_event evs[64];
+    for (;;) {
+        uint64_t now = server_now_ms();
+        bool stopping;
+        uint64_t deadline;
+        struct redis_cluster_map old = {0};
+        if (redis_route_step(&p->rt, 0, now, &old) == 1) {
+            new_map(p, &old, now);
+            redis_cluster_map_free(&old);
+        }
+        reroute(p, now);
+        uint32_t n = take(p, &stopping, &deadline);
+        for (uint32_t i = 0; i < n; i++)
+            route_item(p, &p->batch[i], now);
+        uint64_t next = tend(p, now);
+        update_gauges(p);
+        if (stopping && ((n == 0 && idle(p)) || now >= deadline))
+            break;
+        if (now - p->last_sweep_ms >= REDIS_SEQ_SWEEP_MS) {
+            seq_table_sweep(p->tx_seq, now > SEQ_FORGET_TX_MS ? now - SEQ_FORGET_TX_MS : 0);
+            p->last_sweep_ms = now;
+        }
+        if (n == REDIS_BATCH_MAX)
+            continue; /* more is waiting: no sleep */
+        /* Going to sleep: said under the lock, so that a worker that
+         * publishes after this point writes pub_efd. */
+        pthread_mutex_lock(&rb->lock);
+        bool more = rb->outbox.n > 0;
+        rb->pub_asleep = !more;
+        pthread_mutex_unlock(&rb->lock);
+        if (more)
+            continue;
+        if (stopping && deadline < next)
+            next = deadline;
+        int timeout = next > now ? (int)(next - now) : 0;
+        int ne = epoll_wait(p->epfd, evs, 64, timeout);
+        pthread_mutex_lock(&rb->lock);
+        rb->pub_asleep = false;
+        pthread_mutex_unlock(&rb->lock);
+        if (ne < 0 && errno != EINTR)
+            break;
+        now = server_now_ms();
+        for (int i = 0; i < ne; i++) {
+            void *ptr = evs[i].data.ptr;
+            if (ptr == &rb->pub_efd) {
+                uint64_t v;
+                ssize_t rd = read(rb->pub_efd, &v, sizeof(v));
+                (void)rd;
+                continue;
+            }
+            on_event(p, ptr, evs[i].events, now);
+        }
+    }
+}
+
+void *redis_pub_main(void *arg)
+{
+    struct redis_broker *rb = arg;
+    struct pub *p = calloc(1, sizeof(*p));
+    if (!p)
+        abort();
+    p->rb = rb;
+    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    p->batch = malloc(REDIS_BATCH_MAX * sizeof(*p->batch));
+    p->held_until = calloc(REDIS_CLUSTER_SLOTS + 1, sizeof(*p->held_until));
+    p->scratch_cap = rb->cfg->max_message + ENVELOPE_SLACK + 64;
+    p->scratch = malloc(p->scratch_cap);
+    p->tx_seq = seq_table_new(0);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &rb->pub_efd};
+    if (p->epfd < 0 || !p->batch || !p->held_until || !p->scratch || !p->tx_seq ||
+        outbox_init(&p->unrouted, rb->cfg->redis_outbox) < 0 ||
+        redis_route_init(&p->rt, rb->cfg, p->epfd, rb->tls) < 0 ||
+        epoll_ctl(p->epfd, EPOLL_CTL_ADD, rb->pub_efd, &ev) < 0) {
+        log_error("redis: the publisher cannot start (out of memory or descriptors)");
+        abort();
+    }
+    p->last_sweep_ms = server_now_ms();
+    run(p);
+    atomic_store(&rb->pub_connected, 0);
+    uint64_t left = p->unrouted.n;
+    for (unsigned i = 0; i < p->nnodes; i++) {
+        struct pub_node *pn = p->nodes[i];
+        left += pn->parked.n + pn->inflight.n;
+        redis_link_free(&pn->link);
+        outbox_free(&pn->inflight);
+        outbox_free(&pn->parked);
+        free(pn);
+    }
+    if (left)
+        log_warn("redis: %llu messages were still waiting for Redis at exit",
+                 (unsigned long long)left);
+    redis_route_free(&p->rt);
+    outbox_free(&p->unrouted);
+    seq_table_free(p->tx_seq);
+    free(p->scratch);
+    free(p->held_until);
+    free(p->batch);
+    close(p->epfd);
+    free(p);
+    return NULL;
+}

@@ -1,0 +1,309 @@
+/* route.c: the slot map and how it is fetched (route.h). */
+#include "redis/route.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+
+bool redis_same_node(const struct redis_cluster_node *a, const char *host, uint16_t port)
+{
+    return a && a->port == port && strcmp(a->host, host) == 0;
+}
+
+unsigned redis_route_slot(const char *channel)
+{
+    return redis_cluster_slot(channel, strlen(channel));
+}
+
+/* The one-range map of single Redis and Sentinel. */
+static int one_range(struct redis_cluster_map *m, const char *host, uint16_t port)
+{
+    *m = (struct redis_cluster_map){0};
+    m->ranges = calloc(1, sizeof(*m->ranges));
+    if (!m->ranges)
+        return -1;
+    m->n = 1;
+    m->ranges[0].first = 0;
+    m->ranges[0].last = REDIS_CLUSTER_SLOTS - 1;
+    snprintf(m->ranges[0].master.host, sizeof(m->ranges[0].master.host), "%s", host);
+    m->ranges[0].master.port = port;
+    return 0;
+}
+
+int redis_route_init(struct redis_route *rt, const struct config *cfg, int epfd,
+                     struct ssl_ctx_st *tls)
+{
+    *rt = (struct redis_route){.cfg = cfg};
+    rt->mode = cfg->redis_cluster       ? REDIS_ROUTE_CLUSTER
+               : cfg->redis_sentinel[0] ? REDIS_ROUTE_SENTINEL
+                                        : REDIS_ROUTE_SINGLE;
+    rt->env = (struct redis_link_env){.user = cfg->redis.user,
+                                      .password = cfg->redis.password,
+                                      .db = cfg->redis.db,
+                                      .tls = tls,
+                                      .epfd = epfd};
+    rt->probe_env = rt->env;
+    if (rt->mode == REDIS_ROUTE_SENTINEL)
+        rt->probe_env = (struct redis_link_env){.user = "", .password = "", .tls = tls, .epfd = epfd};
+    redis_backoff_init(&rt->bo);
+    redis_link_init(&rt->probe, "", 0, &rt->probe_env);
+    if (rt->mode == REDIS_ROUTE_SINGLE) {
+        if (one_range(&rt->map, cfg->redis.host, cfg->redis.port) < 0)
+            return -1;
+        rt->have_map = true;
+    } else {
+        rt->wanted = true;
+    }
+    return 0;
+}
+
+void redis_route_free(struct redis_route *rt)
+{
+    redis_link_free(&rt->probe);
+    redis_cluster_map_free(&rt->map);
+}
+
+const struct redis_cluster_node *redis_route_owner(const struct redis_route *rt, unsigned slot)
+{
+    return rt->have_map ? redis_cluster_owner(&rt->map, slot) : NULL;
+}
+
+void redis_route_want(struct redis_route *rt)
+{
+    if (rt->mode != REDIS_ROUTE_SINGLE)
+        rt->wanted = true;
+}
+
+static bool is_sick(const struct redis_route *rt, const char *host, uint16_t port, uint64_t now)
+{
+    for (int i = 0; i < REDIS_ROUTE_SICK_MAX; i++)
+        if (now < rt->sick[i].until_ms && redis_same_node(&rt->sick[i].node, host, port))
+            return true;
+    return false;
+}
+
+void redis_route_sick(struct redis_route *rt, const char *host, uint16_t port, uint64_t now)
+{
+    int pick = 0;
+    for (int i = 0; i < REDIS_ROUTE_SICK_MAX; i++) {
+        if (redis_same_node(&rt->sick[i].node, host, port)) {
+            pick = i;
+            break;
+        }
+        if (rt->sick[i].until_ms < rt->sick[pick].until_ms)
+            pick = i;
+    }
+    snprintf(rt->sick[pick].node.host, sizeof(rt->sick[pick].node.host), "%s", host);
+    rt->sick[pick].node.port = port;
+    rt->sick[pick].until_ms = now + REDIS_LINK_SICK_MS;
+}
+
+bool redis_route_owns(const struct redis_route *rt, const void *ptr)
+{
+    return ptr == &rt->probe;
+}
+
+/* The sources of a map, in order: the masters of the map we have (cluster),
+ * then REDIS_URL's hosts. */
+static unsigned n_sources(const struct redis_route *rt)
+{
+    return (rt->mode == REDIS_ROUTE_CLUSTER ? (unsigned)rt->map.n : 0) + rt->cfg->redis.nseeds;
+}
+
+static void source(const struct redis_route *rt, unsigned i, const char **host, uint16_t *port)
+{
+    unsigned nm = rt->mode == REDIS_ROUTE_CLUSTER ? (unsigned)rt->map.n : 0;
+    if (i < nm) {
+        *host = rt->map.ranges[i].master.host;
+        *port = rt->map.ranges[i].master.port;
+    } else {
+        *host = rt->cfg->redis.seeds[i - nm].host;
+        *port = rt->cfg->redis.seeds[i - nm].port;
+    }
+}
+
+/* Opens the probe to the next source that is not known to hang (one that
+ * is, only when all are). Returns false when the round is over. */
+static bool next_source(struct redis_route *rt, uint64_t now)
+{
+    unsigned n = n_sources(rt);
+    while (rt->round_tries < 2 * n) {
+        unsigned i = rt->next_source++ % n;
+        bool second_pass = rt->round_tries++ >= n;
+        const char *host;
+        uint16_t port;
+        source(rt, i, &host, &port);
+        if (!second_pass && is_sick(rt, host, port, now))
+            continue;
+        if (second_pass && !is_sick(rt, host, port, now))
+            continue; /* tried in the first pass */
+        snprintf(rt->probe.host, sizeof(rt->probe.host), "%s", host);
+        rt->probe.port = port;
+        rt->probe_asked = false;
+        if (redis_link_open(&rt->probe, now))
+            return true;
+        snprintf(rt->err, sizeof(rt->err), "%s", rt->probe.err);
+    }
+    return false;
+}
+
+static void round_over(struct redis_route *rt, uint64_t now)
+{
+    uint32_t wait = redis_backoff_next(&rt->bo);
+    rt->next_round_ms = now + (wait < 1000 ? wait : 1000);
+    rt->round_tries = 0;
+    log_debug("redis: no usable map yet: %s", rt->err);
+}
+
+/* The probe failed: hung tells whether it was by not answering. */
+static void probe_failed(struct redis_route *rt, uint64_t now, bool hung)
+{
+    snprintf(rt->err, sizeof(rt->err), "%s", rt->probe.err);
+    if (hung)
+        redis_route_sick(rt, rt->probe.host, rt->probe.port, now);
+    redis_link_close(&rt->probe, now, hung);
+    if (!next_source(rt, now))
+        round_over(rt, now);
+}
+
+static bool ask(struct redis_route *rt, uint64_t now)
+{
+    bool ok;
+    if (rt->mode == REDIS_ROUTE_CLUSTER) {
+        const char *argv[2] = {"CLUSTER", "SLOTS"};
+        size_t len[2] = {7, 5};
+        ok = redis_link_send(&rt->probe, 2, argv, len);
+    } else {
+        const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", rt->cfg->redis_sentinel};
+        size_t len[3] = {8, 23, strlen(rt->cfg->redis_sentinel)};
+        ok = redis_link_send(&rt->probe, 3, argv, len);
+    }
+    rt->probe_asked = true;
+    rt->probe_asked_ms = now;
+    return ok;
+}
+
+/* Parses the answer into m. */
+static bool parse(struct redis_route *rt, const redisReply *r, struct redis_cluster_map *m)
+{
+    if (rt->mode == REDIS_ROUTE_CLUSTER) {
+        if (redis_cluster_parse_slots(r, m) == 0 && m->n > 0)
+            return true;
+        snprintf(rt->err, sizeof(rt->err), "%s:%u gave no usable CLUSTER SLOTS%s%s",
+                 rt->probe.host, rt->probe.port, r->type == REDIS_REPLY_ERROR ? ": " : "",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "");
+        redis_cluster_map_free(m);
+        return false;
+    }
+    char port[8] = "";
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        r->element[0]->len > 0 && r->element[0]->len <= REDIS_CLUSTER_HOST_MAX &&
+        r->element[1]->len < sizeof(port)) {
+        memcpy(port, r->element[1]->str, r->element[1]->len);
+        long p = strtol(port, NULL, 10);
+        if (p > 0 && p < 65536 && one_range(m, r->element[0]->str, (uint16_t)p) == 0)
+            return true;
+    }
+    snprintf(rt->err, sizeof(rt->err), "sentinel %s:%u does not know master %s%s%s",
+             rt->probe.host, rt->probe.port, rt->cfg->redis_sentinel,
+             r->type == REDIS_REPLY_ERROR ? ": " : "", r->type == REDIS_REPLY_ERROR ? r->str : "");
+    return false;
+}
+
+static bool same_map(const struct redis_cluster_map *a, const struct redis_cluster_map *b)
+{
+    if (a->n != b->n)
+        return false;
+    for (size_t i = 0; i < a->n; i++)
+        if (a->ranges[i].first != b->ranges[i].first || a->ranges[i].last != b->ranges[i].last ||
+            !redis_same_node(&a->ranges[i].master, b->ranges[i].master.host,
+                             b->ranges[i].master.port))
+            return false;
+    return true;
+}
+
+int redis_route_step(struct redis_route *rt, uint32_t events, uint64_t now,
+                     struct redis_cluster_map *old)
+{
+    if (rt->mode == REDIS_ROUTE_SINGLE)
+        return 0;
+    if (rt->mode == REDIS_ROUTE_SENTINEL && rt->probe.phase == REDIS_LINK_DOWN && !rt->wanted &&
+        now >= rt->next_round_ms)
+        rt->wanted = true; /* follow a switch even when nothing failed */
+    if (rt->probe.phase == REDIS_LINK_DOWN) {
+        if (!rt->wanted || now < rt->next_round_ms)
+            return 0;
+        rt->round_tries = 0;
+        if (!next_source(rt, now)) {
+            round_over(rt, now);
+            return 0;
+        }
+    }
+    bool ready = false;
+    if (events && !redis_link_io(&rt->probe, events, now, &ready)) {
+        probe_failed(rt, now, false);
+        return 0;
+    }
+    if (ready && !ask(rt, now)) {
+        probe_failed(rt, now, false);
+        return 0;
+    }
+    if (redis_link_late(&rt->probe, now) ||
+        (rt->probe_asked && now >= rt->probe_asked_ms + REDIS_LINK_COMMAND_MS)) {
+        if (rt->probe_asked)
+            snprintf(rt->probe.err, sizeof(rt->probe.err), "%s:%u: no answer for %d ms",
+                     rt->probe.host, rt->probe.port, REDIS_LINK_COMMAND_MS);
+        probe_failed(rt, now, true);
+        return 0;
+    }
+    redisReply *r = NULL;
+    int got = redis_link_reply(&rt->probe, &r);
+    if (got < 0) {
+        probe_failed(rt, now, false);
+        return 0;
+    }
+    if (got == 0)
+        return 0;
+    struct redis_cluster_map m;
+    bool ok = parse(rt, r, &m);
+    freeReplyObject(r);
+    if (!ok) {
+        snprintf(rt->probe.err, sizeof(rt->probe.err), "%s", rt->err);
+        probe_failed(rt, now, false);
+        return 0;
+    }
+    redis_link_worked(&rt->probe);
+    redis_link_close(&rt->probe, 0, false);
+    redis_backoff_reset(&rt->bo);
+    rt->wanted = false;
+    rt->round_tries = 0;
+    rt->next_round_ms = now + (rt->mode == REDIS_ROUTE_SENTINEL ? REDIS_ROUTE_SENTINEL_POLL_MS
+                                                                : REDIS_ROUTE_REFRESH_MIN_MS);
+    if (rt->have_map && same_map(&rt->map, &m)) {
+        redis_cluster_map_free(&m);
+        return 0;
+    }
+    *old = rt->map;
+    rt->map = m;
+    bool first = !rt->have_map;
+    rt->have_map = true;
+    if (rt->mode == REDIS_ROUTE_SENTINEL && !first)
+        log_warn("redis: sentinels name a new master for %s: %s:%u", rt->cfg->redis_sentinel,
+                 m.ranges[0].master.host, m.ranges[0].master.port);
+    return 1;
+}
+
+uint64_t redis_route_due(const struct redis_route *rt)
+{
+    if (rt->mode == REDIS_ROUTE_SINGLE)
+        return 0;
+    if (rt->probe.phase == REDIS_LINK_DOWN)
+        return rt->wanted || rt->mode == REDIS_ROUTE_SENTINEL ? rt->next_round_ms : 0;
+    if (rt->probe_asked)
+        return rt->probe_asked_ms + REDIS_LINK_COMMAND_MS;
+    return rt->probe.deadline_ms;
+}

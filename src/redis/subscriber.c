@@ -1,0 +1,1020 @@
+/* subscriber.c: the subscriber thread, one loop for every mode.
+ *
+ * DESIGN: the subscriber subscribes each room this pod hosts on the node
+ * that serves its channel's slot (route.h): SUBSCRIBE in single Redis and
+ * Sentinel mode, SSUBSCRIBE for a cluster's rooms (one command per slot, as
+ * Redis wants), and realtime:global on one master. The room registry
+ * (registry.h) keeps each room's state; a joining client's welcome waits
+ * for Redis' confirmation.
+ * Every node has its own link, pinged every second; a node that does not
+ * answer for REDIS_LINK_COMMAND_MS, dies, or pushes sunsubscribe (its slot
+ * moved) stalls only its own rooms: joins stop waiting for them, the map is
+ * fetched again, and they are subscribed where they now live, twice a
+ * second until that works. realtime:global moves to another master when its
+ * node fails (cluster).
+ * Each node's subscription commands are remembered in order until Redis
+ * has confirmed every channel, so an error answer names its command: a
+ * command of several channels is split in two and sent again, until the
+ * refused channel is alone; that room alone is set aside (its members are
+ * told with a system error, room_unavailable) and retried with backoff. The
+ * pod stays connected and ready.
+ * What arrives is checked (numbering, JSON, size, room), framed once and
+ * posted to the workers through the fanout; what the workers have no room
+ * for is dropped and counted: the subscriber never waits for them.
+ *
+ * Owner: the subscriber thread owns everything here. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "fanout.h"
+#include "fbuf.h"
+#include "json.h"
+#include "log.h"
+#include "redis/backoff.h"
+#include "redis/broker_internal.h"
+#include "redis/link.h"
+#include "redis/message.h"
+#include "redis/route.h"
+#include "redis/seq.h"
+#include "room/envelope.h"
+#include "room/registry.h"
+#include "room/room.h"
+#include "server.h"
+#include "ws/frame.h"
+
+/* Each link is pinged this often while nothing else is asked of it. */
+#define SUB_PING_MS 1000
+/* Stalled rooms are tried again this often. */
+#define STALL_RETRY_MS 500
+/* Refused rooms remembered as told (more are told at every retry). */
+#define TOLD_MAX 1024
+/* A subscription command carries at most this many channels. */
+#define CHANNELS_PER_COMMAND 1000
+
+enum cmd_kind { CMD_PING, CMD_SUB, CMD_UNSUB, CMD_GLOBAL, CMD_UNGLOBAL };
+
+/* A command sent on a link, kept until Redis answered it all. */
+struct sub_cmd {
+    enum cmd_kind kind;
+    char **ch; /* its channels, heap */
+    size_t n, next; /* confirmations come in argument order */
+};
+
+/* Room channels collected to be sent (heap names). */
+struct chan_batch {
+    char **names;
+    size_t n, cap;
+    bool oom;
+};
+
+struct sub_node {
+    struct redis_link link;
+    struct sub_cmd *cmds; /* ring of commands awaiting answers */
+    size_t chead, cn, ccap;
+    bool global;          /* realtime:global is subscribed (or asked) here */
+    struct chan_batch pending; /* rooms to subscribe once the link is ready */
+    uint64_t last_ping_ms;
+};
+
+struct sub {
+    struct redis_broker *rb;
+    int epfd;
+    struct redis_route rt;
+    struct sub_node *nodes[REDIS_NODES_MAX];
+    unsigned nnodes;
+    struct chan_batch batch;
+    bool live;                 /* registry_sub_live done (a map came) */
+    bool stalled;              /* rooms wait to be subscribed again */
+    uint64_t next_stall_try_ms;
+    unsigned global_pick;
+    bool ever_ready;
+    struct redis_backoff refused_bo; /* refused rooms are retried this slowly */
+    uint64_t refused_retry_ms;       /* 0: none refused */
+    char **told;                     /* refused rooms whose members were told */
+    size_t ntold;
+    struct seq_table *rx_seq; /* origin, epoch, channel -> last seen */
+    struct redis_episode overload, loss;
+    uint64_t last_sweep_ms;
+    const struct redis_cluster_node *failed; /* for pick_on_node */
+    const struct redis_cluster_map *old_map; /* for pick_moved */
+};
+
+/* ---- receiving ---- */
+
+/* Redis delivers faster than the workers fan out: the subscriber never
+ * waits for them (it would only move the backlog into Redis, which cuts a
+ * subscriber off past its output buffer limit and loses it uncounted). It
+ * drops what no lane admits, counts it, and logs once when an episode
+ * starts and once when it ends. */
+static void on_overload(struct sub *s)
+{
+    uint_fast64_t n = atomic_fetch_add(&s->rb->overload_dropped, 1);
+    if (redis_episode_note(&s->overload, server_now_ms(), n))
+        log_warn("redis: messages arrive faster than this pod can deliver them; dropping what "
+                 "does not fit (counted in stats as broker.overload_dropped)");
+}
+
+/* The losses of one origin pod, claiming a slot for it on first sight. */
+static struct broker_origin_lost *origin_slot(struct redis_broker *rb, const char *pod, size_t len)
+{
+    unsigned n = atomic_load_explicit(&rb->n_origins, memory_order_relaxed);
+    for (unsigned i = 0; i < n; i++)
+        if (strlen(rb->origins[i].pod) == len && memcmp(rb->origins[i].pod, pod, len) == 0)
+            return &rb->origins[i];
+    if (n == REDIS_LOST_ORIGINS_MAX || len >= sizeof(rb->origins[0].pod))
+        return NULL;
+    memcpy(rb->origins[n].pod, pod, len);
+    rb->origins[n].pod[len] = '\0';
+    atomic_store_explicit(&rb->n_origins, n + 1, memory_order_release);
+    return &rb->origins[n];
+}
+
+/* Checks a numbered payload from another pod against what was seen from it
+ * on this channel. Returns false for a duplicate, which is dropped; a gap is
+ * counted as lost, per origin, with one log line per episode. */
+static bool in_sequence(struct sub *s, const redisReply *ch, const struct seq_tail *t)
+{
+    struct redis_broker *rb = s->rb;
+    char key[SEQ_KEY_MAX];
+    int n = snprintf(key, sizeof(key), "%.*s %llu %.*s", (int)t->pod_len, t->pod,
+                     (unsigned long long)t->epoch, (int)ch->len, ch->str);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return true;
+    bool fresh;
+    struct seq_entry *e = seq_table_get(s->rx_seq, key, (size_t)n, &fresh);
+    if (!e) {
+        /* SEQ_RX_MAX streams are tracked already (or memory ran out): this
+         * one is delivered unnumbered, so made-up origins cost no memory. */
+        atomic_fetch_add(&rb->untracked, 1);
+        return true;
+    }
+    uint64_t now = server_now_ms(), lost = 0;
+    e->stamp_ms = now;
+    enum seq_verdict v = seq_accept(e, fresh, t->seq, &lost);
+    if (v == SEQ_DUPLICATE) {
+        atomic_fetch_add(&rb->duplicates, 1);
+        return false;
+    }
+    if (v == SEQ_RESTART)
+        atomic_fetch_add(&rb->seq_restarts, 1);
+    if (v == SEQ_GAP) {
+        uint_fast64_t before = atomic_fetch_add(&rb->lost, lost);
+        struct broker_origin_lost *o = origin_slot(rb, t->pod, t->pod_len);
+        if (o)
+            atomic_fetch_add(&o->lost, lost);
+        if (redis_episode_note(&s->loss, now, before))
+            log_warn("redis: %llu messages from pod %.*s on %.*s never arrived (Redis keeps "
+                     "nothing for a subscriber that was away; counted as broker.lost)",
+                     (unsigned long long)lost, (int)t->pod_len, t->pod, (int)ch->len, ch->str);
+    }
+    return true;
+}
+
+/* Counts a dropped payload; the first of its kind is logged. */
+static void count_drop(atomic_uint_fast64_t *c, const char *counter, const char *why,
+                       const redisReply *ch, size_t len)
+{
+    if (atomic_fetch_add(c, 1) == 0)
+        log_warn("redis: dropped a payload on %.*s (%zu bytes): %s (counted as broker.%s)",
+                 (int)ch->len, ch->str, len, why, counter);
+}
+
+static void deliver(struct sub *s, const redisReply *ch, const redisReply *pl)
+{
+    struct redis_broker *rb = s->rb;
+    char room[WS_HS_ROOM_MAX + 1];
+    atomic_fetch_add_explicit(&rb->taken, 1, memory_order_relaxed);
+    if (ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING) {
+        atomic_fetch_add(&rb->foreign_dropped, 1);
+        return;
+    }
+    bool known_channel = redis_msg_room(ch->str, ch->len, room) == 0;
+    struct seq_tail tail;
+    bool numbered = known_channel && seq_tail_parse(pl->str, pl->len, &tail);
+    size_t idlen = strlen(rb->cfg->pod_id);
+    bool own_tail = numbered && tail.pod_len == idlen && memcmp(tail.pod, rb->cfg->pod_id, idlen) == 0;
+    /* Sequence first, cheaply from the tail: a repeat is dropped before any
+     * work, and a message dropped below for overload is still recorded as
+     * seen, so it never counts as lost too. */
+    if (numbered && !own_tail && !in_sequence(s, ch, &tail))
+        return;
+    /* Shed load before doing any work on the payload: when the workers have
+     * no room for it anyway, checking UTF-8 and JSON and framing it would
+     * only slow the subscriber down. Our own messages are let through to be
+     * recognised and suppressed, not counted. */
+    if (known_channel && !own_tail &&
+        !fanout_admits(rb->srv->fanout,
+                       room[0] ? fanout_room_slot(room_hash(room, strlen(room))) : FANOUT_GLOBAL,
+                       pl->len + ws_frame_header_len(pl->len), FANOUT_FROM_REDIS)) {
+        on_overload(s);
+        return;
+    }
+    enum redis_msg_kind k =
+        redis_msg_classify(ch->str, ch->len, pl->str, pl->len, rb->cfg->pod_id, room);
+    switch (k) {
+    case REDIS_MSG_OWN:
+        /* Delivered locally already. One that this run did not publish
+         * (another epoch, or no number) carries our id falsely: suppressed
+         * all the same, and counted so it can be seen. */
+        if (!own_tail || tail.epoch != rb->epoch)
+            count_drop(&rb->forged_pod, "forged_pod",
+                       "it carries this pod's id but this pod did not publish it", ch, pl->len);
+        return;
+    case REDIS_MSG_INVALID:
+        count_drop(&rb->foreign_dropped, "foreign_dropped", "not a JSON object in UTF-8", ch,
+                   pl->len);
+        return;
+    case REDIS_MSG_ROOM_MISMATCH:
+        count_drop(&rb->mismatch_dropped, "mismatch_dropped", "its room is not its channel's", ch,
+                   pl->len);
+        return;
+    case REDIS_MSG_DELIVER: break;
+    }
+    /* interface.md bounds what clients receive; a backend is held to the
+     * same bound as this pod's own clients (envelope.h). */
+    if (pl->len > rb->cfg->max_message + ENVELOPE_SLACK) {
+        count_drop(&rb->oversize_dropped, "oversize_dropped", "over MAX_MESSAGE_SIZE + 1 KiB", ch,
+                   pl->len);
+        return;
+    }
+    /* Clients get a pod's message without its numbering (seq.h): framed up
+     * to the numbering plus one byte, which becomes the closing brace
+     * before anyone else sees the buffer. */
+    size_t len = numbered ? tail.body_len + 1 : pl->len;
+    struct fbuf *b = fbuf_new_broadcast(pl->str, len, room[0] ? room : NULL);
+    if (!b)
+        return;
+    if (numbered)
+        b->data[b->len - 1] = '}';
+    int rc = fanout_post(rb->srv->fanout, b, FANOUT_FROM_REDIS);
+    fbuf_unref(b);
+    if (rc == -EAGAIN) {
+        on_overload(s);
+        return;
+    }
+    atomic_fetch_add(&rb->received, 1);
+    if (rc > 0)
+        atomic_fetch_add(&rb->overload_dropped, 1);
+}
+
+/* ---- rooms and the registry ---- */
+
+static const char *room_of(const char *channel)
+{
+    return channel + strlen(REDIS_CHANNEL_ROOM_PREFIX);
+}
+
+/* Tells the workers that whoever waited for room may have its welcome. */
+static void release_waiters(void *arg, const char *room)
+{
+    struct redis_broker *rb = arg;
+    if (fanout_room_ready(rb->srv->fanout, room, 0))
+        log_error("redis: out of memory telling workers about room %s", room);
+}
+
+static void batch_add_channel(struct chan_batch *cb, const char *channel)
+{
+    if (cb->n == cb->cap) {
+        size_t cap = cb->cap ? cb->cap * 2 : 64;
+        char **grown = realloc(cb->names, cap * sizeof(*grown));
+        if (!grown) {
+            cb->oom = true;
+            return;
+        }
+        cb->names = grown;
+        cb->cap = cap;
+    }
+    if (!(cb->names[cb->n] = strdup(channel))) {
+        cb->oom = true;
+        return;
+    }
+    cb->n++;
+}
+
+/* Collects one room's channel (registry_emit_fn; called under the
+ * registry's lock, so it only copies). */
+static void batch_add(void *arg, const char *room)
+{
+    char channel[192];
+    redis_msg_channel(room, channel, sizeof(channel));
+    batch_add_channel(arg, channel);
+}
+
+static void batch_clear(struct chan_batch *cb)
+{
+    for (size_t i = 0; i < cb->n; i++)
+        free(cb->names[i]);
+    cb->n = 0;
+    cb->oom = false;
+}
+
+static bool pick_any(void *arg, const char *room)
+{
+    (void)arg;
+    (void)room;
+    return true;
+}
+
+static bool pick_on_node(void *arg, const char *room)
+{
+    struct sub *s = arg;
+    char channel[192];
+    redis_msg_channel(room, channel, sizeof(channel));
+    const struct redis_cluster_node *o = redis_route_owner(&s->rt, redis_route_slot(channel));
+    return !o || redis_same_node(o, s->failed->host, s->failed->port);
+}
+
+static bool pick_moved(void *arg, const char *room)
+{
+    struct sub *s = arg;
+    char channel[192];
+    redis_msg_channel(room, channel, sizeof(channel));
+    unsigned slot = redis_route_slot(channel);
+    const struct redis_cluster_node *a = redis_cluster_owner(s->old_map, slot);
+    const struct redis_cluster_node *b = redis_route_owner(&s->rt, slot);
+    return !a || !b || !redis_same_node(a, b->host, b->port);
+}
+
+static void stall_room(struct sub *s, const char *room)
+{
+    bool waited;
+    if (registry_sub_stall_room(&s->rb->srv->rooms, room, &waited) && waited)
+        release_waiters(s->rb, room);
+    s->stalled = true;
+}
+
+/* Tells the room's members on this pod that Redis refused its channel. */
+static void tell_refused(struct sub *s, const char *room)
+{
+    struct envelope_ctx c = {.room = room,
+                             .pod_id = s->rb->cfg->pod_id,
+                             .now_ms = server_wall_ms()};
+    if (getrandom(c.rand, sizeof(c.rand), 0) != sizeof(c.rand))
+        memset(c.rand, 0x5a, sizeof(c.rand));
+    struct json_out out = {0};
+    envelope_error(&c, ENVELOPE_ERR_UNAVAILABLE, &out);
+    struct fbuf *b = out.oom ? NULL : fbuf_new_broadcast(out.p, out.len, room);
+    json_out_free(&out);
+    if (!b)
+        return;
+    if (fanout_post(s->rb->srv->fanout, b, FANOUT_FROM_REDIS) == -EAGAIN)
+        on_overload(s);
+    fbuf_unref(b);
+}
+
+static void refuse_room(struct sub *s, const char *room, const char *why)
+{
+    bool waited;
+    if (!registry_sub_refuse_room(&s->rb->srv->rooms, room, &waited))
+        return;
+    if (waited)
+        release_waiters(s->rb, room);
+    atomic_fetch_add(&s->rb->refused, 1);
+    atomic_fetch_add(&s->rb->rooms_refused, 1);
+    /* Told once per refusal, not at every retry. */
+    for (size_t i = 0; i < s->ntold; i++)
+        if (strcmp(s->told[i], room) == 0)
+            goto retry;
+    log_warn("redis: Redis refused the channel of room %s (%s); its members are told "
+             "(room_unavailable) and it is retried with backoff (counted as broker.refused)",
+             room, why);
+    tell_refused(s, room);
+    if (s->ntold < TOLD_MAX) {
+        char **grown = realloc(s->told, (s->ntold + 1) * sizeof(*grown));
+        if (grown) {
+            s->told = grown;
+            if ((s->told[s->ntold] = strdup(room)))
+                s->ntold++;
+        }
+    }
+retry:
+    if (s->refused_retry_ms == 0)
+        s->refused_retry_ms = server_now_ms() + redis_backoff_next(&s->refused_bo);
+}
+
+/* ---- nodes and their commands ---- */
+
+static struct sub_node *node_for(struct sub *s, const struct redis_cluster_node *n)
+{
+    if (!n)
+        return NULL;
+    for (unsigned i = 0; i < s->nnodes; i++)
+        if (redis_same_node(n, s->nodes[i]->link.host, s->nodes[i]->link.port))
+            return s->nodes[i];
+    if (s->nnodes == REDIS_NODES_MAX)
+        return NULL;
+    struct sub_node *sn = calloc(1, sizeof(*sn));
+    if (!sn)
+        return NULL;
+    redis_link_init(&sn->link, n->host, n->port, &s->rt.env);
+    s->nodes[s->nnodes++] = sn;
+    return sn;
+}
+
+static void cmd_free(struct sub_cmd *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->ch[i]);
+    free(c->ch);
+    c->ch = NULL;
+    c->n = 0;
+}
+
+static struct sub_cmd *cmd_head(struct sub_node *sn)
+{
+    return sn->cn ? &sn->cmds[sn->chead] : NULL;
+}
+
+static void cmd_pop(struct sub_node *sn)
+{
+    cmd_free(&sn->cmds[sn->chead]);
+    sn->chead = (sn->chead + 1) % sn->ccap;
+    sn->cn--;
+}
+
+static bool cmd_push(struct sub_node *sn, struct sub_cmd c)
+{
+    if (sn->cn == sn->ccap) {
+        size_t cap = sn->ccap ? sn->ccap * 2 : 16;
+        struct sub_cmd *v = malloc(cap * sizeof(*v));
+        if (!v)
+            return false;
+        for (size_t i = 0; i < sn->cn; i++)
+            v[i] = sn->cmds[(sn->chead + i) % sn->ccap];
+        free(sn->cmds);
+        sn->cmds = v;
+        sn->ccap = cap;
+        sn->chead = 0;
+    }
+    sn->cmds[(sn->chead + sn->cn) % sn->ccap] = c;
+    sn->cn++;
+    return true;
+}
+
+static const char *verb(const struct sub *s, enum cmd_kind k)
+{
+    bool sharded = s->rt.mode == REDIS_ROUTE_CLUSTER;
+    switch (k) {
+    case CMD_PING: return "PING";
+    case CMD_SUB: return sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
+    case CMD_UNSUB: return sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE";
+    case CMD_GLOBAL: return "SUBSCRIBE";
+    case CMD_UNGLOBAL: return "UNSUBSCRIBE";
+    }
+    return "PING";
+}
+
+/* Sends a command for channels ch[0..n) (copied). Returns false when the
+ * link failed or memory ran out (the link is then failed by the caller). */
+static bool send_cmd(struct sub *s, struct sub_node *sn, enum cmd_kind k, char *const *ch, size_t n)
+{
+    const char *argv[CHANNELS_PER_COMMAND + 1];
+    size_t len[CHANNELS_PER_COMMAND + 1];
+    struct sub_cmd c = {.kind = k, .n = 0};
+    if (n && !(c.ch = calloc(n, sizeof(*c.ch))))
+        return false;
+    argv[0] = verb(s, k);
+    len[0] = strlen(argv[0]);
+    for (size_t i = 0; i < n; i++) {
+        if (!(c.ch[i] = strdup(ch[i]))) {
+            c.n = i;
+            cmd_free(&c);
+            return false;
+        }
+        c.n = i + 1;
+        argv[i + 1] = c.ch[i];
+        len[i + 1] = strlen(c.ch[i]);
+    }
+    if (k == CMD_PING)
+        c.n = 0;
+    if (!cmd_push(sn, c)) {
+        cmd_free(&c);
+        return false;
+    }
+    return redis_link_send(&sn->link, (int)n + 1, argv, len);
+}
+
+static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool hung);
+
+struct slotted {
+    unsigned slot;
+    char *channel;
+};
+
+static int by_slot(const void *a, const void *b)
+{
+    const struct slotted *x = a, *y = b;
+    return x->slot < y->slot ? -1 : x->slot > y->slot;
+}
+
+/* Opens a link that is down when its backoff allows. */
+static void wake_link(struct sub *s, struct sub_node *sn, uint64_t now)
+{
+    if (sn->link.phase == REDIS_LINK_DOWN && now >= sn->link.retry_at_ms &&
+        !redis_link_open(&sn->link, now))
+        node_failed(s, sn, now, false);
+}
+
+/* Subscribes (or unsubscribes) the channels collected in s->batch on the
+ * node serving each one's slot: one command per slot in a cluster (Redis
+ * refuses channels of several slots in one), CHANNELS_PER_COMMAND at a time
+ * otherwise. A room whose node is not ready stalls when subscribing (tried
+ * again when the link is ready), and is let be when unsubscribing.
+ * Empties the batch. */
+static void route(struct sub *s, bool subscribe, uint64_t now)
+{
+    struct redis_broker *rb = s->rb;
+    struct chan_batch *cb = &s->batch;
+    size_t n = cb->n;
+    struct slotted *v = n && !cb->oom ? malloc(n * sizeof(*v)) : NULL;
+    if (cb->oom || (n && !v)) {
+        /* Out of memory, with rooms taken from the registry as sent: every
+         * subscribed room stalls, so all are tried again. */
+        log_error("redis: out of memory listing rooms to subscribe");
+        batch_clear(cb);
+        if (subscribe)
+            registry_sub_stall(&rb->srv->rooms, pick_any, NULL, release_waiters, rb);
+        s->stalled = true;
+        return;
+    }
+    if (n == 0)
+        return;
+    bool per_slot = s->rt.mode == REDIS_ROUTE_CLUSTER;
+    for (size_t i = 0; i < n; i++)
+        v[i] = (struct slotted){redis_route_slot(cb->names[i]), cb->names[i]};
+    if (per_slot)
+        qsort(v, n, sizeof(*v), by_slot);
+    char *chans[CHANNELS_PER_COMMAND];
+    for (size_t i = 0; i < n;) {
+        size_t end = i;
+        while (end < n && (!per_slot || v[end].slot == v[i].slot) &&
+               end - i < CHANNELS_PER_COMMAND)
+            end++;
+        struct sub_node *sn = node_for(s, redis_route_owner(&s->rt, v[i].slot));
+        if (sn)
+            wake_link(s, sn, now);
+        bool coming = sn && sn->link.phase != REDIS_LINK_DOWN && sn->link.phase != REDIS_LINK_READY;
+        if (subscribe && coming) {
+            /* Its link is being made: the rooms wait for it (and their
+             * joins for them); a failure stalls them. */
+            for (size_t j = i; j < end; j++)
+                batch_add_channel(&sn->pending, v[j].channel);
+        } else if (sn && sn->link.phase == REDIS_LINK_READY) {
+            for (size_t j = i; j < end; j++)
+                chans[j - i] = v[j].channel;
+            if (!send_cmd(s, sn, subscribe ? CMD_SUB : CMD_UNSUB, chans, end - i))
+                node_failed(s, sn, now, false);
+            else
+                atomic_fetch_add(subscribe ? &rb->subscribes : &rb->unsubscribes,
+                                 (uint64_t)(end - i));
+        } else if (subscribe) {
+            for (size_t j = i; j < end; j++)
+                stall_room(s, room_of(v[j].channel));
+            if (!sn)
+                redis_route_want(&s->rt);
+        }
+        i = end;
+    }
+    free(v);
+    batch_clear(cb);
+}
+
+/* A link failed: its rooms stall until they are subscribed again. */
+static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool hung)
+{
+    struct redis_broker *rb = s->rb;
+    struct redis_link *l = &sn->link;
+    if (l->phase == REDIS_LINK_READY || sn->global) {
+        if (sn->global)
+            log_warn("redis: the link carrying realtime:global failed (%s); local delivery goes "
+                     "on, /readyz answers 503 until it is back",
+                     l->err);
+        else
+            log_warn("redis: %s; its rooms are subscribed again where Redis then serves them",
+                     l->err);
+        atomic_fetch_add(&rb->reconnects, 1);
+    } else {
+        redis_backoff_log(&l->bo, "subscriber", l->err);
+    }
+    if (sn->global) {
+        atomic_store(&rb->sub_ready, 0);
+        sn->global = false;
+        if (s->rt.mode == REDIS_ROUTE_CLUSTER)
+            s->global_pick++;
+    }
+    while (sn->cn)
+        cmd_pop(sn);
+    batch_clear(&sn->pending);
+    if (hung)
+        redis_route_sick(&s->rt, l->host, l->port, now);
+    redis_link_close(l, now, hung);
+    struct redis_cluster_node node;
+    snprintf(node.host, sizeof(node.host), "%s", l->host);
+    node.port = l->port;
+    s->failed = &node;
+    registry_sub_stall(&rb->srv->rooms, pick_on_node, s, release_waiters, rb);
+    s->failed = NULL;
+    s->stalled = true;
+    redis_route_want(&s->rt);
+}
+
+/* The node that carries realtime:global: one master, a different one after
+ * each failure; subscribed once its link is ready. */
+static void ensure_global(struct sub *s, uint64_t now)
+{
+    for (unsigned i = 0; i < s->nnodes; i++)
+        if (s->nodes[i]->global)
+            return;
+    const struct redis_cluster_map *m = &s->rt.map;
+    if (!s->rt.have_map || m->n == 0)
+        return;
+    struct sub_node *sn = NULL;
+    for (size_t k = 0; k < m->n && !sn; k++) {
+        size_t i = (s->global_pick + k) % m->n;
+        struct sub_node *c = node_for(s, &m->ranges[i].master);
+        if (c && !redis_link_sick(&c->link, now)) {
+            s->global_pick = (unsigned)i;
+            sn = c;
+        }
+    }
+    if (!sn)
+        sn = node_for(s, &m->ranges[s->global_pick % m->n].master);
+    if (!sn)
+        return;
+    wake_link(s, sn, now);
+    if (sn->link.phase != REDIS_LINK_READY)
+        return;
+    char *g = REDIS_CHANNEL_GLOBAL;
+    if (!send_cmd(s, sn, CMD_GLOBAL, &g, 1)) {
+        node_failed(s, sn, now, false);
+        return;
+    }
+    sn->global = true;
+}
+
+/* Redis refused a command. */
+static void on_error(struct sub *s, struct sub_node *sn, const redisReply *r, uint64_t now,
+                     bool *fail)
+{
+    struct sub_cmd *c = cmd_head(sn);
+    if (!c || c->kind == CMD_PING || c->kind == CMD_GLOBAL) {
+        snprintf(sn->link.err, sizeof(sn->link.err), "%s:%u refused %s: %.200s", sn->link.host,
+                 sn->link.port, c && c->kind == CMD_GLOBAL ? "realtime:global" : "a command",
+                 r->str);
+        *fail = true;
+        return;
+    }
+    struct sub_cmd cmd = *c;
+    c->ch = NULL;
+    c->n = 0;
+    cmd_pop(sn);
+    if (cmd.kind == CMD_SUB) {
+        bool moved = strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0;
+        if (moved) {
+            for (size_t i = cmd.next; i < cmd.n; i++)
+                stall_room(s, room_of(cmd.ch[i]));
+            redis_route_want(&s->rt);
+        } else if (cmd.n - cmd.next > 1) {
+            /* One of them is refused: each half is asked on its own, until
+             * the refused channel is alone. */
+            size_t left = cmd.n - cmd.next, half = left / 2;
+            if (!send_cmd(s, sn, CMD_SUB, cmd.ch + cmd.next, half) ||
+                !send_cmd(s, sn, CMD_SUB, cmd.ch + cmd.next + half, left - half))
+                *fail = true;
+        } else if (cmd.n > cmd.next) {
+            refuse_room(s, room_of(cmd.ch[cmd.next]), r->str);
+        }
+    }
+    /* An unsubscription refused changes nothing we rely on. */
+    cmd_free(&cmd);
+    (void)now;
+}
+
+/* A confirmation of kind for channel: the oldest command's next channel,
+ * or else a push of the node's own (a slot that moved away). */
+static void on_confirm(struct sub *s, struct sub_node *sn, const char *kind, const redisReply *ch)
+{
+    bool sub = strcmp(kind, "subscribe") == 0 || strcmp(kind, "ssubscribe") == 0;
+    bool unsub = strcmp(kind, "unsubscribe") == 0 || strcmp(kind, "sunsubscribe") == 0;
+    if (!sub && !unsub)
+        return;
+    struct sub_cmd *c = cmd_head(sn);
+    bool ours = c && c->next < c->n &&
+                (sub ? (c->kind == CMD_SUB || c->kind == CMD_GLOBAL)
+                     : (c->kind == CMD_UNSUB || c->kind == CMD_UNGLOBAL)) &&
+                strlen(c->ch[c->next]) == ch->len && memcmp(c->ch[c->next], ch->str, ch->len) == 0;
+    if (ours && ++c->next == c->n)
+        cmd_pop(sn);
+    char room[WS_HS_ROOM_MAX + 1];
+    if (redis_msg_room(ch->str, ch->len, room) < 0)
+        return;
+    struct redis_broker *rb = s->rb;
+    if (sub && !room[0]) {
+        if (!atomic_load(&rb->sub_ready)) {
+            atomic_store(&rb->sub_ready, 1);
+            redis_link_worked(&sn->link);
+            if (s->ever_ready)
+                log_info("redis: subscriber subscribed again (realtime:global on %s:%u)",
+                         sn->link.host, sn->link.port);
+            else
+                log_info("redis: connected to %s:%u, subscribed", sn->link.host, sn->link.port);
+            s->ever_ready = true;
+        }
+    } else if (sub) {
+        redis_link_worked(&sn->link);
+        for (size_t i = 0; i < s->ntold; i++)
+            if (strcmp(s->told[i], room) == 0) {
+                log_info("redis: Redis now allows the channel of room %s", room);
+                free(s->told[i]);
+                s->told[i] = s->told[--s->ntold];
+                break;
+            }
+        if (registry_sub_confirmed(&rb->srv->rooms, room))
+            release_waiters(rb, room);
+    } else if (!ours && room[0]) {
+        /* The node no longer serves the room's slot. */
+        stall_room(s, room);
+        redis_route_want(&s->rt);
+    }
+}
+
+/* Handles one reply on a node's link. Returns false when the link must go. */
+static bool on_reply(struct sub *s, struct sub_node *sn, redisReply *r, uint64_t now)
+{
+    bool fail = false;
+    if (r->type == REDIS_REPLY_ERROR) {
+        on_error(s, sn, r, now, &fail);
+        return !fail;
+    }
+    struct sub_cmd *c = cmd_head(sn);
+    if (r->type == REDIS_REPLY_STATUS) { /* +PONG outside subscribe mode */
+        if (c && c->kind == CMD_PING)
+            cmd_pop(sn);
+        return true;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING)
+        return true;
+    const char *kind = r->element[0]->str;
+    if ((strcmp(kind, "message") == 0 || strcmp(kind, "smessage") == 0) && r->elements == 3) {
+        deliver(s, r->element[1], r->element[2]);
+        return true;
+    }
+    if (strcmp(kind, "pong") == 0) {
+        if (c && c->kind == CMD_PING)
+            cmd_pop(sn);
+        return true;
+    }
+    if (r->element[1]->type == REDIS_REPLY_STRING)
+        on_confirm(s, sn, kind, r->element[1]);
+    return true;
+}
+
+/* ---- the loop ---- */
+
+/* A new map: at the first, every hosted room is subscribed; later, rooms
+ * whose slot changed masters stall, to be subscribed where they now live. */
+static void new_map(struct sub *s, const struct redis_cluster_map *old, uint64_t now)
+{
+    struct redis_broker *rb = s->rb;
+    if (!s->live) {
+        s->live = true;
+        registry_sub_live(&rb->srv->rooms, batch_add, &s->batch);
+        route(s, true, now);
+        return;
+    }
+    s->old_map = old;
+    registry_sub_stall(&rb->srv->rooms, pick_moved, s, release_waiters, rb);
+    s->old_map = NULL;
+    s->stalled = true;
+    /* realtime:global stays where it is while that node is a master. */
+    for (unsigned i = 0; i < s->nnodes; i++) {
+        struct sub_node *sn = s->nodes[i];
+        if (!sn->global)
+            continue;
+        bool still = false;
+        for (size_t k = 0; k < s->rt.map.n; k++)
+            still |= redis_same_node(&s->rt.map.ranges[k].master, sn->link.host, sn->link.port);
+        if (!still) {
+            char *g = REDIS_CHANNEL_GLOBAL;
+            sn->global = false;
+            atomic_store(&rb->sub_ready, 0);
+            if (sn->link.phase == REDIS_LINK_READY && !send_cmd(s, sn, CMD_UNGLOBAL, &g, 1))
+                node_failed(s, sn, now, false);
+        }
+    }
+}
+
+static void step_route(struct sub *s, uint32_t events, uint64_t now)
+{
+    struct redis_cluster_map old = {0};
+    if (redis_route_step(&s->rt, events, now, &old) == 1) {
+        new_map(s, &old, now);
+        redis_cluster_map_free(&old);
+    }
+}
+
+/* Per pass: new rooms, rooms let go, stalled and refused rooms, global,
+ * pings and hangs. Returns the next deadline. */
+static uint64_t tend(struct sub *s, uint64_t now)
+{
+    struct redis_broker *rb = s->rb;
+    struct room_registry *reg = &rb->srv->rooms;
+    double secs;
+    if (redis_episode_over(&s->overload, now, &secs))
+        log_warn("redis: overload over after %.1f s; %llu messages from Redis were dropped", secs,
+                 (unsigned long long)(atomic_load(&rb->overload_dropped) - s->overload.at_start));
+    if (redis_episode_over(&s->loss, now, &secs))
+        log_warn("redis: %llu messages from other pods were lost in that episode (%.1f s)",
+                 (unsigned long long)(atomic_load(&rb->lost) - s->loss.at_start), secs);
+    if (now - s->last_sweep_ms >= REDIS_SEQ_SWEEP_MS) {
+        seq_table_sweep(s->rx_seq, now > SEQ_FORGET_RX_MS ? now - SEQ_FORGET_RX_MS : 0);
+        s->last_sweep_ms = now;
+    }
+    uint64_t next = now + SUB_PING_MS / 2;
+    if (!s->live)
+        return next;
+    if (s->stalled && now >= s->next_stall_try_ms) {
+        s->next_stall_try_ms = now + STALL_RETRY_MS;
+        s->stalled = false;
+        registry_sub_take_stalled(reg, batch_add, &s->batch);
+        route(s, true, now);
+    }
+    if (s->refused_retry_ms && now >= s->refused_retry_ms) {
+        s->refused_retry_ms = 0;
+        atomic_store(&rb->rooms_refused, 0);
+        registry_sub_take_refused(reg, batch_add, &s->batch);
+        route(s, true, now);
+    }
+    registry_sub_take_queued(reg, batch_add, &s->batch);
+    route(s, true, now);
+    uint64_t linger = rb->cfg->room_linger_ms;
+    if (now > linger) {
+        registry_sub_take_expired(reg, now - linger, batch_add, &s->batch);
+        route(s, false, now);
+    }
+    ensure_global(s, now);
+    for (unsigned i = 0; i < s->nnodes; i++) {
+        struct sub_node *sn = s->nodes[i];
+        struct redis_link *l = &sn->link;
+        if (redis_link_late(l, now)) {
+            node_failed(s, sn, now, true);
+            continue;
+        }
+        if (l->phase == REDIS_LINK_READY) {
+            if (now >= l->last_read_ms + REDIS_LINK_COMMAND_MS) {
+                snprintf(l->err, sizeof(l->err), "%s:%u: no answer for %d ms", l->host, l->port,
+                         REDIS_LINK_COMMAND_MS);
+                node_failed(s, sn, now, true);
+                continue;
+            }
+            if (now - sn->last_ping_ms >= SUB_PING_MS) {
+                sn->last_ping_ms = now;
+                if (!send_cmd(s, sn, CMD_PING, NULL, 0))
+                    node_failed(s, sn, now, false);
+            }
+        } else if (l->phase != REDIS_LINK_DOWN && l->deadline_ms < next) {
+            next = l->deadline_ms;
+        } else if (l->phase == REDIS_LINK_DOWN && sn->global == false && l->retry_at_ms > now &&
+                   l->retry_at_ms < next) {
+            next = l->retry_at_ms;
+        }
+    }
+    if (s->stalled && s->next_stall_try_ms < next)
+        next = s->next_stall_try_ms;
+    if (s->refused_retry_ms && s->refused_retry_ms < next)
+        next = s->refused_retry_ms;
+    uint64_t rd = redis_route_due(&s->rt);
+    if (rd && rd < next)
+        next = rd;
+    return next;
+}
+
+static void on_event(struct sub *s, void *ptr, uint32_t events, uint64_t now)
+{
+    if (redis_route_owns(&s->rt, ptr)) {
+        step_route(s, events, now);
+        return;
+    }
+    struct sub_node *sn = NULL;
+    for (unsigned i = 0; i < s->nnodes && !sn; i++)
+        if (&s->nodes[i]->link == ptr)
+            sn = s->nodes[i];
+    if (!sn)
+        return;
+    bool ready;
+    if (!redis_link_io(&sn->link, events, now, &ready)) {
+        node_failed(s, sn, now, false);
+        return;
+    }
+    if (ready) {
+        sn->last_ping_ms = now;
+        s->stalled = true;
+        s->next_stall_try_ms = 0; /* its stalled rooms are subscribed at once */
+        struct chan_batch keep = s->batch;
+        s->batch = sn->pending;
+        sn->pending = (struct chan_batch){0};
+        route(s, true, now);
+        sn->pending = s->batch;
+        s->batch = keep;
+    }
+    redisReply *r;
+    int got;
+    while ((got = redis_link_reply(&sn->link, &r)) > 0) {
+        bool keep = on_reply(s, sn, r, now);
+        freeReplyObject(r);
+        if (!keep || sn->link.phase != REDIS_LINK_READY) {
+            if (keep)
+                return; /* failed inside already */
+            node_failed(s, sn, now, false);
+            return;
+        }
+    }
+    if (got < 0)
+        node_failed(s, sn, now, false);
+}
+
+static void run(struct sub *s)
+{
+    struct redis_broker *rb = s->rb;
+    struct epoll_event evs[64];
+    if (s->rt.have_map) { /* single Redis: the map is known from the start */
+        struct redis_cluster_map none = {0};
+        new_map(s, &none, server_now_ms());
+    }
+    for (;;) {
+        uint64_t now = server_now_ms();
+        step_route(s, 0, now);
+        uint64_t next = tend(s, now);
+        int timeout = next > now ? (int)(next - now) : 0;
+        int ne = epoll_wait(s->epfd, evs, 64, timeout);
+        if (ne < 0 && errno != EINTR)
+            break;
+        now = server_now_ms();
+        for (int i = 0; i < ne; i++) {
+            void *ptr = evs[i].data.ptr;
+            if (ptr == &rb->stop_efd)
+                return;
+            if (ptr == &rb->wake_efd) {
+                uint64_t v;
+                ssize_t rd = read(rb->wake_efd, &v, sizeof(v));
+                (void)rd;
+                continue;
+            }
+            on_event(s, ptr, evs[i].events, now);
+        }
+    }
+}
+
+void *redis_sub_main(void *arg)
+{
+    struct redis_broker *rb = arg;
+    struct sub *s = calloc(1, sizeof(*s));
+    if (!s)
+        abort();
+    s->rb = rb;
+    s->epfd = epoll_create1(EPOLL_CLOEXEC);
+    s->rx_seq = seq_table_new(SEQ_RX_MAX);
+    struct epoll_event ev1 = {.events = EPOLLIN, .data.ptr = &rb->stop_efd};
+    struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &rb->wake_efd};
+    if (s->epfd < 0 || !s->rx_seq || redis_route_init(&s->rt, rb->cfg, s->epfd, rb->tls) < 0 ||
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->stop_efd, &ev1) < 0 ||
+        epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->wake_efd, &ev2) < 0) {
+        log_error("redis: the subscriber cannot start (out of memory or descriptors)");
+        abort();
+    }
+    redis_backoff_init(&s->refused_bo);
+    s->last_sweep_ms = server_now_ms();
+    run(s);
+    atomic_store(&rb->sub_ready, 0);
+    /* Nothing is subscribed now: whoever waits for a room gets its welcome. */
+    uint64_t gen = registry_sub_gone(&rb->srv->rooms);
+    if (fanout_room_ready(rb->srv->fanout, NULL, gen))
+        log_error("redis: out of memory telling workers that Redis went away");
+    for (unsigned i = 0; i < s->nnodes; i++) {
+        struct sub_node *sn = s->nodes[i];
+        while (sn->cn)
+            cmd_pop(sn);
+        free(sn->cmds);
+        batch_clear(&sn->pending);
+        free(sn->pending.names);
+        redis_link_free(&sn->link);
+        free(sn);
+    }
+    redis_route_free(&s->rt);
+    batch_clear(&s->batch);
+    free(s->batch.names);
+    for (size_t i = 0; i < s->ntold; i++)
+        free(s->told[i]);
+    free(s->told);
+    seq_table_free(s->rx_seq);
+    close(s->epfd);
+    free(s);
+    return NULL;
+}
