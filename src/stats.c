@@ -99,6 +99,10 @@ char *stats_json(const struct stats_view *v)
     cJSON_AddNumberToObject(b, "duplicates", (double)v->broker.duplicates);
     cJSON_AddNumberToObject(b, "seq_restarts", (double)v->broker.seq_restarts);
     cJSON_AddNumberToObject(b, "untracked", (double)v->broker.untracked);
+    cJSON_AddNumberToObject(b, "refused", (double)v->broker.refused);
+    cJSON_AddNumberToObject(b, "rooms_refused", (double)v->broker.rooms_refused);
+    cJSON_AddNumberToObject(b, "publish_refused", (double)v->broker.publish_refused);
+    cJSON_AddNumberToObject(b, "failover_holds", (double)v->broker.failover_holds);
     cJSON_AddNumberToObject(b, "lost", (double)v->broker.lost);
     cJSON *by = cJSON_AddObjectToObject(b, "lost_by_origin");
     for (unsigned i = 0; i < v->broker.n_origins; i++)
@@ -244,6 +248,18 @@ char *stats_metrics(const struct stats_view *v)
     metric(&o, "broker_untracked_total", "counter",
            "Numbered cross-pod messages of streams past the receive table's bound.",
            (double)v->broker.untracked);
+    metric(&o, "broker_refused_total", "counter",
+           "Room subscriptions Redis refused (an ACL without the channel).",
+           (double)v->broker.refused);
+    metric(&o, "broker_rooms_refused", "gauge",
+           "Rooms whose channel Redis refuses now (retried with backoff).",
+           (double)v->broker.rooms_refused);
+    metric(&o, "broker_publish_refused_total", "counter",
+           "Messages Redis refused to publish (NOPERM), dropped.",
+           (double)v->broker.publish_refused);
+    metric(&o, "broker_failover_holds_total", "counter",
+           "Times messages of slots with a new master were held for the other pods.",
+           (double)v->broker.failover_holds);
     metric(&o, "broker_lost_total", "counter",
            "Cross-pod messages known to be missing (sequence gaps).", (double)v->broker.lost);
     if (v->broker.n_origins) {

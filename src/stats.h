@@ -74,6 +74,10 @@ struct broker_status {
     uint64_t duplicates;       /* repeats of numbered messages, dropped */
     uint64_t seq_restarts;     /* numbers too far from the last: new streams (seq.h) */
     uint64_t untracked;        /* numbered payloads of streams past SEQ_RX_MAX, unnumbered */
+    uint64_t refused;          /* room subscriptions Redis refused (an ACL), over time */
+    uint64_t rooms_refused;    /* rooms whose channel Redis refuses now (gauge) */
+    uint64_t publish_refused;  /* messages Redis refused to publish (NOPERM), dropped */
+    uint64_t failover_holds;   /* times slots with a new master were held (failovers) */
     uint64_t lost;             /* numbered messages from other pods that never came */
     uint64_t received;         /* messages from other pods and backends, delivered */
     uint64_t taken;            /* every message Redis sent this pod, its own echoes included */

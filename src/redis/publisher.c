@@ -401,6 +401,8 @@ static uint64_t tend(struct pub *p, uint64_t now)
         struct pub_node *pn = p->nodes[i];
         struct redis_link *l = &pn->link;
         if (l->phase == REDIS_LINK_DOWN && (has_work(pn) || pn == g)) {
+            /* A failover may have given its slots to another node. */
+            redis_route_want(&p->rt);
             if (now >= l->retry_at_ms) {
                 if (!redis_link_open(l, now))
                     node_failed(p, pn, now, false);

@@ -574,10 +574,11 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
                 atomic_fetch_add(subscribe ? &rb->subscribes : &rb->unsubscribes,
                                  (uint64_t)(end - i));
         } else if (subscribe) {
+            /* Its node is down: a failover may have moved the slot, so the
+             * map is asked again (at most every 200 ms) while rooms wait. */
             for (size_t j = i; j < end; j++)
                 stall_room(s, room_of(v[j].channel));
-            if (!sn)
-                redis_route_want(&s->rt);
+            redis_route_want(&s->rt);
         }
         i = end;
     }

@@ -1,0 +1,306 @@
+"""A sick Redis node costs only its own share (issue 17): one frozen master
+of three, a channel an ACL refuses, TLS with a right and a wrong CA, and a
+Sentinel failover, with real servers from Debian's packages."""
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+
+import websockets
+
+import test_delivery
+from aio import T, connect, recv_json, run
+from conftest import RedisServer, free_port, ready, wait_for
+
+
+def rooms_by_master(cl, want):
+    """One room name per master: {master port: room}."""
+    found = {}
+    i = 0
+    while len(found) < want:
+        room = f"shard-{i}"
+        found.setdefault(cl.master_of(f"realtime:room:{room}"), room)
+        i += 1
+    return found
+
+
+class Collector:
+    """Reads a client's messages in the background, with arrival times, per
+    key of the test's own messages ({"k": key, "i": n})."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.got = {}  # key -> [(i, t)]
+        self.others = []
+        self.task = asyncio.ensure_future(self._run())
+
+    async def _run(self):
+        try:
+            async for raw in self.ws:
+                m = json.loads(raw)
+                d = m.get("data")
+                if isinstance(d, dict) and "k" in d:
+                    self.got.setdefault(d["k"], []).append((d["i"], time.monotonic()))
+                else:
+                    self.others.append(m)
+        except websockets.ConnectionClosed:
+            pass
+
+    def numbers(self, key):
+        return [i for i, _ in self.got.get(key, [])]
+
+
+async def wait_until(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def test_a_frozen_master_delays_only_its_own_rooms(start_server, redis_cluster):
+    """One master of three is frozen (SIGSTOP) for 8 s while two pods
+    exchange messages in a room on every shard and on global. Rooms on the
+    healthy shards keep arriving promptly and lose nothing; global moves off
+    the sick node within the hang detection if it was there; the frozen
+    shard's room recovers after SIGCONT, and what it missed is what the
+    receiving pod counted as lost."""
+    # A long node timeout: the cluster does not fail the frozen master over.
+    cl = redis_cluster(node_timeout_ms=60000)
+    pods = [start_server(REDIS_URL=cl.url(), REDIS_CLUSTER="true", POD_ID=f"pod-{i}")
+            for i in (1, 2)]
+    for p in pods:
+        wait_for(lambda: ready(p), 15, "the pod to be ready")
+    rooms = rooms_by_master(cl, 3)
+    sick_port = sorted(rooms)[0]
+    sick_room = rooms[sick_port]
+    sick_proc = next(proc for port, proc in cl.nodes if port == sick_port)
+    sent_at = {}
+
+    async def go():
+        senders = {room: await connect(pods[0], f"/ws/{room}") for room in rooms.values()}
+        senders["global"] = await connect(pods[0], "/ws")
+        receivers = {room: Collector(await connect(pods[1], f"/ws/{room}"))
+                     for room in rooms.values()}
+        receivers["global"] = Collector(await connect(pods[1], "/ws"))
+        keys = list(senders)
+        n = {k: 0 for k in keys}
+
+        async def send(k):
+            i = n[k]
+            n[k] += 1
+            sent_at[(k, i)] = time.monotonic()
+            await senders[k].send(json.dumps({"type": "chat", "data": {"k": k, "i": i}}))
+
+        for k in keys:  # everything flows before the freeze
+            await send(k)
+        await wait_until(lambda: all(receivers[k].numbers(k) == [0] for k in keys), T,
+                         "the first message of every room")
+        sick_proc.send_signal(signal.SIGSTOP)
+        try:
+            t_end = time.monotonic() + 8
+            while time.monotonic() < t_end:
+                for k in keys:
+                    await send(k)
+                await asyncio.sleep(0.1)
+        finally:
+            sick_proc.send_signal(signal.SIGCONT)
+        healthy = [k for k in keys if k != sick_room]
+        await wait_until(lambda: all(receivers[k].numbers(k) == list(range(n[k]))
+                                     for k in healthy), 10, "every healthy message")
+        # The sick shard's room comes back: both pods subscribe there again,
+        # and a message sent then arrives.
+        node = cl.node(sick_port)
+        await wait_until(lambda: int(node.execute_command(
+            "PUBSUB", "SHARDNUMSUB", f"realtime:room:{sick_room}")[1]) == 2, 30,
+            "both pods to subscribe the frozen shard's room again")
+        await send(sick_room)
+        last = n[sick_room] - 1
+        await wait_until(lambda: last in receivers[sick_room].numbers(sick_room), 15,
+                         "a message of the thawed shard's room")
+        lat = {k: max(t - sent_at[(k, i)] for i, t in receivers[k].got[k]) for k in healthy}
+        print("frozen master: worst latency per room/global during the freeze: " +
+              ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in lat.items()))
+        for k in healthy:
+            bound = 6.0 if k == "global" else 2.5
+            assert lat[k] < bound, (k, lat[k])
+        got = receivers[sick_room].numbers(sick_room)
+        assert got == sorted(set(got)), "duplicates or reordering in the thawed room"
+        lost = pods[1].stats()["broker"]["lost"]
+        assert len(got) + lost == n[sick_room], (len(got), lost, n[sick_room])
+    run(go())
+    for p in pods:
+        assert ready(p)
+
+
+def test_a_refused_channel_costs_only_its_room(start_server, redis_server):
+    """An ACL lets the pods use every channel but one room's: that room's
+    members are told (room_unavailable) and it is retried; every other room
+    keeps cross-pod delivery and both pods stay ready. Once the ACL allows
+    the channel, the room works across pods."""
+    r = redis_server()
+    admin = r.client()
+    admin.execute_command("ACL", "SETUSER", "chat", "on", ">s3cret", "+@all", "~*",
+                          "resetchannels", "&realtime:global", "&realtime:room:ok*")
+    url = f"redis://chat:s3cret@127.0.0.1:{r.port}"
+    pods = [start_server(REDIS_URL=url, POD_ID=f"pod-{i}") for i in (1, 2)]
+    for p in pods:
+        wait_for(lambda: ready(p), 10, "the pod to be ready")
+
+    async def go():
+        a = await connect(pods[0], "/ws/ok-1")
+        b = await connect(pods[1], "/ws/ok-1")
+        carol = await connect(pods[0], "/ws/secret")
+        dave = await connect(pods[1], "/ws/secret")
+        for ws in (carol, dave):
+            m = await recv_json(ws, 10)
+            assert m["from"] == "system" and m["data"]["code"] == "room_unavailable", m
+        for p in pods:
+            assert ready(p)
+            assert p.stats()["broker"]["refused"] >= 1
+        await a.send("still across pods")
+        await recv_json(a)
+        m = await recv_json(b)
+        assert m["data"] == {"text": "still across pods"}
+        # Allowed now: retried with backoff, then subscribed on both pods.
+        admin.execute_command("ACL", "SETUSER", "chat", "&realtime:room:secret")
+        await wait_until(lambda: int(admin.execute_command(
+            "PUBSUB", "NUMSUB", "realtime:room:secret")[1]) == 2, 20,
+            "both pods to subscribe the allowed room")
+        await carol.send("now it works")
+        await recv_json(carol)
+        m = await recv_json(dave)
+        assert m["data"] == {"text": "now it works"}
+    run(go())
+
+
+def make_ca(d, name):
+    key, crt = f"{d}/{name}-ca.key", f"{d}/{name}-ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name} test CA", "-keyout", key, "-out", crt],
+                   check=True, capture_output=True)
+    return key, crt
+
+
+def make_cert(d, ca, name):
+    """A server certificate for 127.0.0.1 signed by ca."""
+    key, csr, crt, ext = (f"{d}/{name}.key", f"{d}/{name}.csr", f"{d}/{name}.pem",
+                          f"{d}/{name}.ext")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    subprocess.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
+                    "-keyout", key, "-out", csr], check=True, capture_output=True)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0],
+                    "-CAcreateserial", "-days", "2", "-extfile", ext, "-out", crt],
+                   check=True, capture_output=True)
+    return key, crt
+
+
+class TlsRedis:
+    def __init__(self, d, cert, ca):
+        self.port = free_port()
+        self.d = d
+        self.start(cert, ca)
+
+    def start(self, cert, ca):
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
+             "--tls-cert-file", cert[1], "--tls-key-file", cert[0], "--tls-ca-cert-file", ca[1],
+             "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", self.d],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: subprocess.run(
+            ["redis-cli", "--tls", "--cacert", ca[1], "-p", str(self.port), "PING"],
+            capture_output=True, text=True).stdout.strip() == "PONG", 10, "TLS Redis to answer")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def test_tls_with_the_right_ca_and_a_wrong_one(start_server):
+    """Pods reach Redis over TLS (rediss://) and carry messages across; a
+    pod that trusts another CA refuses the server with a clear log line and
+    is not ready, and recovers once Redis presents a certificate it trusts."""
+    d = tempfile.mkdtemp(prefix="chat-tls-")
+    good_ca, other_ca = make_ca(d, "good"), make_ca(d, "other")
+    good = make_cert(d, good_ca, "server")
+    other = make_cert(d, other_ca, "server-other")
+    r = TlsRedis(d, good, good_ca)
+    try:
+        url = f"rediss://127.0.0.1:{r.port}"
+        pods = [start_server(REDIS_URL=url, REDIS_TLS_CA_FILE=good_ca[1], POD_ID=f"pod-{i}")
+                for i in (1, 2)]
+        wrong = start_server(REDIS_URL=url, REDIS_TLS_CA_FILE=other_ca[1], POD_ID="pod-3")
+        for p in pods:
+            wait_for(lambda: ready(p), 10, "the pod to be ready over TLS")
+
+        async def go():
+            a = await connect(pods[0], "/ws/tls")
+            b = await connect(pods[1], "/ws/tls")
+            await a.send("over TLS")
+            await recv_json(a)
+            assert (await recv_json(b))["data"] == {"text": "over TLS"}
+        run(go())
+        wait_for(lambda: "certificate is refused" in wrong.log(), 10,
+                 "the wrong CA's refusal in the log")
+        assert not ready(wrong)
+        # Redis now presents a certificate of the CA pod-3 trusts.
+        r.stop()
+        r.start(other, other_ca)
+        wait_for(lambda: ready(wrong), 20, "pod-3 to recover")
+    finally:
+        r.stop()
+
+
+def sentinel_setup(tmp):
+    master = RedisServer()
+    replica = RedisServer()
+    replica.client().execute_command("REPLICAOF", "127.0.0.1", master.port)
+    wait_for(lambda: replica.client().info("replication")["master_link_status"] == "up", 20,
+             "the replica to sync")
+    port = free_port()
+    conf = os.path.join(tmp, "sentinel.conf")
+    with open(conf, "w") as f:
+        f.write(f"port {port}\nbind 127.0.0.1\ndir {tmp}\n"
+                f"sentinel monitor chatmaster 127.0.0.1 {master.port} 1\n"
+                "sentinel down-after-milliseconds chatmaster 1000\n"
+                "sentinel failover-timeout chatmaster 5000\n")
+    sentinel = subprocess.Popen(["redis-server", conf, "--sentinel"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    return master, replica, port, sentinel
+
+
+def test_sentinel_failover_during_a_stream(start_server):
+    """REDIS_SENTINEL: the pods ask the sentinel for the master; the master
+    is killed during a stream, the replica promoted, and the pods follow it:
+    nothing duplicated or reordered, and what is missing is what was counted
+    as lost."""
+    tmp = tempfile.mkdtemp(prefix="chat-sentinel-")
+    master, replica, sport, sentinel = sentinel_setup(tmp)
+    try:
+        url = f"redis://127.0.0.1:{sport}"
+        pods = [start_server(REDIS_URL=url, REDIS_SENTINEL="chatmaster", POD_ID=f"pod-{i}")
+                for i in (1, 2)]
+        for p in pods:
+            wait_for(lambda: ready(p), 15, "the pod to be ready through the sentinel")
+        took = {}
+
+        def failover(_r, ps):
+            t0 = time.monotonic()
+            master.kill()
+            wait_for(lambda: replica.client().info("replication")["role"] == "master", 30,
+                     "the sentinel to promote the replica")
+            wait_for(lambda: int(replica.client().execute_command(
+                "PUBSUB", "NUMSUB", "realtime:global")[1]) == 2, 20,
+                "both pods to follow the new master")
+            took["s"] = time.monotonic() - t0
+        missing, b1, b2 = test_delivery.stream_through(failover, (replica, pods))
+        print(f"sentinel failover: followed in {took['s']:.1f} s, {missing} lost")
+    finally:
+        sentinel.kill()
+        sentinel.wait()
+        master.close()
+        replica.close()
