@@ -370,12 +370,24 @@ int redis_link_reply(struct redis_link *l, redisReply **r)
     return rep ? 1 : 0;
 }
 
+/* Queued bytes past this are written without waiting for a flush. */
+#define OUT_EAGER (64u * 1024)
+
 bool redis_link_send(struct redis_link *l, int argc, const char **argv, const size_t *argvlen)
 {
     if (!format(l, argc, argv, argvlen))
         return false;
+    if (l->out_len - l->out_off < OUT_EAGER)
+        return true;
+    return redis_link_flush(l);
+}
+
+bool redis_link_flush(struct redis_link *l)
+{
     if (l->phase != REDIS_LINK_HELLO && l->phase != REDIS_LINK_READY)
         return true;
+    if (l->out_len == l->out_off || (l->events & EPOLLOUT))
+        return true; /* nothing, or epoll says when the socket takes more */
     return write_out(l);
 }
 

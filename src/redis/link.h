@@ -89,9 +89,14 @@ bool redis_link_io(struct redis_link *l, uint32_t events, uint64_t now, bool *be
  * is complete, -1 when the stream is broken. */
 int redis_link_reply(struct redis_link *l, redisReply **r);
 
-/* Queues a command and writes what the socket takes. Returns false when
- * the link failed (why in l->err). */
+/* Queues a command; it is written by redis_link_flush (or at once when
+ * much is queued already). Returns false when the link failed (why in
+ * l->err). */
 bool redis_link_send(struct redis_link *l, int argc, const char **argv, const size_t *argvlen);
+
+/* Writes what the socket takes of the queued commands (the rest when epoll
+ * says it can). Returns false when the link failed. */
+bool redis_link_flush(struct redis_link *l);
 
 /* Closes the socket; the link may be opened again at retry_at_ms (its
  * backoff's next step). hung: it failed by not answering; it is marked

@@ -428,6 +428,9 @@ static uint64_t tend(struct pub *p, uint64_t now)
                 next = due;
         }
         drain(p, pn, now);
+        /* One write per node per pass, for everything routed to it. */
+        if (!redis_link_flush(l))
+            node_failed(p, pn, now, false);
     }
     if (now < p->hold_end_ms && p->hold_end_ms < next)
         next = p->hold_end_ms;

@@ -183,7 +183,7 @@ static bool ask(struct redis_route *rt, uint64_t now)
     }
     rt->probe_asked = true;
     rt->probe_asked_ms = now;
-    return ok;
+    return ok && redis_link_flush(&rt->probe);
 }
 
 /* Parses the answer into m. */

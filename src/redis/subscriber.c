@@ -497,7 +497,7 @@ static bool send_cmd(struct sub *s, struct sub_node *sn, enum cmd_kind k, char *
         cmd_free(&c);
         return false;
     }
-    return redis_link_send(&sn->link, (int)n + 1, argv, len);
+    return redis_link_send(&sn->link, (int)n + 1, argv, len) && redis_link_flush(&sn->link);
 }
 
 static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool hung);
