@@ -10,14 +10,20 @@ It prints and writes to bench/results/fleet.json:
     the rooms it hosts, and their ratio (per-room subscriptions: ~1.0);
   - the cluster's total output bytes, and per delivered message;
   - exactly-once and order at every client (chat-bench's counters);
+  - a frozen master (issue 17): before the kill, another master is stopped
+    (SIGSTOP) for 8 s while probe rooms, one per master, carry 10 messages/s
+    from one pod to another: the worst and 99th-percentile latency during
+    the freeze for rooms on healthy shards and on the sick one;
   - the failover: time until every pod has its rooms subscribed again, and
     messages lost, checked against the pods' broker.lost (each lost message
     of a pod is missed by its members in that room).
 Run with /usr/bin/python3 (Debian's python3-redis, python3-pytest).
 """
+import asyncio
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -33,8 +39,9 @@ ROOMS = int(os.environ.get("FLEET_ROOMS", "240"))
 MEMBERS = 4       # per room, 2 on each of its 2 pods
 SPREAD = 2
 RATE = 5.0        # messages/s per room (one publisher per room)
-DURATION = 40.0   # seconds of sending after warm-up
-KILL_AFTER = 15.0  # seconds into the run
+DURATION = 80.0   # seconds of sending after warm-up (freeze, linger, kill, recovery)
+LINGER_S = 12.0   # after the probes: their rooms' linger (10 s) passes
+FREEZE_S = 8.0    # the frozen master's time stopped
 BENCH = os.path.join(HERE, "..", "build", "chat-bench")
 
 
@@ -56,6 +63,67 @@ def cluster_output_bytes(cl, ports):
             out[p] = cl.node(p).info("stats")["total_net_output_bytes"]
         except Exception:
             pass
+    return out
+
+
+def probe_rooms(cl):
+    """One probe room per master: {master port: room}."""
+    found, i = {}, 0
+    while len(found) < 3:
+        room = f"probe-{i}"
+        found.setdefault(cl.master_of(f"realtime:room:{room}"), room)
+        i += 1
+    return found
+
+
+async def frozen_phase(cl, pods, sick_port, rooms):
+    """Probe rooms send 10 messages/s from pods[0] to pods[1] while the
+    master sick_port is stopped for FREEZE_S. Returns per room: worst and
+    p99 latency (ms) of messages sent during the freeze, and how many of
+    them arrived."""
+    import websockets
+    sick = next(proc for port, proc in cl.nodes if port == sick_port)
+    send, recv = {}, {}
+    for room in rooms.values():
+        send[room] = await websockets.connect(pods[0].url(f"/ws/{room}"))
+        recv[room] = await websockets.connect(pods[1].url(f"/ws/{room}"), max_queue=None)
+        await send[room].recv()
+        await recv[room].recv()  # the welcomes
+    sent_at, got = {}, {room: {} for room in rooms.values()}
+
+    async def reader(room):
+        try:
+            async for raw in recv[room]:
+                d = json.loads(raw).get("data")
+                if isinstance(d, dict) and d.get("probe") == room:
+                    got[room].setdefault(d["i"], time.monotonic())
+        except websockets.ConnectionClosed:
+            pass
+    tasks = [asyncio.ensure_future(reader(r)) for r in rooms.values()]
+    n = 0
+    sick.send_signal(signal.SIGSTOP)
+    try:
+        t_end = time.monotonic() + FREEZE_S
+        while time.monotonic() < t_end:
+            for room in rooms.values():
+                sent_at[(room, n)] = time.monotonic()
+                await send[room].send(json.dumps({"type": "chat", "data": {"probe": room, "i": n}}))
+            n += 1
+            await asyncio.sleep(0.1)
+    finally:
+        sick.send_signal(signal.SIGCONT)
+    await asyncio.sleep(10)  # late arrivals of the sick shard
+    out = {}
+    for port, room in rooms.items():
+        lat = sorted((got[room][i] - sent_at[(room, i)]) * 1000 for i in got[room] if i < n)
+        out[room] = {"shard": "sick" if port == sick_port else "healthy", "sent": n,
+                     "arrived": len(lat),
+                     "worst_ms": round(lat[-1]) if lat else None,
+                     "p99_ms": round(lat[int(len(lat) * 0.99) - 1]) if lat else None}
+    for t in tasks:
+        t.cancel()
+    for ws in list(send.values()) + list(recv.values()):
+        await ws.close()
     return out
 
 
@@ -87,9 +155,19 @@ def main():
                  "every pod to host its rooms")
         for p in pods:
             hosted[p.port] = p.stats()["broker"]["rooms_subscribed"]
-        time.sleep(KILL_AFTER)  # the run's first part, undisturbed
-        # Kill the master that owns the most rooms' slots... any master will do:
-        # the first one, which also carries some pods' realtime:global.
+        # The kill's victim: the first room's master, which also carries some
+        # pods' realtime:global. The frozen one: another master.
+        victim = cl.master_of("realtime:room:bench-0")
+        probes = probe_rooms(cl)
+        frozen_port = next(p for p in sorted(probes) if p != victim)
+        frozen = asyncio.run(frozen_phase(cl, pods, frozen_port, probes))
+        # The probes' rooms came and went: wait for the pods' counts again
+        # (and for the frozen master's shard to be served, by it or its
+        # replica), then the kill.
+        wait_for(cl.healthy, 30, "the cluster to be ok after the freeze")
+        wait_for(lambda: all(p.stats()["broker"]["rooms_subscribed"] >= hosted[p.port]
+                             for p in pods), 30, "every pod to have its rooms after the freeze")
+        time.sleep(LINGER_S)
         victim = cl.master_of("realtime:room:bench-0")
         out_victim = cluster_output_bytes(cl, [victim])
         cpu_victim = cluster_cpu_s(cl, [victim])
@@ -98,8 +176,17 @@ def main():
         wait_for(lambda: cl.master_of("realtime:room:bench-0") != victim, 30,
                  "a replica to take over")
         t_promoted = time.monotonic()
-        wait_for(lambda: all(p.stats()["broker"]["rooms_subscribed"] == hosted[p.port]
-                             for p in pods), 30, "every pod to have its rooms again")
+        try:
+            wait_for(lambda: all(p.stats()["broker"]["rooms_subscribed"] == hosted[p.port]
+                                 for p in pods), 30, "every pod to have its rooms again")
+        except AssertionError:
+            for p in pods:
+                b = p.stats()["broker"]
+                print(f"pod {p.port}: rooms_subscribed {b['rooms_subscribed']} of "
+                      f"{hosted[p.port]}, rooms {p.stats()['rooms']['count']}, "
+                      f"connected {b['connected']}", file=sys.stderr)
+                print(p.log()[-3000:], file=sys.stderr)
+            raise
         t_recovered = time.monotonic()
         out, err = bench.communicate(timeout=DURATION + 120)
         if bench.returncode != 0:
@@ -149,6 +236,7 @@ def main():
             "deliveries_per_pod_cpu_s": result["deliveries_per_server_cpu_s"],
             "clients": {"dup_or_reorder": result["dup_or_reorder"], "missed": missed,
                         "readers_closed": result["readers_closed"]},
+            "frozen_master": {"port": frozen_port, "seconds": FREEZE_S, "probe_rooms": frozen},
             "failover": {"killed_master": victim,
                          "replica_promoted_s": round(t_promoted - t_kill, 2),
                          "recovered_s": round(t_recovered - t_kill, 2),
@@ -174,11 +262,17 @@ def main():
         print(f"clients: duplicates/reordering {result['dup_or_reorder']}, missed {missed}; "
               f"pods counted lost {lost_total} x {members_per_pod} members = "
               f"{lost_total * members_per_pod}")
+        for room, r in frozen.items():
+            print(f"frozen master ({FREEZE_S:.0f} s): {room} on a {r['shard']} shard: "
+                  f"{r['arrived']}/{r['sent']} arrived, worst {r['worst_ms']} ms, "
+                  f"p99 {r['p99_ms']} ms")
         print(f"failover: replica promoted after {report['failover']['replica_promoted_s']} s, "
               f"every pod subscribed again after {report['failover']['recovered_s']} s")
         print(f"wall {report['wall_s']} s; load {load_before[0]:.2f} -> {os.getloadavg()[0]:.2f}")
+        healthy_ok = all(r["arrived"] == r["sent"] and r["worst_ms"] < 2500
+                         for r in frozen.values() if r["shard"] == "healthy")
         ok = result["dup_or_reorder"] == 0 and missed == lost_total * members_per_pod and \
-            all(abs(r["ratio_with_lost"] - 1) <= 0.05 for r in per_pod)
+            all(abs(r["ratio_with_lost"] - 1) <= 0.05 for r in per_pod) and healthy_ok
         print("PASS" if ok else "FAIL")
         return 0 if ok else 1
     finally:

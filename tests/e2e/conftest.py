@@ -220,16 +220,10 @@ class RedisCluster:
         self.nodes = []  # [port, Popen]
         n = masters * (1 + replicas)
         try:
+            self.node_timeout_ms = node_timeout_ms
             for _ in range(n):
                 port = cluster_port()
-                proc = subprocess.Popen(
-                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--dir", self.dir, "--cluster-enabled", "yes",
-                     "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
-                     "--cluster-node-timeout", str(node_timeout_ms),
-                     "--repl-diskless-sync-delay", "0"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                self.nodes.append([port, proc])
+                self.nodes.append([port, self.start_node(port)])
             for port, _ in self.nodes:
                 wait_for(lambda: self._ping(port), 10, "a cluster node to answer PING")
             subprocess.run(["redis-cli", "--cluster", "create",
@@ -242,6 +236,17 @@ class RedisCluster:
         except BaseException:
             self.close()
             raise
+
+    def start_node(self, port):
+        """Starts (or starts again) the node of port; its nodes-<port>.conf
+        keeps its identity and slots across a restart."""
+        return subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self.dir, "--cluster-enabled", "yes",
+             "--cluster-config-file", f"{self.dir}/nodes-{port}.conf",
+             "--cluster-node-timeout", str(self.node_timeout_ms),
+             "--repl-diskless-sync-delay", "0"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def _ping(self, port):
         try:

@@ -61,16 +61,14 @@ async def wait_until(pred, timeout, what):
         await asyncio.sleep(0.05)
 
 
-def test_a_frozen_master_delays_only_its_own_rooms(start_server, redis_cluster):
-    """One master of three is frozen (SIGSTOP) for 8 s while two pods
-    exchange messages in a room on every shard and on global. Rooms on the
-    healthy shards keep arriving promptly and lose nothing; global moves off
-    the sick node within the hang detection if it was there; the frozen
-    shard's room recovers after SIGCONT, and what it missed is what the
-    receiving pod counted as lost."""
-    # A long node timeout: the cluster does not fail the frozen master over.
-    cl = redis_cluster(node_timeout_ms=60000)
-    pods = [start_server(REDIS_URL=cl.url(), REDIS_CLUSTER="true", POD_ID=f"pod-{i}")
+def sick_master_run(start_server, cl, fault, heal, env=None):
+    """Two pods exchange messages every 100 ms in a room on every shard and
+    on global while fault(proc) makes one master sick for 8 s (heal(proc)
+    ends it). Rooms on the healthy shards and global lose nothing and stay
+    prompt. Returns the sick room's numbers (what pod-2's client got), how
+    many were sent, and pod-2."""
+    env = env or {}
+    pods = [start_server(REDIS_URL=cl.url(), REDIS_CLUSTER="true", POD_ID=f"pod-{i}", **env)
             for i in (1, 2)]
     for p in pods:
         wait_for(lambda: ready(p), 15, "the pod to be ready")
@@ -78,7 +76,7 @@ def test_a_frozen_master_delays_only_its_own_rooms(start_server, redis_cluster):
     sick_port = sorted(rooms)[0]
     sick_room = rooms[sick_port]
     sick_proc = next(proc for port, proc in cl.nodes if port == sick_port)
-    sent_at = {}
+    sent_at, out = {}, {}
 
     async def go():
         senders = {room: await connect(pods[0], f"/ws/{room}") for room in rooms.values()}
@@ -95,45 +93,89 @@ def test_a_frozen_master_delays_only_its_own_rooms(start_server, redis_cluster):
             sent_at[(k, i)] = time.monotonic()
             await senders[k].send(json.dumps({"type": "chat", "data": {"k": k, "i": i}}))
 
-        for k in keys:  # everything flows before the freeze
+        for k in keys:  # everything flows before the fault
             await send(k)
         await wait_until(lambda: all(receivers[k].numbers(k) == [0] for k in keys), T,
                          "the first message of every room")
-        sick_proc.send_signal(signal.SIGSTOP)
+        fault(sick_proc)
         try:
             t_end = time.monotonic() + 8
             while time.monotonic() < t_end:
                 for k in keys:
                     await send(k)
                 await asyncio.sleep(0.1)
+            healthy = [k for k in keys if k != sick_room]
+            await wait_until(lambda: all(receivers[k].numbers(k) == list(range(n[k]))
+                                         for k in healthy), 10, "every healthy message")
         finally:
-            sick_proc.send_signal(signal.SIGCONT)
-        healthy = [k for k in keys if k != sick_room]
-        await wait_until(lambda: all(receivers[k].numbers(k) == list(range(n[k]))
-                                     for k in healthy), 10, "every healthy message")
-        # The sick shard's room comes back: both pods subscribe there again,
-        # and a message sent then arrives.
-        node = cl.node(sick_port)
-        await wait_until(lambda: int(node.execute_command(
-            "PUBSUB", "SHARDNUMSUB", f"realtime:room:{sick_room}")[1]) == 2, 30,
-            "both pods to subscribe the frozen shard's room again")
-        await send(sick_room)
-        last = n[sick_room] - 1
-        await wait_until(lambda: last in receivers[sick_room].numbers(sick_room), 15,
-                         "a message of the thawed shard's room")
+            heal(sick_proc)
         lat = {k: max(t - sent_at[(k, i)] for i, t in receivers[k].got[k]) for k in healthy}
-        print("frozen master: worst latency per room/global during the freeze: " +
+        print("sick master: worst latency per room/global during the fault: " +
               ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in lat.items()))
         for k in healthy:
             bound = 6.0 if k == "global" else 2.5
             assert lat[k] < bound, (k, lat[k])
-        got = receivers[sick_room].numbers(sick_room)
-        assert got == sorted(set(got)), "duplicates or reordering in the thawed room"
-        lost = pods[1].stats()["broker"]["lost"]
-        assert len(got) + lost == n[sick_room], (len(got), lost, n[sick_room])
+        # The sick shard's room comes back: both pods subscribe there again
+        # (on the node, or on whoever serves its slot now), and a message
+        # sent then arrives.
+        await wait_until(lambda: shard_subscribers(cl, sick_room) == 2, 30,
+                         "both pods to subscribe the sick shard's room again")
+        await send(sick_room)
+        last = n[sick_room] - 1
+        await wait_until(lambda: last in receivers[sick_room].numbers(sick_room), 15,
+                         "a message of the healed shard's room")
+        out["got"] = receivers[sick_room].numbers(sick_room)
+        out["sent"] = n[sick_room]
     run(go())
     for p in pods:
         assert ready(p)
+    return out["got"], out["sent"], pods[1]
+
+
+def shard_subscribers(cl, room):
+    channel = f"realtime:room:{room}"
+    try:
+        node = cl.node(cl.master_of(channel))
+        return int(node.execute_command("PUBSUB", "SHARDNUMSUB", channel)[1])
+    except Exception:
+        return -1
+
+
+def test_a_frozen_master_delays_only_its_own_rooms(start_server, redis_cluster):
+    """One master of three is frozen (SIGSTOP) for 8 s: rooms on the healthy
+    shards keep arriving promptly and lose nothing; global moves off the sick
+    node within the hang detection if it was there; the frozen shard's room
+    recovers after SIGCONT, and what it missed is what pod-2 counted lost."""
+    # A long node timeout: the cluster does not fail the frozen master over.
+    cl = redis_cluster(node_timeout_ms=60000)
+    got, sent, p2 = sick_master_run(start_server, cl, lambda proc: proc.send_signal(signal.SIGSTOP),
+                                    lambda proc: proc.send_signal(signal.SIGCONT))
+    assert got == sorted(set(got)), "duplicates or reordering in the thawed room"
+    assert len(got) + p2.stats()["broker"]["lost"] == sent, (len(got), p2.stats()["broker"], sent)
+
+
+def test_a_dead_master_without_replica_costs_only_its_rooms(start_server, redis_cluster):
+    """One master of three, without a replica, is killed for 8 s and then
+    started again (empty, same port and cluster identity): other rooms and
+    global are not delayed; the dead shard's room works again once it is
+    back, and its messages were parked meanwhile, not lost."""
+    cl = redis_cluster(replicas=0)
+    for port in cl.alive():  # the two healthy shards keep serving
+        cl.node(port).execute_command("CONFIG", "SET", "cluster-require-full-coverage", "no")
+    restarted = {}
+
+    def kill(proc):
+        proc.kill()
+        proc.wait()
+
+    def restart(proc):
+        for entry in cl.nodes:
+            if entry[1] is proc:
+                entry[1] = cl.start_node(entry[0])
+                restarted["port"] = entry[0]
+    got, sent, p2 = sick_master_run(start_server, cl, kill, restart)
+    assert got == sorted(set(got)), "duplicates or reordering in the revived room"
+    assert len(got) + p2.stats()["broker"]["lost"] == sent, (len(got), p2.stats()["broker"], sent)
 
 
 def test_a_refused_channel_costs_only_its_room(start_server, redis_server):
@@ -304,3 +346,59 @@ def test_sentinel_failover_during_a_stream(start_server):
         sentinel.wait()
         master.close()
         replica.close()
+
+
+def test_tls_cluster(start_server):
+    """A Redis Cluster that speaks only TLS (clients and bus): pods reach
+    every master through rediss:// and carry room and global messages
+    across."""
+    from conftest import cluster_port
+    d = tempfile.mkdtemp(prefix="chat-tlscl-")
+    ca = make_ca(d, "cl")
+    cert = make_cert(d, ca, "node")
+    nodes = []
+    try:
+        for _ in range(3):
+            port = cluster_port()
+            nodes.append((port, subprocess.Popen(
+                ["redis-server", "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+                 "--tls-cert-file", cert[1], "--tls-key-file", cert[0],
+                 "--tls-ca-cert-file", ca[1], "--tls-auth-clients", "no", "--tls-cluster", "yes",
+                 "--tls-replication", "yes", "--cluster-enabled", "yes",
+                 "--cluster-config-file", f"{d}/nodes-{port}.conf", "--save", "",
+                 "--appendonly", "no", "--dir", d],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)))
+        cli = ["redis-cli", "--tls", "--cacert", ca[1]]
+        for port, _ in nodes:
+            wait_for(lambda: subprocess.run(cli + ["-p", str(port), "PING"], capture_output=True,
+                                            text=True).stdout.strip() == "PONG", 10,
+                     "a TLS cluster node to answer")
+        subprocess.run(cli + ["--cluster", "create", *[f"127.0.0.1:{p}" for p, _ in nodes],
+                              "--cluster-yes"], check=True, capture_output=True)
+        wait_for(lambda: all("cluster_state:ok" in subprocess.run(
+            cli + ["-p", str(p), "CLUSTER", "INFO"], capture_output=True, text=True).stdout
+            for p, _ in nodes), 30, "the TLS cluster to be ok")
+        url = "rediss://" + ",".join(f"127.0.0.1:{p}" for p, _ in nodes)
+        pods = [start_server(REDIS_URL=url, REDIS_CLUSTER="true", REDIS_TLS_CA_FILE=ca[1],
+                             POD_ID=f"pod-{i}") for i in (1, 2)]
+        for p in pods:
+            wait_for(lambda: ready(p), 15, "the pod to be ready on the TLS cluster")
+        rooms = [f"tls-{i}" for i in range(12)]  # spread over the three masters
+
+        async def go():
+            a = {r: await connect(pods[0], f"/ws/{r}") for r in rooms}
+            b = {r: await connect(pods[1], f"/ws/{r}") for r in rooms}
+            for r in rooms:
+                await a[r].send(f"to {r}")
+                await recv_json(a[r])
+                assert (await recv_json(b[r]))["data"] == {"text": f"to {r}"}
+            g = await connect(pods[1], "/ws")
+            await g.send("to everyone")
+            await recv_json(g)
+            for r in rooms:
+                assert (await recv_json(a[r]))["data"] == {"text": "to everyone"}
+        run(go())
+    finally:
+        for _, proc in nodes:
+            proc.kill()
+            proc.wait()
