@@ -38,7 +38,7 @@ CORE_SRC  := $(PROTO_SRC) src/config.c src/fbuf.c src/room/room.c src/room/regis
 # The threaded server: main, acceptor, workers, stats, logging, the Redis broker.
 MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c src/stats.c \
              src/log.c src/redis/broker.c src/redis/publisher.c src/redis/subscriber.c \
-             src/redis/link.c src/redis/route.c src/redis/backoff.c
+             src/redis/link.c src/redis/route.c src/redis/backoff.c src/redis/receive.c
 MAIN_ASM  := src/web_assets.S
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)

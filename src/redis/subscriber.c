@@ -18,9 +18,7 @@
  * refused channel is alone; that room alone is set aside (its members are
  * told with a system error, room_unavailable) and retried with backoff. The
  * pod stays connected and ready.
- * What arrives is checked (numbering, JSON, size, room), framed once and
- * posted to the workers through the fanout; what the workers have no room
- * for is dropped and counted: the subscriber never waits for them.
+ * What arrives is checked and delivered by receive.c.
  *
  * Owner: the subscriber thread owns everything here. */
 #include <errno.h>
@@ -40,13 +38,11 @@
 #include "redis/broker_internal.h"
 #include "redis/link.h"
 #include "redis/message.h"
+#include "redis/receive.h"
 #include "redis/route.h"
-#include "redis/seq.h"
 #include "room/envelope.h"
 #include "room/registry.h"
-#include "room/room.h"
 #include "server.h"
-#include "ws/frame.h"
 
 /* Each link is pinged this often while nothing else is asked of it. */
 #define SUB_PING_MS 1000
@@ -98,170 +94,10 @@ struct sub {
     uint64_t refused_retry_ms;       /* 0: none refused */
     char **told;                     /* refused rooms whose members were told */
     size_t ntold;
-    struct seq_table *rx_seq; /* origin, epoch, channel -> last seen */
-    struct redis_episode overload, loss;
-    uint64_t last_sweep_ms;
+    struct redis_receiver in; /* checks and delivers what arrives */
     const struct redis_cluster_node *failed; /* for pick_on_node */
     const struct redis_cluster_map *old_map; /* for pick_moved */
 };
-
-/* ---- receiving ---- */
-
-/* Redis delivers faster than the workers fan out: the subscriber never
- * waits for them (it would only move the backlog into Redis, which cuts a
- * subscriber off past its output buffer limit and loses it uncounted). It
- * drops what no lane admits, counts it, and logs once when an episode
- * starts and once when it ends. */
-static void on_overload(struct sub *s)
-{
-    uint_fast64_t n = atomic_fetch_add(&s->rb->overload_dropped, 1);
-    if (redis_episode_note(&s->overload, server_now_ms(), n))
-        log_warn("redis: messages arrive faster than this pod can deliver them; dropping what "
-                 "does not fit (counted in stats as broker.overload_dropped)");
-}
-
-/* The losses of one origin pod, claiming a slot for it on first sight. */
-static struct broker_origin_lost *origin_slot(struct redis_broker *rb, const char *pod, size_t len)
-{
-    unsigned n = atomic_load_explicit(&rb->n_origins, memory_order_relaxed);
-    for (unsigned i = 0; i < n; i++)
-        if (strlen(rb->origins[i].pod) == len && memcmp(rb->origins[i].pod, pod, len) == 0)
-            return &rb->origins[i];
-    if (n == REDIS_LOST_ORIGINS_MAX || len >= sizeof(rb->origins[0].pod))
-        return NULL;
-    memcpy(rb->origins[n].pod, pod, len);
-    rb->origins[n].pod[len] = '\0';
-    atomic_store_explicit(&rb->n_origins, n + 1, memory_order_release);
-    return &rb->origins[n];
-}
-
-/* Checks a numbered payload from another pod against what was seen from it
- * on this channel. Returns false for a duplicate, which is dropped; a gap is
- * counted as lost, per origin, with one log line per episode. */
-static bool in_sequence(struct sub *s, const redisReply *ch, const struct seq_tail *t)
-{
-    struct redis_broker *rb = s->rb;
-    char key[SEQ_KEY_MAX];
-    int n = snprintf(key, sizeof(key), "%.*s %llu %.*s", (int)t->pod_len, t->pod,
-                     (unsigned long long)t->epoch, (int)ch->len, ch->str);
-    if (n < 0 || (size_t)n >= sizeof(key))
-        return true;
-    bool fresh;
-    struct seq_entry *e = seq_table_get(s->rx_seq, key, (size_t)n, &fresh);
-    if (!e) {
-        /* SEQ_RX_MAX streams are tracked already (or memory ran out): this
-         * one is delivered unnumbered, so made-up origins cost no memory. */
-        atomic_fetch_add(&rb->untracked, 1);
-        return true;
-    }
-    uint64_t now = server_now_ms(), lost = 0;
-    e->stamp_ms = now;
-    enum seq_verdict v = seq_accept(e, fresh, t->seq, &lost);
-    if (v == SEQ_DUPLICATE) {
-        atomic_fetch_add(&rb->duplicates, 1);
-        return false;
-    }
-    if (v == SEQ_RESTART)
-        atomic_fetch_add(&rb->seq_restarts, 1);
-    if (v == SEQ_GAP) {
-        uint_fast64_t before = atomic_fetch_add(&rb->lost, lost);
-        struct broker_origin_lost *o = origin_slot(rb, t->pod, t->pod_len);
-        if (o)
-            atomic_fetch_add(&o->lost, lost);
-        if (redis_episode_note(&s->loss, now, before))
-            log_warn("redis: %llu messages from pod %.*s on %.*s never arrived (Redis keeps "
-                     "nothing for a subscriber that was away; counted as broker.lost)",
-                     (unsigned long long)lost, (int)t->pod_len, t->pod, (int)ch->len, ch->str);
-    }
-    return true;
-}
-
-/* Counts a dropped payload; the first of its kind is logged. */
-static void count_drop(atomic_uint_fast64_t *c, const char *counter, const char *why,
-                       const redisReply *ch, size_t len)
-{
-    if (atomic_fetch_add(c, 1) == 0)
-        log_warn("redis: dropped a payload on %.*s (%zu bytes): %s (counted as broker.%s)",
-                 (int)ch->len, ch->str, len, why, counter);
-}
-
-static void deliver(struct sub *s, const redisReply *ch, const redisReply *pl)
-{
-    struct redis_broker *rb = s->rb;
-    char room[WS_HS_ROOM_MAX + 1];
-    atomic_fetch_add_explicit(&rb->taken, 1, memory_order_relaxed);
-    if (ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING) {
-        atomic_fetch_add(&rb->foreign_dropped, 1);
-        return;
-    }
-    bool known_channel = redis_msg_room(ch->str, ch->len, room) == 0;
-    struct seq_tail tail;
-    bool numbered = known_channel && seq_tail_parse(pl->str, pl->len, &tail);
-    size_t idlen = strlen(rb->cfg->pod_id);
-    bool own_tail = numbered && tail.pod_len == idlen && memcmp(tail.pod, rb->cfg->pod_id, idlen) == 0;
-    /* Sequence first, cheaply from the tail: a repeat is dropped before any
-     * work, and a message dropped below for overload is still recorded as
-     * seen, so it never counts as lost too. */
-    if (numbered && !own_tail && !in_sequence(s, ch, &tail))
-        return;
-    /* Shed load before doing any work on the payload: when the workers have
-     * no room for it anyway, checking UTF-8 and JSON and framing it would
-     * only slow the subscriber down. Our own messages are let through to be
-     * recognised and suppressed, not counted. */
-    if (known_channel && !own_tail &&
-        !fanout_admits(rb->srv->fanout,
-                       room[0] ? fanout_room_slot(room_hash(room, strlen(room))) : FANOUT_GLOBAL,
-                       pl->len + ws_frame_header_len(pl->len), FANOUT_FROM_REDIS)) {
-        on_overload(s);
-        return;
-    }
-    enum redis_msg_kind k =
-        redis_msg_classify(ch->str, ch->len, pl->str, pl->len, rb->cfg->pod_id, room);
-    switch (k) {
-    case REDIS_MSG_OWN:
-        /* Delivered locally already. One that this run did not publish
-         * (another epoch, or no number) carries our id falsely: suppressed
-         * all the same, and counted so it can be seen. */
-        if (!own_tail || tail.epoch != rb->epoch)
-            count_drop(&rb->forged_pod, "forged_pod",
-                       "it carries this pod's id but this pod did not publish it", ch, pl->len);
-        return;
-    case REDIS_MSG_INVALID:
-        count_drop(&rb->foreign_dropped, "foreign_dropped", "not a JSON object in UTF-8", ch,
-                   pl->len);
-        return;
-    case REDIS_MSG_ROOM_MISMATCH:
-        count_drop(&rb->mismatch_dropped, "mismatch_dropped", "its room is not its channel's", ch,
-                   pl->len);
-        return;
-    case REDIS_MSG_DELIVER: break;
-    }
-    /* interface.md bounds what clients receive; a backend is held to the
-     * same bound as this pod's own clients (envelope.h). */
-    if (pl->len > rb->cfg->max_message + ENVELOPE_SLACK) {
-        count_drop(&rb->oversize_dropped, "oversize_dropped", "over MAX_MESSAGE_SIZE + 1 KiB", ch,
-                   pl->len);
-        return;
-    }
-    /* Clients get a pod's message without its numbering (seq.h): framed up
-     * to the numbering plus one byte, which becomes the closing brace
-     * before anyone else sees the buffer. */
-    size_t len = numbered ? tail.body_len + 1 : pl->len;
-    struct fbuf *b = fbuf_new_broadcast(pl->str, len, room[0] ? room : NULL);
-    if (!b)
-        return;
-    if (numbered)
-        b->data[b->len - 1] = '}';
-    int rc = fanout_post(rb->srv->fanout, b, FANOUT_FROM_REDIS);
-    fbuf_unref(b);
-    if (rc == -EAGAIN) {
-        on_overload(s);
-        return;
-    }
-    atomic_fetch_add(&rb->received, 1);
-    if (rc > 0)
-        atomic_fetch_add(&rb->overload_dropped, 1);
-}
 
 /* ---- rooms and the registry ---- */
 
@@ -364,7 +200,7 @@ static void tell_refused(struct sub *s, const char *room)
     if (!b)
         return;
     if (fanout_post(s->rb->srv->fanout, b, FANOUT_FROM_REDIS) == -EAGAIN)
-        on_overload(s);
+        redis_receive_overload(&s->in);
     fbuf_unref(b);
 }
 
@@ -764,7 +600,7 @@ static bool on_reply(struct sub *s, struct sub_node *sn, redisReply *r, uint64_t
         return true;
     const char *kind = r->element[0]->str;
     if ((strcmp(kind, "message") == 0 || strcmp(kind, "smessage") == 0) && r->elements == 3) {
-        deliver(s, r->element[1], r->element[2]);
+        redis_receive(&s->in, r->element[1], r->element[2]);
         return true;
     }
     if (strcmp(kind, "pong") == 0) {
@@ -827,17 +663,7 @@ static uint64_t tend(struct sub *s, uint64_t now)
 {
     struct redis_broker *rb = s->rb;
     struct room_registry *reg = &rb->srv->rooms;
-    double secs;
-    if (redis_episode_over(&s->overload, now, &secs))
-        log_warn("redis: overload over after %.1f s; %llu messages from Redis were dropped", secs,
-                 (unsigned long long)(atomic_load(&rb->overload_dropped) - s->overload.at_start));
-    if (redis_episode_over(&s->loss, now, &secs))
-        log_warn("redis: %llu messages from other pods were lost in that episode (%.1f s)",
-                 (unsigned long long)(atomic_load(&rb->lost) - s->loss.at_start), secs);
-    if (now - s->last_sweep_ms >= REDIS_SEQ_SWEEP_MS) {
-        seq_table_sweep(s->rx_seq, now > SEQ_FORGET_RX_MS ? now - SEQ_FORGET_RX_MS : 0);
-        s->last_sweep_ms = now;
-    }
+    redis_receiver_tick(&s->in, now);
     uint64_t next = now + SUB_PING_MS / 2;
     if (!s->live)
         return next;
@@ -981,17 +807,15 @@ void *redis_sub_main(void *arg)
         abort();
     s->rb = rb;
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    s->rx_seq = seq_table_new(SEQ_RX_MAX);
     struct epoll_event ev1 = {.events = EPOLLIN, .data.ptr = &rb->stop_efd};
     struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &rb->wake_efd};
-    if (s->epfd < 0 || !s->rx_seq || redis_route_init(&s->rt, rb->cfg, s->epfd, rb->tls) < 0 ||
+    if (s->epfd < 0 || redis_receiver_init(&s->in, rb) < 0 || redis_route_init(&s->rt, rb->cfg, s->epfd, rb->tls) < 0 ||
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->stop_efd, &ev1) < 0 ||
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->wake_efd, &ev2) < 0) {
         log_error("redis: the subscriber cannot start (out of memory or descriptors)");
         abort();
     }
     redis_backoff_init(&s->refused_bo);
-    s->last_sweep_ms = server_now_ms();
     run(s);
     atomic_store(&rb->sub_ready, 0);
     /* Nothing is subscribed now: whoever waits for a room gets its welcome. */
@@ -1014,7 +838,7 @@ void *redis_sub_main(void *arg)
     for (size_t i = 0; i < s->ntold; i++)
         free(s->told[i]);
     free(s->told);
-    seq_table_free(s->rx_seq);
+    redis_receiver_free(&s->in);
     close(s->epfd);
     free(s);
     return NULL;

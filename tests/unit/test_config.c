@@ -171,6 +171,19 @@ START_TEST(errors_name_the_variable)
 }
 END_TEST
 
+/* Each row (two variables and the start of the error) is refused with an
+ * error that starts so. */
+static void refused_all(const char *const (*bad)[5], size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *env[] = {bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL};
+        struct config c;
+        char err[256] = "";
+        ck_assert_msg(config_load(&c, lookup, env, &DEF, err, sizeof(err)) == -1, "case %zu", i);
+        ck_assert_msg(strncmp(err, bad[i][4], strlen(bad[i][4])) == 0, "case %zu: '%s'", i, err);
+    }
+}
+
 START_TEST(redis_sentinel_and_tls)
 {
     static const char *const bad[][5] = {
@@ -182,13 +195,7 @@ START_TEST(redis_sentinel_and_tls)
         {"REDIS_URL", "rediss://a", "REDIS_TLS_KEY_FILE", "/k.pem", "REDIS_TLS_CERT_FILE:"},
         {"REDIS_URL", "rediss://a", "REDIS_TLS_VERIFY", "maybe", "REDIS_TLS_VERIFY:"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        const char *env[] = {bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL};
-        struct config c;
-        char err[256] = "";
-        ck_assert_msg(config_load(&c, lookup, env, &DEF, err, sizeof(err)) == -1, "case %zu", i);
-        ck_assert_msg(strncmp(err, bad[i][4], strlen(bad[i][4])) == 0, "case %zu: '%s'", i, err);
-    }
+    refused_all(bad, sizeof(bad) / sizeof(bad[0]));
     const char *env[] = {"REDIS_URL", "rediss://s1:26379,s2:26379", "REDIS_SENTINEL", "mymaster",
                          "REDIS_TLS_CA_FILE", "/etc/ca.pem", "REDIS_TLS_VERIFY", "false", NULL};
     struct config c;
@@ -216,13 +223,7 @@ START_TEST(redis_cluster_needs_its_url)
         {"REDIS_URL", "redis://a", "REDIS_CLUSTER", "yes please", "REDIS_CLUSTER:"},
         {"ROOM_LINGER", "forever", NULL, NULL, "ROOM_LINGER:"},
     };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        const char *env[] = {bad[i][0], bad[i][1], bad[i][2], bad[i][3], NULL};
-        struct config c;
-        char err[256] = "";
-        ck_assert_msg(config_load(&c, lookup, env, &DEF, err, sizeof(err)) == -1, "case %zu", i);
-        ck_assert_msg(strncmp(err, bad[i][4], strlen(bad[i][4])) == 0, "case %zu: '%s'", i, err);
-    }
+    refused_all(bad, sizeof(bad) / sizeof(bad[0]));
     const char *env[] = {"REDIS_URL", "redis://a:7000,b:7001", "REDIS_CLUSTER", "true",
                          "ROOM_LINGER", "0", NULL};
     struct config c;
