@@ -215,9 +215,14 @@ int server_run(const struct config *cfg)
         status = 1;
     /* Redis being unreachable is not fatal: the broker keeps trying and
      * /readyz says 503 until it is connected. */
-    if (status == 0 && cfg->redis_enabled && redis_broker_start(srv, &srv->broker) < 0) {
-        log_error("cannot start the Redis broker");
-        status = 1;
+    if (status == 0 && cfg->redis_enabled) {
+        int rc = redis_broker_start(srv, &srv->broker);
+        if (rc == -2) {
+            status = 2; /* a TLS file that cannot be used: said already */
+        } else if (rc < 0) {
+            log_error("cannot start the Redis broker");
+            status = 1;
+        }
     }
     for (unsigned i = 0; status == 0 && i < srv->nworkers; i++) {
         srv->workers[i] = worker_create(srv, i);

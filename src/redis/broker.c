@@ -193,7 +193,7 @@ int redis_broker_start(struct server *srv, struct broker *b)
         if (!(rb->tls = tls_context(&srv->cfg, err, sizeof(err)))) {
             log_error("redis: %s", err);
             free(rb);
-            return -1;
+            return -2;
         }
     }
     if (outbox_init(&rb->outbox, srv->cfg.redis_outbox) < 0 ||

@@ -1,21 +1,21 @@
 /* broker.h: the Redis broker, which carries messages between pods.
  *
- * DESIGN: two threads, each with its own hiredis connection.
- * - The publisher takes messages from the outbox (filled by workers through
- *   broker->publish, which never waits on Redis) and PUBLISHes them in
- *   pipelined batches, in order. Messages it could not get confirmed go back
- *   to the front of the outbox and are sent again after a reconnect.
- * - The subscriber listens on realtime:global and on the channel of each
- *   room this pod hosts (SUBSCRIBE on a room's first member, UNSUBSCRIBE
- *   after ROOM_LINGER without one; the room registry keeps the states and
- *   holds a joining client's welcome until Redis confirms), drops
- *   this pod's own messages and anything that is not a JSON object or is
- *   over the outgoing bound, and posts the rest, framed once, to the
- *   workers through the fanout (fanout.h). What the workers have no room
- *   for is dropped and counted: the subscriber never waits for them.
- * Both reconnect on their own with jittered exponential backoff (100 ms to
- * 5 s). The broker counts as connected while the publisher is connected and
- * the subscriber is subscribed; /readyz follows that. */
+ * DESIGN: two threads, each with its own epoll and its own link to every
+ * Redis node it needs (link.h), its own slot map (route.h), one loop for
+ * single Redis, Sentinel and Redis Cluster:
+ * - the publisher (publisher.c) takes messages from the outbox (filled by
+ *   workers through broker->publish, which never waits on Redis) and
+ *   publishes each on the node serving its channel, pipelined and in order;
+ *   what a node did not confirm waits for that node alone;
+ * - the subscriber (subscriber.c) subscribes realtime:global and the
+ *   channel of each room this pod hosts (the room registry keeps the states
+ *   and holds a joining client's welcome until Redis confirms), and hands
+ *   what arrives to receive.c, which checks it and posts it, framed once,
+ *   to the workers through the fanout.
+ * A node that hangs, dies or refuses costs only the rooms it serves. The
+ * broker counts as connected while the publisher's link to the node that
+ * carries realtime:global is ready and the subscriber has realtime:global
+ * confirmed; /readyz follows that. */
 #ifndef CHAT_REDIS_BROKER_H
 #define CHAT_REDIS_BROKER_H
 
@@ -23,8 +23,10 @@ struct server;
 struct broker;
 
 /* Fills srv->broker with the Redis broker and starts its threads. Returns
- * 0, or -1 when it could not start (out of memory, no threads). Redis being
- * unreachable is not an error: the broker keeps trying. Main thread. */
+ * 0, -2 when a REDIS_TLS_* file cannot be used (logged with the variable's
+ * name: a configuration error), or -1 when it could not start (out of
+ * memory, no threads). Redis being unreachable is not an error: the broker
+ * keeps trying. Main thread. */
 int redis_broker_start(struct server *srv, struct broker *b);
 
 #endif

@@ -16,13 +16,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* Plain sockets give up the loop after this much in one call (epoll tells
- * again); TLS reads until the record layer is empty, as epoll cannot see
- * what OpenSSL holds. */
+/* One read takes at most this much: hiredis 0.14's reader moves what is
+ * left of its buffer each time it hands out a reply, so feeding it a chunk
+ * and taking the replies before the next keeps that cost small. */
 #define READ_CHUNK 16384
-#define READ_MAX_PLAIN (1u << 20)
+/* Chunks read for one epoll event before others get their turn. */
+#define READS_PER_EVENT 64
 
-/* Says why the link failed: "host:port: what detail". */
 static bool fail(struct redis_link *l, const char *what, const char *detail)
 {
     snprintf(l->err, sizeof(l->err), "%.100s:%u: %.60s%.120s", l->host, l->port, what, detail);
@@ -226,42 +226,42 @@ static bool handshake(struct redis_link *l)
     return tls_failed(l);
 }
 
-/* Reads what has come. Returns false when the connection ended. */
+/* Reads one chunk of what has come; l->more says whether there may be
+ * more. Returns false when the connection ended. */
 static bool read_in(struct redis_link *l, uint64_t now)
 {
     char buf[READ_CHUNK];
-    size_t total = 0;
-    for (;;) {
-        ssize_t n;
-        if (l->ssl) {
-            ERR_clear_error();
-            int rc = SSL_read(l->ssl, buf, sizeof(buf));
-            if (rc <= 0) {
-                int e = SSL_get_error(l->ssl, rc);
-                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-                    return true;
-                if (e == SSL_ERROR_ZERO_RETURN)
-                    return fail(l, "", "the node closed the connection");
-                return tls_failed(l);
-            }
-            n = rc;
-        } else {
-            n = recv(l->fd, buf, sizeof(buf), 0);
-            if (n == 0)
+    ssize_t n;
+    l->more = false;
+    if (l->ssl) {
+        ERR_clear_error();
+        int rc = SSL_read(l->ssl, buf, sizeof(buf));
+        if (rc <= 0) {
+            int e = SSL_get_error(l->ssl, rc);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return true;
+            if (e == SSL_ERROR_ZERO_RETURN)
                 return fail(l, "", "the node closed the connection");
-            if (n < 0) {
-                if (errno == EAGAIN || errno == EINTR)
-                    return true;
-                return fail(l, "connection lost: ", strerror(errno));
-            }
+            return tls_failed(l);
         }
-        l->last_read_ms = now;
-        if (redisReaderFeed(l->reader, buf, (size_t)n) != REDIS_OK)
-            return fail(l, "", "out of memory for a reply");
-        total += (size_t)n;
-        if (!l->ssl && total >= READ_MAX_PLAIN)
-            return true;
+        n = rc;
+        /* epoll cannot see what OpenSSL holds already. */
+        l->more = (size_t)n == sizeof(buf) || SSL_pending(l->ssl) > 0;
+    } else {
+        n = recv(l->fd, buf, sizeof(buf), 0);
+        if (n == 0)
+            return fail(l, "", "the node closed the connection");
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return true;
+            return fail(l, "connection lost: ", strerror(errno));
+        }
+        l->more = (size_t)n == sizeof(buf);
     }
+    l->last_read_ms = now;
+    if (redisReaderFeed(l->reader, buf, (size_t)n) != REDIS_OK)
+        return fail(l, "", "out of memory for a reply");
+    return true;
 }
 
 static bool write_out(struct redis_link *l)
@@ -429,4 +429,12 @@ void redis_link_worked(struct redis_link *l)
 bool redis_link_sick(const struct redis_link *l, uint64_t now)
 {
     return now < l->sick_until_ms;
+}
+
+bool redis_link_again(const struct redis_link *l, unsigned reads)
+{
+    if (!l->more || l->phase == REDIS_LINK_DOWN)
+        return false;
+    /* A plain socket's rest is seen by epoll; what OpenSSL holds is not. */
+    return reads < READS_PER_EVENT || (l->ssl && SSL_pending(l->ssl) > 0);
 }

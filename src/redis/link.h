@@ -67,6 +67,7 @@ struct redis_link {
     uint64_t retry_at_ms;  /* while down: not opened again before this */
     uint64_t sick_until_ms;
     bool ever_ready;
+    bool more;             /* the last read may have left more to read */
     struct redis_backoff bo;
     char err[300]; /* why it last failed */
 };
@@ -80,14 +81,19 @@ void redis_link_free(struct redis_link *l);
  * when it cannot even start. */
 bool redis_link_open(struct redis_link *l, uint64_t now);
 
-/* Handles epoll events. Returns false when the link failed (why in
- * l->err): the caller takes back what it had in flight and calls
- * redis_link_close. Sets *became_ready when the hello just completed. */
+/* Handles epoll events, reading at most one chunk (16 KiB). Returns false
+ * when the link failed (why in l->err): the caller takes back what it had
+ * in flight and calls redis_link_close. Sets *became_ready when the hello
+ * just completed. While l->more, the caller takes the replies and calls it
+ * again with EPOLLIN (redis_link_pump does both). */
 bool redis_link_io(struct redis_link *l, uint32_t events, uint64_t now, bool *became_ready);
 
 /* The next reply, once ready: 1 with *r (the caller frees it), 0 when none
  * is complete, -1 when the stream is broken. */
 int redis_link_reply(struct redis_link *l, redisReply **r);
+
+/* Whether to read again (with EPOLLIN) after reads chunks for one event. */
+bool redis_link_again(const struct redis_link *l, unsigned reads);
 
 /* Queues a command; it is written by redis_link_flush (or at once when
  * much is queued already). Returns false when the link failed (why in

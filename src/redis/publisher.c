@@ -20,7 +20,8 @@
  * are held for REDIS_FAILOVER_HOLD_MS before they go to it, the time the
  * other pods' subscribers need to notice and subscribe there (they retry
  * twice a second), so what was parked for the dead master is not published
- * before anyone listens. What is still lost is counted by the receivers.
+ * before anyone listens. realtime:global is held the same way when it
+ * moves off a failed node. What is still lost is counted by the receivers.
  *
  * Owner: the publisher thread owns everything here. */
 #include <errno.h>
@@ -186,6 +187,13 @@ static bool held(const struct pub *p, unsigned slot, uint64_t now)
 
 static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool hung);
 
+static void hold(struct pub *p, unsigned slot, uint64_t now)
+{
+    p->held_until[slot] = now + REDIS_FAILOVER_HOLD_MS;
+    if (p->hold_end_ms < now + REDIS_FAILOVER_HOLD_MS)
+        p->hold_end_ms = now + REDIS_FAILOVER_HOLD_MS;
+}
+
 /* Sends what the node has parked, in order, leaving what is held. */
 static void drain(struct pub *p, struct pub_node *pn, uint64_t now)
 {
@@ -271,9 +279,14 @@ static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool h
     redis_link_close(&pn->link, now, hung);
     redis_route_want(&p->rt);
     if (pn == p->global && p->rt.mode == REDIS_ROUTE_CLUSTER) {
+        /* Global moves to another master, and waits there as long as a
+         * failover's slots do: pods that listened on this node are moving
+         * too, and what reaches the new node before they listen is lost
+         * for them. */
         p->global = NULL;
         p->global_pick++;
         evict(p, pn, true);
+        hold(p, SLOT_GLOBAL, now);
     }
 }
 
@@ -338,12 +351,11 @@ static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t
             const struct redis_cluster_node *a = redis_cluster_owner(old, s);
             const struct redis_cluster_node *b = redis_route_owner(&p->rt, s);
             if (a && b && !redis_same_node(a, b->host, b->port)) {
-                p->held_until[s] = now + REDIS_FAILOVER_HOLD_MS;
+                hold(p, s, now);
                 moved++;
             }
         }
         if (moved) {
-            p->hold_end_ms = now + REDIS_FAILOVER_HOLD_MS;
             atomic_fetch_add(&p->rb->held, 1);
             log_info("redis: %u slots have a new master; their messages wait %d ms for every "
                      "pod to subscribe there",
@@ -360,10 +372,8 @@ static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t
             struct pub_node *was = p->global;
             p->global = NULL;
             evict(p, was, true);
-            if (p->rt.mode == REDIS_ROUTE_SENTINEL) {
-                p->held_until[SLOT_GLOBAL] = now + REDIS_FAILOVER_HOLD_MS;
-                p->hold_end_ms = now + REDIS_FAILOVER_HOLD_MS;
-            }
+            if (p->rt.mode == REDIS_ROUTE_SENTINEL)
+                hold(p, SLOT_GLOBAL, now);
         }
     }
     for (unsigned i = 0; i < p->nnodes; i++)
@@ -468,15 +478,19 @@ static void on_event(struct pub *p, void *ptr, uint32_t events, uint64_t now)
             pn = p->nodes[i];
     if (!pn)
         return;
-    bool ready;
-    if (!redis_link_io(&pn->link, events, now, &ready) || !answers(p, pn, now)) {
-        node_failed(p, pn, now, false);
-        return;
-    }
-    if (ready) {
-        if (pn->link.ever_ready && pn == p->global)
-            log_info("redis: publisher connected to %s:%u", pn->link.host, pn->link.port);
-        drain(p, pn, now);
+    for (unsigned reads = 1;; reads++, events = EPOLLIN) {
+        bool ready;
+        if (!redis_link_io(&pn->link, events, now, &ready) || !answers(p, pn, now)) {
+            node_failed(p, pn, now, false);
+            return;
+        }
+        if (ready) {
+            if (pn == p->global)
+                log_info("redis: publisher connected to %s:%u", pn->link.host, pn->link.port);
+            drain(p, pn, now);
+        }
+        if (!redis_link_again(&pn->link, reads))
+            return;
     }
 }
 

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/epoll.h>
+
 #include "config.h"
 #include "log.h"
 
@@ -244,9 +246,16 @@ int redis_route_step(struct redis_route *rt, uint32_t events, uint64_t now,
         }
     }
     bool ready = false;
-    if (events && !redis_link_io(&rt->probe, events, now, &ready)) {
-        probe_failed(rt, now, false);
-        return 0;
+    for (unsigned reads = 1; events; reads++, events = EPOLLIN) {
+        bool r = false;
+        if (!redis_link_io(&rt->probe, events, now, &r)) {
+            probe_failed(rt, now, false);
+            return 0;
+        }
+        ready |= r;
+        /* A map of a big cluster may take several chunks. */
+        if (!redis_link_again(&rt->probe, reads))
+            break;
     }
     if (ready && !ask(rt, now)) {
         probe_failed(rt, now, false);

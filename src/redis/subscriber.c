@@ -472,10 +472,12 @@ static void ensure_global(struct sub *s, uint64_t now)
     if (!s->rt.have_map || m->n == 0)
         return;
     struct sub_node *sn = NULL;
+    /* A master that is not known to hang and did not just fail. */
     for (size_t k = 0; k < m->n && !sn; k++) {
         size_t i = (s->global_pick + k) % m->n;
         struct sub_node *c = node_for(s, &m->ranges[i].master);
-        if (c && !redis_link_sick(&c->link, now)) {
+        if (c && !redis_link_sick(&c->link, now) &&
+            !(c->link.phase == REDIS_LINK_DOWN && now < c->link.retry_at_ms)) {
             s->global_pick = (unsigned)i;
             sn = c;
         }
@@ -723,6 +725,21 @@ static uint64_t tend(struct sub *s, uint64_t now)
     return next;
 }
 
+/* A node's link is ready: its stalled rooms are subscribed at once, and
+ * the rooms that waited for the link are sent. */
+static void link_ready(struct sub *s, struct sub_node *sn, uint64_t now)
+{
+    sn->last_ping_ms = now;
+    s->stalled = true;
+    s->next_stall_try_ms = 0;
+    struct chan_batch keep = s->batch;
+    s->batch = sn->pending;
+    sn->pending = (struct chan_batch){0};
+    route(s, true, now);
+    sn->pending = s->batch;
+    s->batch = keep;
+}
+
 static void on_event(struct sub *s, void *ptr, uint32_t events, uint64_t now)
 {
     if (redis_route_owns(&s->rt, ptr)) {
@@ -735,36 +752,32 @@ static void on_event(struct sub *s, void *ptr, uint32_t events, uint64_t now)
             sn = s->nodes[i];
     if (!sn)
         return;
-    bool ready;
-    if (!redis_link_io(&sn->link, events, now, &ready)) {
-        node_failed(s, sn, now, false);
-        return;
-    }
-    if (ready) {
-        sn->last_ping_ms = now;
-        s->stalled = true;
-        s->next_stall_try_ms = 0; /* its stalled rooms are subscribed at once */
-        struct chan_batch keep = s->batch;
-        s->batch = sn->pending;
-        sn->pending = (struct chan_batch){0};
-        route(s, true, now);
-        sn->pending = s->batch;
-        s->batch = keep;
-    }
-    redisReply *r;
-    int got;
-    while ((got = redis_link_reply(&sn->link, &r)) > 0) {
-        bool keep = on_reply(s, sn, r, now);
-        freeReplyObject(r);
-        if (!keep || sn->link.phase != REDIS_LINK_READY) {
-            if (keep)
-                return; /* failed inside already */
+    for (unsigned reads = 1;; reads++, events = EPOLLIN) {
+        bool ready;
+        if (!redis_link_io(&sn->link, events, now, &ready)) {
             node_failed(s, sn, now, false);
             return;
         }
+        if (ready)
+            link_ready(s, sn, now);
+        /* The replies of each chunk before the next (link.h). */
+        redisReply *r;
+        int got;
+        while ((got = redis_link_reply(&sn->link, &r)) > 0) {
+            bool keep = on_reply(s, sn, r, now);
+            freeReplyObject(r);
+            if (!keep) {
+                node_failed(s, sn, now, false);
+                return;
+            }
+        }
+        if (got < 0) {
+            node_failed(s, sn, now, false);
+            return;
+        }
+        if (!redis_link_again(&sn->link, reads))
+            return;
     }
-    if (got < 0)
-        node_failed(s, sn, now, false);
 }
 
 static void run(struct sub *s)

@@ -68,8 +68,8 @@ def sick_master_run(start_server, cl, fault, heal, env=None):
     prompt. Returns the sick room's numbers (what pod-2's client got), how
     many were sent, and pod-2."""
     env = env or {}
-    pods = [start_server(REDIS_URL=cl.url(), REDIS_CLUSTER="true", POD_ID=f"pod-{i}", **env)
-            for i in (1, 2)]
+    pods = [start_server(REDIS_URL=cl.url(), REDIS_CLUSTER="true", POD_ID=f"pod-{i}",
+                         LOG_LEVEL="info", **env) for i in (1, 2)]
     for p in pods:
         wait_for(lambda: ready(p), 15, "the pod to be ready")
     rooms = rooms_by_master(cl, 3)
@@ -126,7 +126,12 @@ def sick_master_run(start_server, cl, fault, heal, env=None):
                          "a message of the healed shard's room")
         out["got"] = receivers[sick_room].numbers(sick_room)
         out["sent"] = n[sick_room]
-    run(go())
+    try:
+        run(go())
+    except BaseException:
+        for p in pods:  # what the pods saw, for whoever reads the failure
+            print(f"--- {p.stats()['pod_id']}: {p.stats()['broker']}\n{p.log()[-4000:]}")
+        raise
     for p in pods:
         assert ready(p)
     return out["got"], out["sent"], pods[1]
@@ -242,19 +247,22 @@ def make_cert(d, ca, name):
 
 
 class TlsRedis:
-    def __init__(self, d, cert, ca):
+    def __init__(self, d, cert, ca, client=None):
+        """client: a (key, cert) Redis requires of its clients, else none."""
         self.port = free_port()
         self.d = d
-        self.start(cert, ca)
+        self.start(cert, ca, client)
 
-    def start(self, cert, ca):
+    def start(self, cert, ca, client=None):
         self.proc = subprocess.Popen(
             ["redis-server", "--port", "0", "--tls-port", str(self.port), "--bind", "127.0.0.1",
              "--tls-cert-file", cert[1], "--tls-key-file", cert[0], "--tls-ca-cert-file", ca[1],
-             "--tls-auth-clients", "no", "--save", "", "--appendonly", "no", "--dir", self.d],
+             "--tls-auth-clients", "yes" if client else "no", "--save", "", "--appendonly", "no",
+             "--dir", self.d],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        mine = ["--cert", client[1], "--key", client[0]] if client else []
         wait_for(lambda: subprocess.run(
-            ["redis-cli", "--tls", "--cacert", ca[1], "-p", str(self.port), "PING"],
+            ["redis-cli", "--tls", "--cacert", ca[1], *mine, "-p", str(self.port), "PING"],
             capture_output=True, text=True).stdout.strip() == "PONG", 10, "TLS Redis to answer")
 
     def stop(self):
@@ -293,6 +301,35 @@ def test_tls_with_the_right_ca_and_a_wrong_one(start_server):
         r.stop()
         r.start(other, other_ca)
         wait_for(lambda: ready(wrong), 20, "pod-3 to recover")
+    finally:
+        r.stop()
+
+
+def test_tls_client_certificate(start_server):
+    """A Redis that requires client certificates: a pod with
+    REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE is ready; one without is
+    refused and says so; a key file that is not a key stops the server at
+    start with the variable's name."""
+    d = tempfile.mkdtemp(prefix="chat-tlsc-")
+    ca = make_ca(d, "c")
+    server = make_cert(d, ca, "server")
+    client = make_cert(d, ca, "client")
+    r = TlsRedis(d, server, ca, client=client)
+    try:
+        url = f"rediss://127.0.0.1:{r.port}"
+        good = start_server(REDIS_URL=url, REDIS_TLS_CA_FILE=ca[1], REDIS_TLS_CERT_FILE=client[1],
+                            REDIS_TLS_KEY_FILE=client[0], POD_ID="with-cert")
+        bare = start_server(REDIS_URL=url, REDIS_TLS_CA_FILE=ca[1], POD_ID="without")
+        wait_for(lambda: ready(good), 10, "the pod with a client certificate to be ready")
+        wait_for(lambda: "redis:" in bare.log() and "127.0.0.1" in bare.log(), 10,
+                 "the refusal in the log of the pod without a certificate")
+        assert not ready(bare)
+        broken = start_server(REDIS_URL=url, REDIS_TLS_CA_FILE=ca[1],
+                              REDIS_TLS_CERT_FILE=client[1], REDIS_TLS_KEY_FILE=ca[1],
+                              POD_ID="broken")
+        broken.expect_code = 2  # a configuration error
+        assert broken.proc.wait(10) == 2
+        assert "REDIS_TLS_KEY_FILE" in broken.log()
     finally:
         r.stop()
 
