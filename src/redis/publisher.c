@@ -114,7 +114,8 @@ static void update_gauges(struct pub *p)
                  p->global && p->global->link.phase == REDIS_LINK_READY ? 1 : 0);
 }
 
-/* The node carrying realtime:global: a master that is not known to hang. */
+/* The node carrying realtime:global: a master that is not known to hang
+ * and did not just fail. */
 static struct pub_node *global_node(struct pub *p, uint64_t now)
 {
     if (p->global)
@@ -125,7 +126,8 @@ static struct pub_node *global_node(struct pub *p, uint64_t now)
     for (size_t k = 0; k < m->n; k++) {
         size_t i = (p->global_pick + k) % m->n;
         struct pub_node *pn = node_for(p, &m->ranges[i].master);
-        if (pn && !redis_link_sick(&pn->link, now)) {
+        if (pn && !redis_link_sick(&pn->link, now) &&
+            !(pn->link.phase == REDIS_LINK_DOWN && now < pn->link.retry_at_ms)) {
             p->global_pick = (unsigned)i;
             return p->global = pn;
         }

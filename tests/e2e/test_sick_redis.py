@@ -13,7 +13,7 @@ import websockets
 
 import test_delivery
 from aio import T, connect, recv_json, run
-from conftest import RedisServer, free_port, ready, wait_for
+from conftest import BIN, RedisServer, free_port, ready, wait_for
 
 
 def rooms_by_master(cl, want):
@@ -324,12 +324,15 @@ def test_tls_client_certificate(start_server):
         wait_for(lambda: "redis:" in bare.log() and "127.0.0.1" in bare.log(), 10,
                  "the refusal in the log of the pod without a certificate")
         assert not ready(bare)
-        broken = start_server(REDIS_URL=url, REDIS_TLS_CA_FILE=ca[1],
-                              REDIS_TLS_CERT_FILE=client[1], REDIS_TLS_KEY_FILE=ca[1],
-                              POD_ID="broken")
-        broken.expect_code = 2  # a configuration error
-        assert broken.proc.wait(10) == 2
-        assert "REDIS_TLS_KEY_FILE" in broken.log()
+        # A CA certificate given as the key: a configuration error.
+        p = subprocess.run([BIN], env={**os.environ, "PORT": str(free_port()),
+                                       "BIND_ADDR": "127.0.0.1", "REDIS_URL": url,
+                                       "REDIS_TLS_CA_FILE": ca[1],
+                                       "REDIS_TLS_CERT_FILE": client[1],
+                                       "REDIS_TLS_KEY_FILE": ca[1]},
+                           capture_output=True, timeout=20)
+        assert p.returncode == 2, p.stderr
+        assert b"REDIS_TLS_KEY_FILE: cannot use" in p.stderr, p.stderr
     finally:
         r.stop()
 
