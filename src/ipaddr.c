@@ -1,6 +1,8 @@
 /* ipaddr.c: addresses, networks, X-Forwarded-For and counts (ipaddr.h). */
 #include "ipaddr.h"
 
+#include "hmap.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -193,24 +195,21 @@ struct ipaddr ipaddr_client(const struct ipaddr *peer, const char *xff, size_t x
 struct ip_count_entry {
     struct ipaddr addr;
     uint32_t n;
-    struct ip_count_entry *next;
+    struct hmap_node hn; /* in the counts' map, by address */
 };
 
-static size_t bucket_of(const struct ip_counts *t, const struct ipaddr *a)
+static bool same_addr(const struct hmap_node *n, const void *a)
 {
-    uint32_t h = 2166136261u;
-    for (int i = 0; i < 16; i++)
-        h = (h ^ a->b[i]) * 16777619u;
-    return h & (t->nbuckets - 1);
+    return memcmp(&hmap_entry(n, struct ip_count_entry, hn)->addr, a, sizeof(struct ipaddr)) == 0;
 }
 
 int ip_counts_init(struct ip_counts *t)
 {
     *t = (struct ip_counts){0};
-    t->nbuckets = 1024;
-    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    if (!t->buckets || pthread_mutex_init(&t->lock, NULL) != 0) {
-        free(t->buckets);
+    if (hmap_init(&t->map, 1024) < 0)
+        return -1;
+    if (pthread_mutex_init(&t->lock, NULL) != 0) {
+        hmap_free(&t->map);
         return -1;
     }
     return 0;
@@ -218,25 +217,25 @@ int ip_counts_init(struct ip_counts *t)
 
 void ip_counts_free(struct ip_counts *t)
 {
-    for (size_t i = 0; i < t->nbuckets; i++) {
-        struct ip_count_entry *e = t->buckets[i];
-        while (e) {
-            struct ip_count_entry *next = e->next;
-            free(e);
-            e = next;
+    for (size_t i = 0; i < t->map.nbuckets; i++) {
+        struct hmap_node *x = t->map.buckets[i];
+        while (x) {
+            struct hmap_node *next = x->next;
+            free(hmap_entry(x, struct ip_count_entry, hn));
+            x = next;
         }
     }
-    free(t->buckets);
+    hmap_free(&t->map);
     pthread_mutex_destroy(&t->lock);
 }
 
 bool ip_counts_take(struct ip_counts *t, const struct ipaddr *a, uint32_t limit)
 {
+    /* Keyed (hmap.h): clients choose their addresses within a /64. */
+    uint32_t h = hmap_hash(a, sizeof(*a));
     pthread_mutex_lock(&t->lock);
-    struct ip_count_entry **pp = &t->buckets[bucket_of(t, a)];
-    struct ip_count_entry *e = *pp;
-    while (e && memcmp(&e->addr, a, sizeof(*a)) != 0)
-        e = e->next;
+    struct hmap_node **l = hmap_find(&t->map, h, same_addr, a);
+    struct ip_count_entry *e = l ? hmap_entry(*l, struct ip_count_entry, hn) : NULL;
     bool ok = false;
     if (e) {
         if (e->n < limit) {
@@ -246,9 +245,7 @@ bool ip_counts_take(struct ip_counts *t, const struct ipaddr *a, uint32_t limit)
     } else if (limit > 0 && (e = malloc(sizeof(*e)))) {
         e->addr = *a;
         e->n = 1;
-        e->next = *pp;
-        *pp = e;
-        t->n++;
+        hmap_insert(&t->map, &e->hn, h);
         ok = true;
     }
     pthread_mutex_unlock(&t->lock);
@@ -257,16 +254,14 @@ bool ip_counts_take(struct ip_counts *t, const struct ipaddr *a, uint32_t limit)
 
 void ip_counts_release(struct ip_counts *t, const struct ipaddr *a)
 {
+    uint32_t h = hmap_hash(a, sizeof(*a));
     pthread_mutex_lock(&t->lock);
-    for (struct ip_count_entry **pp = &t->buckets[bucket_of(t, a)]; *pp; pp = &(*pp)->next) {
-        struct ip_count_entry *e = *pp;
-        if (memcmp(&e->addr, a, sizeof(*a)) == 0) {
-            if (--e->n == 0) {
-                *pp = e->next;
-                free(e);
-                t->n--;
-            }
-            break;
+    struct hmap_node **l = hmap_find(&t->map, h, same_addr, a);
+    if (l) {
+        struct ip_count_entry *e = hmap_entry(*l, struct ip_count_entry, hn);
+        if (--e->n == 0) {
+            hmap_unlink(&t->map, l);
+            free(e);
         }
     }
     pthread_mutex_unlock(&t->lock);

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hmap.h"
+
 struct sockaddr;
 
 /* An IPv4 address is stored as IPv4-mapped IPv6 (::ffff:a.b.c.d), so one
@@ -61,8 +63,7 @@ struct ipaddr ipaddr_quota_key(const struct ipaddr *a, unsigned v6_prefix);
 /* Open connections per client address, bounded by a limit. */
 struct ip_counts {
     pthread_mutex_t lock;
-    struct ip_count_entry **buckets; /* under lock */
-    size_t nbuckets, n;
+    struct hmap map; /* under lock: counts by address (map.n of them) */
 };
 
 int ip_counts_init(struct ip_counts *t);

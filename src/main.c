@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "hmap.h"
 #include "log.h"
 #include "server.h"
 
@@ -50,6 +51,10 @@ int main(void)
         d.hostname = host;
     if (getrandom(&d.random, sizeof(d.random), 0) != sizeof(d.random))
         d.random = (uint32_t)getpid();
+    /* The tables' hash key, before any thread: names chosen by clients
+     * cannot be made to collide without it (hmap.h). */
+    if (hmap_random_key() < 0)
+        fprintf(stderr, "chat-api: no randomness for the tables' hash key; using a fixed one\n");
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     d.cpus = cpus > 0 ? (unsigned)cpus : 1;
     /* A server of many connections takes every descriptor it is allowed:

@@ -839,7 +839,7 @@ static void release_ident(struct worker *w, struct conn_ident *ident)
 static void admit(struct worker *w, struct conn *c)
 {
     if (c->room)
-        fanout_member(w->fan, w->id, fanout_room_slot(c->room->hash), 1);
+        fanout_member(w->fan, w->id, fanout_room_slot(c->room->hn.hash), 1);
     if (room_add(&w->chat, &c->chat_m) < 0) {
         kill_conn(w, c);
         return;
@@ -1030,7 +1030,7 @@ static void free_conn(struct worker *w, struct conn *c)
         if (c->awaiting) {
             room_leave_waiting(&w->rooms, c->room, &c->room_m);
         } else {
-            fanout_member(w->fan, w->id, fanout_room_slot(c->room->hash), -1);
+            fanout_member(w->fan, w->id, fanout_room_slot(c->room->hn.hash), -1);
             room_leave(&w->rooms, c->room, &c->room_m);
         }
     }

@@ -5,26 +5,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hmap.h"
+
 struct node {
     struct seq_entry e;
-    struct node *next;
-    uint32_t hash;
+    struct hmap_node hn; /* in the table's map, by key */
     uint16_t len;
     char key[];
 };
 
 struct seq_table {
-    struct node **buckets;
-    size_t nbuckets, n, max;
+    struct hmap map;
+    size_t max;
 };
 
-static uint32_t hash_of(const char *s, size_t len)
+struct key {
+    const char *s;
+    size_t len;
+};
+
+static bool same_key(const struct hmap_node *n, const void *k)
 {
-    /* FNV-1a: keys are short, and a receiver's come from other pods. */
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)s[i]) * 16777619u;
-    return h;
+    const struct node *x = hmap_entry(n, struct node, hn);
+    const struct key *key = k;
+    return x->len == key->len && memcmp(x->key, key->s, key->len) == 0;
 }
 
 struct seq_table *seq_table_new(size_t max)
@@ -33,9 +37,7 @@ struct seq_table *seq_table_new(size_t max)
     if (!t)
         return NULL;
     t->max = max;
-    t->nbuckets = 64;
-    t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
-    if (!t->buckets) {
+    if (hmap_init(&t->map, 64) < 0) {
         free(t);
         return NULL;
     }
@@ -47,28 +49,8 @@ void seq_table_free(struct seq_table *t)
     if (!t)
         return;
     seq_table_sweep(t, UINT64_MAX);
-    free(t->buckets);
+    hmap_free(&t->map);
     free(t);
-}
-
-static void grow(struct seq_table *t)
-{
-    size_t n = t->nbuckets * 2;
-    struct node **b = calloc(n, sizeof(*b));
-    if (!b)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < t->nbuckets; i++) {
-        struct node *x = t->buckets[i];
-        while (x) {
-            struct node *next = x->next;
-            x->next = b[x->hash & (n - 1)];
-            b[x->hash & (n - 1)] = x;
-            x = next;
-        }
-    }
-    free(t->buckets);
-    t->buckets = b;
-    t->nbuckets = n;
 }
 
 struct seq_entry *seq_table_get(struct seq_table *t, const char *key, size_t len, bool *fresh)
@@ -76,49 +58,46 @@ struct seq_entry *seq_table_get(struct seq_table *t, const char *key, size_t len
     *fresh = false;
     if (len > SEQ_KEY_MAX)
         return NULL;
-    uint32_t h = hash_of(key, len);
-    for (struct node *x = t->buckets[h & (t->nbuckets - 1)]; x; x = x->next)
-        if (x->hash == h && x->len == len && memcmp(x->key, key, len) == 0)
-            return &x->e;
-    if (t->max && t->n >= t->max)
+    /* Keyed (hmap.h): a receiver's keys come from whoever publishes. */
+    uint32_t h = hmap_hash(key, len);
+    struct key k = {key, len};
+    struct hmap_node **l = hmap_find(&t->map, h, same_key, &k);
+    if (l)
+        return &hmap_entry(*l, struct node, hn)->e;
+    if (t->max && t->map.n >= t->max)
         return NULL;
     struct node *x = calloc(1, sizeof(*x) + len);
     if (!x)
         return NULL;
-    x->hash = h;
     x->len = (uint16_t)len;
     memcpy(x->key, key, len);
-    x->next = t->buckets[h & (t->nbuckets - 1)];
-    t->buckets[h & (t->nbuckets - 1)] = x;
+    hmap_insert(&t->map, &x->hn, h);
     *fresh = true;
-    if (++t->n > t->nbuckets)
-        grow(t);
     return &x->e;
 }
 
 size_t seq_table_sweep(struct seq_table *t, uint64_t before_ms)
 {
     size_t gone = 0;
-    for (size_t i = 0; i < t->nbuckets; i++) {
-        struct node **pp = &t->buckets[i];
-        while (*pp) {
-            struct node *x = *pp;
+    for (size_t i = 0; i < t->map.nbuckets; i++) {
+        struct hmap_node **l = &t->map.buckets[i];
+        while (*l) {
+            struct node *x = hmap_entry(*l, struct node, hn);
             if (x->e.stamp_ms < before_ms) {
-                *pp = x->next;
+                hmap_unlink(&t->map, l);
                 free(x);
                 gone++;
             } else {
-                pp = &x->next;
+                l = &(*l)->next;
             }
         }
     }
-    t->n -= gone;
     return gone;
 }
 
 size_t seq_table_count(const struct seq_table *t)
 {
-    return t->n;
+    return t->map.n;
 }
 
 enum seq_verdict seq_accept(struct seq_entry *e, bool fresh, uint64_t seq, uint64_t *lost)

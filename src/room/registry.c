@@ -1,4 +1,4 @@
-/* registry.c: chained hash of rooms with member counts and subscription
+/* registry.c: a keyed map of rooms (hmap.h) with member counts and subscription
  * states, a FIFO of rooms to subscribe and a FIFO of lingering rooms. */
 #include "room/registry.h"
 
@@ -20,26 +20,33 @@ enum sub_state {
 
 struct reg_entry {
     char *name;
-    uint32_t hash;
+    struct hmap_node hn; /* in the registry's map, by name */
     uint8_t state;   /* enum sub_state */
     bool waiters;    /* a join was told to wait for this room's confirmation */
     bool idle;       /* on the idle list */
     uint64_t members;
     uint64_t idle_since_ms;
-    struct reg_entry *next;              /* hash chain */
     struct reg_entry *q_next;            /* the queue */
     struct reg_entry *i_prev, *i_next;   /* the idle list */
 };
 
+static struct reg_entry *E(struct hmap_node *n)
+{
+    return hmap_entry(n, struct reg_entry, hn);
+}
+
+static bool same_name(const struct hmap_node *n, const void *room)
+{
+    return strcmp(hmap_entry(n, struct reg_entry, hn)->name, room) == 0;
+}
+
 int registry_init(struct room_registry *reg)
 {
     *reg = (struct room_registry){0};
-    reg->nbuckets = 64;
-    reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
-    if (!reg->buckets)
+    if (hmap_init(&reg->map, 64) < 0)
         return -1;
     if (pthread_mutex_init(&reg->lock, NULL) != 0) {
-        free(reg->buckets);
+        hmap_free(&reg->map);
         return -1;
     }
     return 0;
@@ -47,46 +54,23 @@ int registry_init(struct room_registry *reg)
 
 void registry_free(struct room_registry *reg)
 {
-    for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct reg_entry *e = reg->buckets[i];
-        while (e) {
-            struct reg_entry *next = e->next;
-            free(e->name);
-            free(e);
-            e = next;
+    for (size_t i = 0; i < reg->map.nbuckets; i++) {
+        struct hmap_node *x = reg->map.buckets[i];
+        while (x) {
+            struct hmap_node *next = x->next;
+            free(E(x)->name);
+            free(E(x));
+            x = next;
         }
     }
-    free(reg->buckets);
+    hmap_free(&reg->map);
     pthread_mutex_destroy(&reg->lock);
-    reg->buckets = NULL;
 }
 
-static void grow(struct room_registry *reg)
+/* The link to room's entry, or NULL. */
+static struct hmap_node **find(struct room_registry *reg, const char *room, uint32_t h)
 {
-    size_t n = reg->nbuckets * 2;
-    struct reg_entry **b = calloc(n, sizeof(*b));
-    if (!b)
-        return; /* longer chains, still correct */
-    for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct reg_entry *e = reg->buckets[i];
-        while (e) {
-            struct reg_entry *next = e->next;
-            e->next = b[e->hash & (n - 1)];
-            b[e->hash & (n - 1)] = e;
-            e = next;
-        }
-    }
-    free(reg->buckets);
-    reg->buckets = b;
-    reg->nbuckets = n;
-}
-
-static struct reg_entry **find(struct room_registry *reg, const char *room, uint32_t h)
-{
-    struct reg_entry **pp = &reg->buckets[h & (reg->nbuckets - 1)];
-    while (*pp && !((*pp)->hash == h && strcmp((*pp)->name, room) == 0))
-        pp = &(*pp)->next;
-    return pp;
+    return hmap_find(&reg->map, h, same_name, room);
 }
 
 static void idle_unlink(struct room_registry *reg, struct reg_entry *e)
@@ -139,14 +123,13 @@ static void queue_unlink(struct room_registry *reg, struct reg_entry *e)
 }
 
 /* Unhooks e from its chain (pp points at it) and frees it. */
-static void forget(struct room_registry *reg, struct reg_entry **pp)
+static void forget(struct room_registry *reg, struct hmap_node **pp)
 {
-    struct reg_entry *e = *pp;
-    *pp = e->next;
+    struct reg_entry *e = E(*pp);
+    hmap_unlink(&reg->map, pp);
     idle_unlink(reg, e);
     if (e->state == SUB_CONFIRMED)
         reg->confirmed--;
-    reg->nentries--;
     free(e->name);
     free(e);
 }
@@ -155,8 +138,8 @@ int registry_join(struct room_registry *reg, const char *room, uint64_t *gen)
 {
     uint32_t h = room_hash(room, strlen(room));
     pthread_mutex_lock(&reg->lock);
-    struct reg_entry **pp = find(reg, room, h);
-    struct reg_entry *e = *pp;
+    struct hmap_node **pp = find(reg, room, h);
+    struct reg_entry *e = pp ? E(*pp) : NULL;
     if (!e) {
         e = calloc(1, sizeof(*e));
         if (!e || !(e->name = strdup(room))) {
@@ -164,11 +147,7 @@ int registry_join(struct room_registry *reg, const char *room, uint64_t *gen)
             pthread_mutex_unlock(&reg->lock);
             return -1;
         }
-        e->hash = h;
-        e->next = reg->buckets[h & (reg->nbuckets - 1)];
-        reg->buckets[h & (reg->nbuckets - 1)] = e;
-        if (++reg->nentries > reg->nbuckets)
-            grow(reg);
+        hmap_insert(&reg->map, &e->hn, h);
         if (reg->tracking && reg->live)
             queue_push(reg, e);
     }
@@ -190,8 +169,8 @@ void registry_leave(struct room_registry *reg, const char *room, uint64_t now_ms
 {
     uint32_t h = room_hash(room, strlen(room));
     pthread_mutex_lock(&reg->lock);
-    struct reg_entry **pp = find(reg, room, h);
-    struct reg_entry *e = *pp;
+    struct hmap_node **pp = find(reg, room, h);
+    struct reg_entry *e = pp ? E(*pp) : NULL;
     if (e && e->members > 0 && --e->members == 0) {
         reg->nrooms--;
         if (e->state == SUB_SENT || e->state == SUB_CONFIRMED) {
@@ -268,8 +247,9 @@ void registry_top(struct room_registry *reg, struct registry_top *out)
     const struct reg_entry *heap[REGISTRY_TOP_MAX];
     size_t n = 0, rooms = 0;
     pthread_mutex_lock(&reg->lock);
-    for (size_t i = 0; i < reg->nbuckets; i++)
-        for (const struct reg_entry *e = reg->buckets[i]; e; e = e->next) {
+    for (size_t i = 0; i < reg->map.nbuckets; i++)
+        for (struct hmap_node *x = reg->map.buckets[i]; x; x = x->next) {
+            const struct reg_entry *e = E(x);
             if (e->members == 0)
                 continue;
             rooms++;
@@ -313,10 +293,10 @@ static void reset_all(struct room_registry *reg, enum sub_state state, registry_
                       void *arg)
 {
     reg->queue_head = reg->queue_tail = NULL;
-    for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct reg_entry **pp = &reg->buckets[i];
+    for (size_t i = 0; i < reg->map.nbuckets; i++) {
+        struct hmap_node **pp = &reg->map.buckets[i];
         while (*pp) {
-            struct reg_entry *e = *pp;
+            struct reg_entry *e = E(*pp);
             if (e->members == 0) {
                 forget(reg, pp);
                 continue;
@@ -328,7 +308,7 @@ static void reset_all(struct room_registry *reg, enum sub_state state, registry_
             e->q_next = NULL;
             if (emit)
                 emit(arg, e->name);
-            pp = &e->next;
+            pp = &(*pp)->next;
         }
     }
 }
@@ -364,7 +344,7 @@ void registry_sub_take_expired(struct room_registry *reg, uint64_t cutoff_ms,
     while (reg->idle_head && reg->idle_head->idle_since_ms < cutoff_ms) {
         struct reg_entry *e = reg->idle_head;
         emit(arg, e->name);
-        forget(reg, find(reg, e->name, e->hash));
+        forget(reg, find(reg, e->name, e->hn.hash));
     }
     pthread_mutex_unlock(&reg->lock);
 }
@@ -374,7 +354,8 @@ bool registry_sub_confirmed(struct room_registry *reg, const char *room)
     uint32_t h = room_hash(room, strlen(room));
     bool waiters = false;
     pthread_mutex_lock(&reg->lock);
-    struct reg_entry *e = *find(reg, room, h);
+    struct hmap_node **l = find(reg, room, h);
+    struct reg_entry *e = l ? E(*l) : NULL;
     /* Only a room we sent: a confirmation can also belong to a room that was
      * forgotten and joined again (its new SUBSCRIBE's answer comes later). */
     if (e && e->state == SUB_SENT) {
@@ -391,12 +372,12 @@ void registry_sub_stall(struct room_registry *reg, bool (*pick)(void *arg, const
                         void *arg, registry_emit_fn waiting, void *warg)
 {
     pthread_mutex_lock(&reg->lock);
-    for (size_t i = 0; i < reg->nbuckets; i++) {
-        struct reg_entry **pp = &reg->buckets[i];
+    for (size_t i = 0; i < reg->map.nbuckets; i++) {
+        struct hmap_node **pp = &reg->map.buckets[i];
         while (*pp) {
-            struct reg_entry *e = *pp;
+            struct reg_entry *e = E(*pp);
             if ((e->state != SUB_SENT && e->state != SUB_CONFIRMED) || !pick(arg, e->name)) {
-                pp = &e->next;
+                pp = &(*pp)->next;
                 continue;
             }
             if (e->members == 0) {
@@ -409,7 +390,7 @@ void registry_sub_stall(struct room_registry *reg, bool (*pick)(void *arg, const
             if (e->waiters)
                 waiting(warg, e->name);
             e->waiters = false;
-            pp = &e->next;
+            pp = &(*pp)->next;
         }
     }
     pthread_mutex_unlock(&reg->lock);
@@ -423,8 +404,8 @@ static bool set_aside(struct room_registry *reg, const char *room, enum sub_stat
     bool aside = false;
     *waited = false;
     pthread_mutex_lock(&reg->lock);
-    struct reg_entry **pp = find(reg, room, h);
-    struct reg_entry *e = *pp;
+    struct hmap_node **pp = find(reg, room, h);
+    struct reg_entry *e = pp ? E(*pp) : NULL;
     if (e && (e->state == SUB_SENT || e->state == SUB_CONFIRMED)) {
         if (e->members == 0) {
             forget(reg, pp);
@@ -455,9 +436,10 @@ static void take_state(struct room_registry *reg, enum sub_state state, registry
                        void *arg)
 {
     pthread_mutex_lock(&reg->lock);
-    for (size_t i = 0; i < reg->nbuckets; i++)
-        for (struct reg_entry *e = reg->buckets[i]; e; e = e->next)
-            if (e->state == state) {
+    for (size_t i = 0; i < reg->map.nbuckets; i++)
+        for (struct hmap_node *x = reg->map.buckets[i]; x; x = x->next)
+            if (E(x)->state == state) {
+                struct reg_entry *e = E(x);
                 e->state = SUB_SENT;
                 emit(arg, e->name);
             }

@@ -34,13 +34,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hmap.h"
+
 struct reg_entry;
 
 struct room_registry {
     pthread_mutex_t lock; /* guards everything below */
-    struct reg_entry **buckets;
-    size_t nbuckets;
-    size_t nentries;  /* entries, lingering ones included */
+    struct hmap map;  /* of entries, lingering ones included (map.n), by name */
     size_t nrooms;    /* rooms with at least one member */
     bool tracking;    /* per-room subscriptions are kept (Redis mode); set before threads start */
     bool live;        /* the subscriber is connected: joins wait for confirmation */

@@ -1,4 +1,4 @@
-/* room.c: chained hash of rooms, each an array of members. */
+/* room.c: a keyed map of rooms (hmap.h), each an array of members. */
 #include "room/room.h"
 
 #include <errno.h>
@@ -7,12 +7,13 @@
 
 uint32_t room_hash(const char *name, size_t len)
 {
-    /* FNV-1a: room names are short and chosen by clients; the table only
-     * ever holds the rooms this worker's own clients are in. */
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (uint8_t)name[i]) * 16777619u;
-    return h;
+    /* Keyed: room names are chosen by clients (hmap.h). */
+    return hmap_hash(name, len);
+}
+
+static bool same_name(const struct hmap_node *n, const void *name)
+{
+    return strcmp(hmap_entry(n, struct room, hn)->name, name) == 0;
 }
 
 /* Makes room for one more member. Returns 0 or -ENOMEM. */
@@ -48,33 +49,8 @@ void room_remove(struct room *r, struct room_member *m)
 
 struct room *room_find(const struct room_index *ix, const char *name, uint32_t hash)
 {
-    if (!ix->nbuckets)
-        return NULL;
-    for (struct room *r = ix->buckets[hash & (ix->nbuckets - 1)]; r; r = r->next)
-        if (r->hash == hash && strcmp(r->name, name) == 0)
-            return r;
-    return NULL;
-}
-
-static int grow(struct room_index *ix)
-{
-    size_t n = ix->nbuckets ? ix->nbuckets * 2 : 16;
-    struct room **b = calloc(n, sizeof(*b));
-    if (!b)
-        return -ENOMEM;
-    for (size_t i = 0; i < ix->nbuckets; i++) {
-        struct room *r = ix->buckets[i];
-        while (r) {
-            struct room *next = r->next;
-            r->next = b[r->hash & (n - 1)];
-            b[r->hash & (n - 1)] = r;
-            r = next;
-        }
-    }
-    free(ix->buckets);
-    ix->buckets = b;
-    ix->nbuckets = n;
-    return 0;
+    struct hmap_node **l = hmap_find(&ix->map, hash, same_name, name);
+    return l ? hmap_entry(*l, struct room, hn) : NULL;
 }
 
 /* Finds or creates the room called name. */
@@ -83,17 +59,14 @@ static struct room *room_get(struct room_index *ix, const char *name)
     uint32_t h = room_hash(name, strlen(name));
     struct room *r = room_find(ix, name, h);
     if (!r) {
-        if (ix->nrooms >= ix->nbuckets && grow(ix) < 0)
+        if (!ix->map.buckets && hmap_init(&ix->map, 16) < 0)
             return NULL;
         r = calloc(1, sizeof(*r));
         if (!r || !(r->name = strdup(name))) {
             free(r);
             return NULL;
         }
-        r->hash = h;
-        r->next = ix->buckets[h & (ix->nbuckets - 1)];
-        ix->buckets[h & (ix->nbuckets - 1)] = r;
-        ix->nrooms++;
+        hmap_insert(&ix->map, &r->hn, h);
     }
     return r;
 }
@@ -155,11 +128,7 @@ void room_leave(struct room_index *ix, struct room *r, struct room_member *m)
         room_remove(r, m);
     if (r->n > 0 || r->waiting)
         return;
-    struct room **pp = &ix->buckets[r->hash & (ix->nbuckets - 1)];
-    while (*pp != r)
-        pp = &(*pp)->next;
-    *pp = r->next;
-    ix->nrooms--;
+    hmap_unlink(&ix->map, hmap_find(&ix->map, r->hn.hash, same_name, r->name));
     free(r->members);
     free(r->name);
     free(r);
@@ -167,19 +136,19 @@ void room_leave(struct room_index *ix, struct room *r, struct room_member *m)
 
 void room_index_free(struct room_index *ix)
 {
-    for (size_t i = 0; i < ix->nbuckets; i++) {
-        struct room *r = ix->buckets[i];
-        while (r) {
-            struct room *next = r->next;
+    for (size_t i = 0; i < ix->map.nbuckets; i++) {
+        struct hmap_node *x = ix->map.buckets[i];
+        while (x) {
+            struct hmap_node *next = x->next;
+            struct room *r = hmap_entry(x, struct room, hn);
             if (r->waiting)
                 free(r->waiting->members);
             free(r->waiting);
             free(r->members);
             free(r->name);
             free(r);
-            r = next;
+            x = next;
         }
     }
-    free(ix->buckets);
-    *ix = (struct room_index){0};
+    hmap_free(&ix->map);
 }

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hmap.h"
+
 /* Embedded in whatever joins a room; the owner recovers itself from it. */
 struct room_member {
     uint32_t slot;
@@ -16,19 +18,18 @@ struct room_member {
 
 struct room {
     char *name; /* NULL for a plain member list that is not in an index */
-    uint32_t hash;
+    struct hmap_node hn; /* in the index; hn.hash is room_hash(name) */
     uint32_t n, cap;
     struct room_member **members;
     struct room *waiting; /* members not yet admitted (a plain list), or NULL */
-    struct room *next;    /* hash chain */
 };
 
+/* Zeroed to start with (the map is made at the first join). */
 struct room_index {
-    struct room **buckets;
-    size_t nbuckets;
-    size_t nrooms;
+    struct hmap map; /* of struct room, by name */
 };
 
+/* The hash rooms are filed under (keyed, hmap.h); fan-out buckets use it too. */
 uint32_t room_hash(const char *name, size_t len);
 
 /* Adds m to a member list. Returns 0 or -ENOMEM. */

@@ -22,5 +22,6 @@ Suite *ipaddr_suite(void);
 Suite *keys_suite(void);
 Suite *cluster_suite(void);
 Suite *registry_suite(void);
+Suite *hmap_suite(void);
 
 #endif

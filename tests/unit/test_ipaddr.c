@@ -135,7 +135,7 @@ START_TEST(counts_per_address)
     ip_counts_release(&t, &a);
     ip_counts_release(&t, &a);
     ip_counts_release(&t, &b);
-    ck_assert_uint_eq(t.n, 0); /* entries go when their count does */
+    ck_assert_uint_eq(t.map.n, 0); /* entries go when their count does */
     ip_counts_free(&t);
 }
 END_TEST

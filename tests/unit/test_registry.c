@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "room/registry.h"
+#include "collide.h"
+#include "hmap.h"
 #include "suites.h"
 
 /* Collects what the registry emits. */
@@ -61,7 +63,7 @@ START_TEST(standalone_never_waits_and_forgets_empty_rooms)
     registry_leave(&reg, "a", 1);
     registry_leave(&reg, "b", 1);
     ck_assert_uint_eq(registry_rooms(&reg), 0);
-    ck_assert_uint_eq(reg.nentries, 0);
+    ck_assert_uint_eq(reg.map.n, 0);
     registry_free(&reg);
 }
 END_TEST
@@ -121,7 +123,7 @@ START_TEST(linger_then_unsubscribe)
     registry_sub_take_expired(&reg, 2001, collect, &gone);
     ck_assert_int_eq(gone.n, 1);
     ck_assert(has(&gone, "r"));
-    ck_assert_uint_eq(reg.nentries, 0);
+    ck_assert_uint_eq(reg.map.n, 0);
     ck_assert_uint_eq(registry_confirmed(&reg), 0);
     /* Joined again after: a fresh subscription; the old room's late
      * confirmation cannot count for it before it is sent. */
@@ -149,7 +151,7 @@ START_TEST(a_room_emptied_before_it_was_sent_is_dropped)
     registry_sub_take_queued(&reg, collect, &q);
     ck_assert_int_eq(q.n, 1);
     ck_assert(has(&q, "b"));
-    ck_assert_uint_eq(reg.nentries, 1);
+    ck_assert_uint_eq(reg.map.n, 1);
     registry_free(&reg);
 }
 END_TEST
@@ -197,7 +199,7 @@ START_TEST(many_rooms_grow_the_table)
         snprintf(name, sizeof(name), "room-%d", i);
         registry_leave(&reg, name, 1);
     }
-    ck_assert_uint_eq(reg.nentries, 0);
+    ck_assert_uint_eq(reg.map.n, 0);
     registry_free(&reg);
 }
 END_TEST
@@ -230,6 +232,25 @@ START_TEST(top_rooms_are_the_largest_then_by_name)
 }
 END_TEST
 
+START_TEST(colliding_names_do_not_share_a_chain)
+{
+    /* Joins walk the chain of their room's name under the registry's lock:
+     * 1,000 names that would share one chain unkeyed get short ones. */
+    enum { N = 1000 };
+    static char names[N][32];
+    collide_names(names, N);
+    hmap_random_key();
+    struct room_registry reg;
+    ck_assert_int_eq(registry_init(&reg), 0);
+    uint64_t gen;
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(registry_join(&reg, names[i], &gen), 1);
+    ck_assert_uint_eq(registry_rooms(&reg), N);
+    ck_assert_uint_le(hmap_longest_chain(&reg.map), 16);
+    registry_free(&reg);
+}
+END_TEST
+
 Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -241,6 +262,7 @@ Suite *registry_suite(void)
     tcase_add_test(tc, a_room_emptied_before_it_was_sent_is_dropped);
     tcase_add_test(tc, gone_then_live_subscribes_exactly_the_hosted_rooms);
     tcase_add_test(tc, many_rooms_grow_the_table);
+    tcase_add_test(tc, colliding_names_do_not_share_a_chain);
     suite_add_tcase(s, tc);
     return s;
 }
