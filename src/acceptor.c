@@ -45,6 +45,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fanout.h"
 #include "http.h"
 #include "log.h"
@@ -393,7 +394,7 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
                  .secret_len = srv->cfg.jwt_secret_len},
         .origins = srv->cfg.allowed_origins,
         .n_origins = srv->cfg.n_allowed_origins,
-        .now_s = server_wall_ms() / 1000,
+        .now_s = clock_wall_ms() / 1000,
     };
     struct ws_hs_result res;
     /* The key set may be swapped by a SIGHUP: held while tokens are checked. */
@@ -609,7 +610,7 @@ static void *acceptor_main(void *arg)
     struct acceptor *a = arg;
     struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        a->now = server_now_ms();
+        a->now = clock_now_ms();
         int timeout = resume_accepting(a);
         if (a->head) {
             int due = a->head->deadline_ms > a->now ? (int)(a->head->deadline_ms - a->now) : 0;
@@ -623,7 +624,7 @@ static void *acceptor_main(void *arg)
             log_error("acceptor: epoll_wait: %s", strerror(errno));
             abort();
         }
-        a->now = server_now_ms();
+        a->now = clock_now_ms();
         for (int i = 0; i < n; i++) {
             void *ptr = events[i].data.ptr;
             if (ptr == &WAKE_MARK)

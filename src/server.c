@@ -19,25 +19,12 @@
 #include <unistd.h>
 
 #include "acceptor.h"
+#include "clock.h"
 #include "fanout.h"
 #include "log.h"
 #include "redis/broker.h"
 #include "worker.h"
 #include "ws/keys.h"
-
-uint64_t server_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-int64_t server_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Standalone mode: the workers already delivered the message to every local
  * client through their inboxes; there is nowhere else to send it. */
@@ -63,7 +50,7 @@ void server_stats_view(struct server *srv, struct stats_view *v)
 {
     *v = (struct stats_view){
         .pod_id = srv->cfg.pod_id,
-        .uptime_seconds = (double)(server_now_ms() - srv->started_ms) / 1000.0,
+        .uptime_seconds = (double)(clock_now_ms() - srv->started_ms) / 1000.0,
         .workers = srv->counters,
         .nworkers = srv->nworkers,
         .acceptor = &srv->acceptor_counters,
@@ -168,7 +155,7 @@ int server_run(const struct config *cfg)
     if (!srv)
         return 1;
     srv->cfg = *cfg;
-    srv->started_ms = server_now_ms();
+    srv->started_ms = clock_now_ms();
     srv->nworkers = cfg->workers;
     srv->broker = (struct broker){.mode = "standalone",
                                   .publish = standalone_publish,
@@ -216,7 +203,7 @@ int server_run(const struct config *cfg)
     /* Redis being unreachable is not fatal: the broker keeps trying and
      * /readyz says 503 until it is connected. */
     if (status == 0 && cfg->redis_enabled) {
-        int rc = redis_broker_start(srv, &srv->broker);
+        int rc = redis_broker_start(&srv->cfg, &srv->rooms, srv->fanout, &srv->broker);
         if (rc == -2) {
             status = 2; /* a TLS file that cannot be used: said already */
         } else if (rc < 0) {
@@ -239,7 +226,7 @@ int server_run(const struct config *cfg)
         /* Workers that did start end once told to shut down. */
         atomic_store(&srv->shutting_down, 1);
         fanout_kick_all(srv->fanout);
-        teardown(srv, server_now_ms());
+        teardown(srv, clock_now_ms());
         free(srv);
         return status;
     }
@@ -252,7 +239,7 @@ int server_run(const struct config *cfg)
     int sig = 0;
     while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
         reload_keys(srv);
-    uint64_t deadline = server_now_ms() + cfg->shutdown_timeout_ms;
+    uint64_t deadline = clock_now_ms() + cfg->shutdown_timeout_ms;
     log_info("received %s: closing connections (up to %ums); send it again to exit at once",
              sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
     /* Only this thread unblocks them, so the handler runs here. SIGHUP
@@ -267,7 +254,7 @@ int server_run(const struct config *cfg)
     stop_workers(srv);
     /* The broker gets what is left of SHUTDOWN_TIMEOUT, and at least a
      * moment, to publish what this pod's clients sent last. */
-    uint64_t now = server_now_ms();
+    uint64_t now = clock_now_ms();
     teardown(srv, deadline > now + 200 ? deadline : now + 200);
     free(srv);
     log_info("stopped");

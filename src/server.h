@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "broker_seam.h"
 #include "config.h"
 #include "ipaddr.h"
 #include "room/registry.h"
@@ -20,21 +21,6 @@ struct fbuf;
 struct worker;
 struct acceptor;
 struct fanout;
-
-/* The seam between the workers and whatever carries messages to other
- * pods. Standalone mode publishes nowhere; the Redis broker publishes. */
-struct broker {
-    const char *mode;
-    void *impl;
-    /* Called by workers with each message they accepted. Takes its own
-     * reference of msg if it keeps it; never blocks. */
-    void (*publish)(struct broker *b, struct fbuf *msg);
-    /* Fills what stats and /readyz show. Any thread. */
-    void (*status)(struct broker *b, struct broker_status *out);
-    /* Stops the broker's threads, giving what waits for other pods until
-     * deadline_ms (monotonic) to go out. Main thread. */
-    void (*stop)(struct broker *b, uint64_t deadline_ms);
-};
 
 struct server {
     struct config cfg; /* immutable once threads start */
@@ -60,12 +46,6 @@ struct server {
 
 /* Runs the server until a signal stops it. Returns the exit status. */
 int server_run(const struct config *cfg);
-
-/* Monotonic milliseconds. Any thread. */
-uint64_t server_now_ms(void);
-
-/* Unix time in milliseconds, for timestamps. Any thread. */
-int64_t server_wall_ms(void);
 
 /* Fills a view of the current figures for stats_json and stats_metrics. */
 void server_stats_view(struct server *srv, struct stats_view *v);

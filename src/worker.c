@@ -36,6 +36,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fanout.h"
 #include "fbuf.h"
 #include "inbox.h"
@@ -572,7 +573,7 @@ static void fill_ctx(struct worker *w, struct conn *c, struct envelope_ctx *ctx)
     ctx->room = c->room ? c->room->name : NULL;
     ctx->pod_id = w->cfg->pod_id;
     ctx->max_len = w->cfg->max_message + ENVELOPE_SLACK;
-    ctx->now_ms = server_wall_ms();
+    ctx->now_ms = clock_wall_ms();
     uint64_t a = next_random(w), b = next_random(w);
     memcpy(ctx->rand, &a, 8);
     memcpy(ctx->rand + 8, &b, 8);
@@ -718,7 +719,7 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
 /* Closes c with 1008 if its token has passed exp + leeway. */
 static bool token_expired(struct worker *w, struct conn *c)
 {
-    if (!c->expires_ms || server_now_ms() < c->expires_ms)
+    if (!c->expires_ms || clock_now_ms() < c->expires_ms)
         return false;
     if (c->state == CONN_OPEN) {
         bump(&w->counters->tokens_expired, 1);
@@ -960,7 +961,7 @@ static void adopt(struct worker *w, struct conn_handoff *h)
          * (auth.h): one rule. exp is wall-clock time (at most
          * WS_AUTH_EXP_MAX, so this cannot overflow); the wheel runs on the
          * monotonic clock. */
-        int64_t left = (h->token_exp + WS_AUTH_LEEWAY_S) * 1000 - (int64_t)server_wall_ms();
+        int64_t left = (h->token_exp + WS_AUTH_LEEWAY_S) * 1000 - (int64_t)clock_wall_ms();
         c->expires_ms = w->now + (left > 0 ? (uint64_t)left : 0);
         if (c->expires_ms == 0)
             c->expires_ms = 1;
@@ -1227,7 +1228,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct epoll_event events[MAX_EVENTS];
-    w->now = server_now_ms();
+    w->now = clock_now_ms();
     w->wheel.cur_tick = w->now / w->wheel.tick_ms;
 
     for (;;) {
@@ -1237,7 +1238,7 @@ static void *worker_main(void *arg)
             log_error("worker %u: epoll_wait: %s", w->id, strerror(errno));
             abort();
         }
-        w->now = server_now_ms();
+        w->now = clock_now_ms();
         for (int i = 0; i < n; i++) {
             struct conn *c = events[i].data.ptr;
             if (!c) {

@@ -18,11 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker_seam.h"
+#include "clock.h"
 #include "config.h"
 #include "log.h"
 #include "redis/outbox.h"
 #include "room/registry.h"
-#include "server.h"
+#include "stats.h"
 
 bool redis_broker_stopping(struct redis_broker *rb)
 {
@@ -126,7 +128,7 @@ static void redis_status(struct broker *b, struct broker_status *out)
         .lost = atomic_load(&rb->lost),
         .received = atomic_load(&rb->received),
         .taken = atomic_load(&rb->taken),
-        .rooms_subscribed = registry_confirmed(&rb->srv->rooms),
+        .rooms_subscribed = registry_confirmed(rb->rooms),
         .subscribes = atomic_load(&rb->subscribes),
         .unsubscribes = atomic_load(&rb->unsubscribes),
         .origins = rb->origins,
@@ -174,29 +176,31 @@ static void wake_subscriber(void *arg)
     (void)w;
 }
 
-int redis_broker_start(struct server *srv, struct broker *b)
+int redis_broker_start(const struct config *cfg, struct room_registry *rooms,
+                       struct fanout *fanout, struct broker *b)
 {
     struct redis_broker *rb = calloc(1, sizeof(*rb));
     if (!rb)
         return -1;
-    rb->srv = srv;
-    rb->cfg = &srv->cfg;
+    rb->cfg = cfg;
+    rb->rooms = rooms;
+    rb->fanout = fanout;
     rb->stop_efd = rb->pub_efd = rb->wake_efd = -1;
     /* The epoch tells restarts of one POD_ID apart. It is random, and no
      * client ever sees it (seq.h), so a client cannot aim a payload at
      * another pod's stream. 62 bits: at most 19 digits (seq_tail_parse). */
     if (getrandom(&rb->epoch, sizeof(rb->epoch), 0) != sizeof(rb->epoch))
-        rb->epoch = (uint64_t)server_wall_ms() ^ ((uint64_t)getpid() << 40);
+        rb->epoch = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 40);
     rb->epoch = (rb->epoch >> 2) | 1;
-    if (srv->cfg.redis.tls) {
+    if (cfg->redis.tls) {
         char err[1024];
-        if (!(rb->tls = tls_context(&srv->cfg, err, sizeof(err)))) {
+        if (!(rb->tls = tls_context(cfg, err, sizeof(err)))) {
             log_error("redis: %s", err);
             free(rb);
             return -2;
         }
     }
-    if (outbox_init(&rb->outbox, srv->cfg.redis_outbox) < 0 ||
+    if (outbox_init(&rb->outbox, cfg->redis_outbox) < 0 ||
         pthread_mutex_init(&rb->lock, NULL) != 0 ||
         (rb->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
         (rb->pub_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
@@ -213,9 +217,9 @@ int redis_broker_start(struct server *srv, struct broker *b)
     }
     /* Per-room subscriptions: the registry wakes the subscriber when a room
      * gains its first member. Set before any thread runs. */
-    srv->rooms.tracking = true;
-    srv->rooms.wake = wake_subscriber;
-    srv->rooms.wake_arg = rb;
+    rooms->tracking = true;
+    rooms->wake = wake_subscriber;
+    rooms->wake_arg = rb;
     *b = (struct broker){.mode = "redis",
                          .impl = rb,
                          .publish = redis_publish,
@@ -224,7 +228,7 @@ int redis_broker_start(struct server *srv, struct broker *b)
     rb->pub_started = pthread_create(&rb->pub_thread, NULL, redis_pub_main, rb) == 0;
     rb->sub_started = pthread_create(&rb->sub_thread, NULL, redis_sub_main, rb) == 0;
     if (!rb->pub_started || !rb->sub_started) {
-        redis_stop(b, server_now_ms());
+        redis_stop(b, clock_now_ms());
         return -1;
     }
     return 0;

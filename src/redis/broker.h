@@ -19,14 +19,18 @@
 #ifndef CHAT_REDIS_BROKER_H
 #define CHAT_REDIS_BROKER_H
 
-struct server;
 struct broker;
+struct config;
+struct fanout;
+struct room_registry;
 
-/* Fills srv->broker with the Redis broker and starts its threads. Returns
+/* Fills b with the Redis broker and starts its threads; it keeps cfg,
+ * rooms and fanout, which must outlive it. Returns
  * 0, -2 when a REDIS_TLS_* file cannot be used (logged with the variable's
  * name: a configuration error), or -1 when it could not start (out of
  * memory, no threads). Redis being unreachable is not an error: the broker
  * keeps trying. Main thread. */
-int redis_broker_start(struct server *srv, struct broker *b);
+int redis_broker_start(const struct config *cfg, struct room_registry *rooms,
+                       struct fanout *fanout, struct broker *b);
 
 #endif

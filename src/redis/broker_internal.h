@@ -20,8 +20,9 @@
 #include "redis/outbox.h"
 #include "stats.h"
 
-struct server;
 struct config;
+struct fanout;
+struct room_registry;
 struct ssl_ctx_st;
 
 /* At most this many nodes are linked (a cluster's masters, a Sentinel
@@ -35,8 +36,11 @@ struct ssl_ctx_st;
 #define REDIS_LOST_ORIGINS_MAX 32
 
 struct redis_broker {
-    struct server *srv;
+    /* The narrow handles the broker uses, given at start (server.c owns
+     * them and outlives the broker). */
     const struct config *cfg;
+    struct room_registry *rooms; /* subscription states (subscriber), counts (status) */
+    struct fanout *fanout;       /* to the workers (subscriber) */
     uint64_t epoch; /* random, drawn at start: tells restarts of one POD_ID apart (seq.h) */
     struct ssl_ctx_st *tls; /* rediss://: made at start, read-only after; else NULL */
 

@@ -31,6 +31,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "fbuf.h"
 #include "log.h"
@@ -41,7 +42,6 @@
 #include "redis/route.h"
 #include "redis/seq.h"
 #include "room/envelope.h"
-#include "server.h"
 
 /* A slot whose master changed waits this long (see above). */
 #define REDIS_FAILOVER_HOLD_MS 1500
@@ -513,7 +513,7 @@ static void run(struct pub *p)
     struct redis_broker *rb = p->rb;
     struct epoll_event evs[64];
     for (;;) {
-        uint64_t now = server_now_ms();
+        uint64_t now = clock_now_ms();
         bool stopping;
         uint64_t deadline;
         struct redis_cluster_map old = {0};
@@ -552,7 +552,7 @@ static void run(struct pub *p)
         pthread_mutex_unlock(&rb->lock);
         if (ne < 0 && errno != EINTR)
             break;
-        now = server_now_ms();
+        now = clock_now_ms();
         for (int i = 0; i < ne; i++) {
             void *ptr = evs[i].data.ptr;
             if (ptr == &rb->pub_efd) {
@@ -587,7 +587,7 @@ void *redis_pub_main(void *arg)
         log_error("redis: the publisher cannot start (out of memory or descriptors)");
         abort();
     }
-    p->last_sweep_ms = server_now_ms();
+    p->last_sweep_ms = clock_now_ms();
     run(p);
     atomic_store(&rb->pub_connected, 0);
     uint64_t left = p->unrouted.n;

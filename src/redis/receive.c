@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "fanout.h"
 #include "fbuf.h"
@@ -14,12 +15,11 @@
 #include "redis/message.h"
 #include "room/envelope.h"
 #include "room/room.h"
-#include "server.h"
 #include "ws/frame.h"
 
 int redis_receiver_init(struct redis_receiver *s, struct redis_broker *rb)
 {
-    *s = (struct redis_receiver){.rb = rb, .last_sweep_ms = server_now_ms()};
+    *s = (struct redis_receiver){.rb = rb, .last_sweep_ms = clock_now_ms()};
     s->rx_seq = seq_table_new(SEQ_RX_MAX);
     return s->rx_seq ? 0 : -1;
 }
@@ -54,7 +54,7 @@ void redis_receiver_tick(struct redis_receiver *s, uint64_t now)
 void redis_receive_overload(struct redis_receiver *s)
 {
     uint_fast64_t n = atomic_fetch_add(&s->rb->overload_dropped, 1);
-    if (redis_episode_note(&s->overload, server_now_ms(), n))
+    if (redis_episode_note(&s->overload, clock_now_ms(), n))
         log_warn("redis: messages arrive faster than this pod can deliver them; dropping what "
                  "does not fit (counted in stats as broker.overload_dropped)");
 }
@@ -93,7 +93,7 @@ static bool in_sequence(struct redis_receiver *s, const redisReply *ch, const st
         atomic_fetch_add(&rb->untracked, 1);
         return true;
     }
-    uint64_t now = server_now_ms(), lost = 0;
+    uint64_t now = clock_now_ms(), lost = 0;
     e->stamp_ms = now;
     enum seq_verdict v = seq_accept(e, fresh, t->seq, &lost);
     if (v == SEQ_DUPLICATE) {
@@ -148,7 +148,7 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
      * only slow the subscriber down. Our own messages are let through to be
      * recognised and suppressed, not counted. */
     if (known_channel && !own_tail &&
-        !fanout_admits(rb->srv->fanout,
+        !fanout_admits(rb->fanout,
                        room[0] ? fanout_room_slot(room_hash(room, strlen(room))) : FANOUT_GLOBAL,
                        pl->len + ws_frame_header_len(pl->len), FANOUT_FROM_REDIS)) {
         redis_receive_overload(s);
@@ -191,7 +191,7 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
         return;
     if (numbered)
         b->data[b->len - 1] = '}';
-    int rc = fanout_post(rb->srv->fanout, b, FANOUT_FROM_REDIS);
+    int rc = fanout_post(rb->fanout, b, FANOUT_FROM_REDIS);
     fbuf_unref(b);
     if (rc == -EAGAIN) {
         redis_receive_overload(s);

@@ -29,6 +29,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "config.h"
 #include "fanout.h"
 #include "fbuf.h"
@@ -42,7 +43,6 @@
 #include "redis/route.h"
 #include "room/envelope.h"
 #include "room/registry.h"
-#include "server.h"
 
 /* Each link is pinged this often while nothing else is asked of it. */
 #define SUB_PING_MS 1000
@@ -110,7 +110,7 @@ static const char *room_of(const char *channel)
 static void release_waiters(void *arg, const char *room)
 {
     struct redis_broker *rb = arg;
-    if (fanout_room_ready(rb->srv->fanout, room, 0))
+    if (fanout_room_ready(rb->fanout, room, 0))
         log_error("redis: out of memory telling workers about room %s", room);
 }
 
@@ -180,7 +180,7 @@ static bool pick_moved(void *arg, const char *room)
 static void stall_room(struct sub *s, const char *room)
 {
     bool waited;
-    if (registry_sub_stall_room(&s->rb->srv->rooms, room, &waited) && waited)
+    if (registry_sub_stall_room(s->rb->rooms, room, &waited) && waited)
         release_waiters(s->rb, room);
     s->stalled = true;
 }
@@ -190,7 +190,7 @@ static void tell_refused(struct sub *s, const char *room)
 {
     struct envelope_ctx c = {.room = room,
                              .pod_id = s->rb->cfg->pod_id,
-                             .now_ms = server_wall_ms()};
+                             .now_ms = clock_wall_ms()};
     if (getrandom(c.rand, sizeof(c.rand), 0) != sizeof(c.rand))
         memset(c.rand, 0x5a, sizeof(c.rand));
     struct json_out out = {0};
@@ -199,7 +199,7 @@ static void tell_refused(struct sub *s, const char *room)
     json_out_free(&out);
     if (!b)
         return;
-    if (fanout_post(s->rb->srv->fanout, b, FANOUT_FROM_REDIS) == -EAGAIN)
+    if (fanout_post(s->rb->fanout, b, FANOUT_FROM_REDIS) == -EAGAIN)
         redis_receive_overload(&s->in);
     fbuf_unref(b);
 }
@@ -207,7 +207,7 @@ static void tell_refused(struct sub *s, const char *room)
 static void refuse_room(struct sub *s, const char *room, const char *why)
 {
     bool waited;
-    if (!registry_sub_refuse_room(&s->rb->srv->rooms, room, &waited))
+    if (!registry_sub_refuse_room(s->rb->rooms, room, &waited))
         return;
     if (waited)
         release_waiters(s->rb, room);
@@ -231,7 +231,7 @@ static void refuse_room(struct sub *s, const char *room, const char *why)
     }
 retry:
     if (s->refused_retry_ms == 0)
-        s->refused_retry_ms = server_now_ms() + redis_backoff_next(&s->refused_bo);
+        s->refused_retry_ms = clock_now_ms() + redis_backoff_next(&s->refused_bo);
 }
 
 /* ---- nodes and their commands ---- */
@@ -375,7 +375,7 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
         log_error("redis: out of memory listing rooms to subscribe");
         batch_clear(cb);
         if (subscribe)
-            registry_sub_stall(&rb->srv->rooms, pick_any, NULL, release_waiters, rb);
+            registry_sub_stall(rb->rooms, pick_any, NULL, release_waiters, rb);
         s->stalled = true;
         return;
     }
@@ -455,7 +455,7 @@ static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool h
     snprintf(node.host, sizeof(node.host), "%s", l->host);
     node.port = l->port;
     s->failed = &node;
-    registry_sub_stall(&rb->srv->rooms, pick_on_node, s, release_waiters, rb);
+    registry_sub_stall(rb->rooms, pick_on_node, s, release_waiters, rb);
     s->failed = NULL;
     s->stalled = true;
     redis_route_want(&s->rt);
@@ -574,7 +574,7 @@ static void on_confirm(struct sub *s, struct sub_node *sn, const char *kind, con
                 s->told[i] = s->told[--s->ntold];
                 break;
             }
-        if (registry_sub_confirmed(&rb->srv->rooms, room))
+        if (registry_sub_confirmed(rb->rooms, room))
             release_waiters(rb, room);
     } else if (!ours && room[0]) {
         /* The node no longer serves the room's slot. */
@@ -624,12 +624,12 @@ static void new_map(struct sub *s, const struct redis_cluster_map *old, uint64_t
     struct redis_broker *rb = s->rb;
     if (!s->live) {
         s->live = true;
-        registry_sub_live(&rb->srv->rooms, batch_add, &s->batch);
+        registry_sub_live(rb->rooms, batch_add, &s->batch);
         route(s, true, now);
         return;
     }
     s->old_map = old;
-    registry_sub_stall(&rb->srv->rooms, pick_moved, s, release_waiters, rb);
+    registry_sub_stall(rb->rooms, pick_moved, s, release_waiters, rb);
     s->old_map = NULL;
     s->stalled = true;
     /* realtime:global stays where it is while that node is a master. */
@@ -664,7 +664,7 @@ static void step_route(struct sub *s, uint32_t events, uint64_t now)
 static uint64_t tend(struct sub *s, uint64_t now)
 {
     struct redis_broker *rb = s->rb;
-    struct room_registry *reg = &rb->srv->rooms;
+    struct room_registry *reg = rb->rooms;
     redis_receiver_tick(&s->in, now);
     uint64_t next = now + SUB_PING_MS / 2;
     if (!s->live)
@@ -786,17 +786,17 @@ static void run(struct sub *s)
     struct epoll_event evs[64];
     if (s->rt.have_map) { /* single Redis: the map is known from the start */
         struct redis_cluster_map none = {0};
-        new_map(s, &none, server_now_ms());
+        new_map(s, &none, clock_now_ms());
     }
     for (;;) {
-        uint64_t now = server_now_ms();
+        uint64_t now = clock_now_ms();
         step_route(s, 0, now);
         uint64_t next = tend(s, now);
         int timeout = next > now ? (int)(next - now) : 0;
         int ne = epoll_wait(s->epfd, evs, 64, timeout);
         if (ne < 0 && errno != EINTR)
             break;
-        now = server_now_ms();
+        now = clock_now_ms();
         for (int i = 0; i < ne; i++) {
             void *ptr = evs[i].data.ptr;
             if (ptr == &rb->stop_efd)
@@ -832,8 +832,8 @@ void *redis_sub_main(void *arg)
     run(s);
     atomic_store(&rb->sub_ready, 0);
     /* Nothing is subscribed now: whoever waits for a room gets its welcome. */
-    uint64_t gen = registry_sub_gone(&rb->srv->rooms);
-    if (fanout_room_ready(rb->srv->fanout, NULL, gen))
+    uint64_t gen = registry_sub_gone(rb->rooms);
+    if (fanout_room_ready(rb->fanout, NULL, gen))
         log_error("redis: out of memory telling workers that Redis went away");
     for (unsigned i = 0; i < s->nnodes; i++) {
         struct sub_node *sn = s->nodes[i];
