@@ -31,7 +31,7 @@ LDLIBS  += $(PKG_LIBS) -pthread
 
 # Pure protocol modules: bytes in, results out. Unit-tested and fuzzed alone.
 PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
-             src/ws/auth.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c \
+             src/ws/auth.c src/ws/b64url.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c \
              src/redis/seq.c src/redis/cluster.c
 CORE_SRC  := $(PROTO_SRC) src/hmap.c src/config.c src/fbuf.c src/room/room.c src/room/registry.c \
              src/redis/outbox.c src/inbox.c src/fanout.c src/ipaddr.c src/ws/keys.c

@@ -8,11 +8,6 @@
 #ifndef CHAT_ACCEPTOR_H
 #define CHAT_ACCEPTOR_H
 
-/* At most this many clients are being read or answered at once; beyond it
- * newcomers wait in the listen backlog (acceptor.c says when one is evicted).
- * MAX_CONNECTIONS' default leaves this many descriptors for them. */
-#define ACCEPTOR_PENDING_MAX 1024
-
 struct server;
 struct acceptor;
 

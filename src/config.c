@@ -8,7 +8,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "acceptor.h"
 #include "ws/keys.h"
 
 /* Sockets a process keeps beside its clients (listener, epoll, eventfds,

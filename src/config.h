@@ -14,6 +14,12 @@
 #include "ipaddr.h"
 #include "redis/url.h"
 
+/* The acceptor reads or answers at most this many clients at once; beyond
+ * it newcomers wait in the listen backlog (acceptor.c says when one is
+ * evicted). MAX_CONNECTIONS' default leaves this many descriptors for them,
+ * which is why the number lives here, below both. */
+#define ACCEPTOR_PENDING_MAX 1024
+
 /* TRUSTED_PROXIES holds at most this many networks. */
 #define CONFIG_TRUSTED_MAX 64
 

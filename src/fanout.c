@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include "fbuf.h"
-#include "worker.h"
 
 /* One worker's lane. Counters are written by producers (reserving) and by
  * the lane's worker (giving back); members only by the lane's worker. */

@@ -34,9 +34,32 @@
 #include <stdint.h>
 
 #include "inbox.h"
+#include "ipaddr.h"
+#include "ws/auth.h"
+#include "ws/handshake.h"
 
 struct fbuf;
-struct conn_handoff;
+enum conn_kind {
+    CONN_CHAT,
+    CONN_ECHO,
+};
+
+/* A new connection, upgraded by the acceptor and handed to a worker
+ * through its lane (fanout_hand_over); the worker frees it. */
+struct conn_handoff {
+    int fd;
+    enum conn_kind kind;
+    bool has_room;
+    char room[WS_HS_ROOM_MAX + 1];
+    char client_id[WS_AUTH_SUB_MAX + 1];
+    bool read_only;    /* the token allows receiving only */
+    bool ip_counted;   /* counted in the per-address limit: the worker counts it out */
+    struct ipaddr client_addr; /* what it is counted under (ipaddr_quota_key) */
+    int64_t token_exp; /* the token's exp (Unix seconds): closed with 1008 then; 0: never */
+    size_t extra_len;  /* bytes the client sent after its request head */
+    uint8_t extra[];
+};
+
 struct fanout;
 
 /* Work a lane may hold, and so at most this much memory of frames. About

@@ -13,31 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ipaddr.h"
-#include "ws/auth.h"
-#include "ws/handshake.h"
 
 struct server;
-
-enum conn_kind {
-    CONN_CHAT,
-    CONN_ECHO,
-};
-
-/* A new connection, upgraded by the acceptor; the worker frees it. */
-struct conn_handoff {
-    int fd;
-    enum conn_kind kind;
-    bool has_room;
-    char room[WS_HS_ROOM_MAX + 1];
-    char client_id[WS_AUTH_SUB_MAX + 1];
-    bool read_only;    /* the token allows receiving only */
-    bool ip_counted;   /* counted in the per-address limit: the worker counts it out */
-    struct ipaddr client_addr; /* what it is counted under (ipaddr_quota_key) */
-    int64_t token_exp; /* the token's exp (Unix seconds): closed with 1008 then; 0: never */
-    size_t extra_len;  /* bytes the client sent after its request head */
-    uint8_t extra[];
-};
 
 /* Creates worker id (not started). Returns NULL on failure. Main thread. */
 struct worker *worker_create(struct server *srv, unsigned id);

@@ -10,53 +10,12 @@
 #include <string.h>
 
 #include "json.h"
+#include "ws/b64url.h"
 #include "ws/keys.h"
 #include "ws/utf8.h"
 
 /* Tokens arrive in a request head of at most 8 KiB. */
 #define PART_MAX 8192
-
-static int b64url_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-long ws_auth_b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap)
-{
-    /* RFC 7515 2: base64url without padding; a length of 1 mod 4 is impossible. */
-    if (len % 4 == 1)
-        return -1;
-    size_t n = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_value(s[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n == cap)
-                return -1;
-            out[n++] = (uint8_t)(acc >> bits);
-        }
-    }
-    /* The leftover bits must be zero, so each token has one encoding. */
-    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
-        return -1;
-    return (long)n;
-}
 
 /* Finds the top-level member key in the object js[0..n). */
 static bool find_member(const char *js, size_t n, const char *key, struct json_span *out)
@@ -214,8 +173,8 @@ int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys,
         return WS_AUTH_MALFORMED;
 
     uint8_t header[PART_MAX], payload[PART_MAX];
-    long hn = ws_auth_b64url_decode(tok, hlen, header, sizeof(header));
-    long pn = ws_auth_b64url_decode(dot1 + 1, plen, payload, sizeof(payload));
+    long hn = ws_b64url_decode(tok, hlen, header, sizeof(header));
+    long pn = ws_b64url_decode(dot1 + 1, plen, payload, sizeof(payload));
     if (hn < 0 || pn < 0)
         return WS_AUTH_MALFORMED;
     const char *hj = (const char *)header, *pj = (const char *)payload;
@@ -232,7 +191,7 @@ int ws_auth_verify(const char *tok, size_t len, const struct ws_auth_keys *keys,
         return WS_AUTH_ALG;
 
     uint8_t sig[1024]; /* RSA up to 8192 bits */
-    long sn = ws_auth_b64url_decode(dot2 + 1, slen, sig, sizeof(sig));
+    long sn = ws_b64url_decode(dot2 + 1, slen, sig, sizeof(sig));
     if (!signature_ok(keys, bit, hj, (size_t)hn, tok, (size_t)(dot2 - tok), sig, sn))
         return WS_AUTH_SIGNATURE;
 

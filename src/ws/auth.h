@@ -81,7 +81,5 @@ bool ws_auth_sub_valid(const char *sub, size_t len);
 /* A short sentence saying why a token was refused. */
 const char *ws_auth_err_text(int err);
 
-/* Decodes unpadded base64url. Returns the decoded length, or -1. */
-long ws_auth_b64url_decode(const char *s, size_t len, uint8_t *out, size_t cap);
 
 #endif

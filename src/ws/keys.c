@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "json.h"
-#include "ws/auth.h"
+#include "ws/b64url.h"
 
 #define KID_MAX 128
 #define KEYS_MAX 64
@@ -145,7 +145,7 @@ static bool jwk_member(const char *js, size_t n, const char *name, struct json_s
 static long jwk_bytes(const char *js, size_t n, const char *name, uint8_t *out, size_t cap)
 {
     struct json_span v;
-    return jwk_member(js, n, name, &v) ? ws_auth_b64url_decode(v.p + 1, v.len - 2, out, cap) : -1;
+    return jwk_member(js, n, name, &v) ? ws_b64url_decode(v.p + 1, v.len - 2, out, cap) : -1;
 }
 
 /* A JWK's text member (kty, kid, crv), decoded into out. -1 when absent. */

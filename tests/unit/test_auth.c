@@ -5,6 +5,7 @@
 #include "jwt_helper.h"
 #include "suites.h"
 #include "ws/auth.h"
+#include "ws/b64url.h"
 #include "ws/keys.h"
 
 #define SECRET "s3cret"
@@ -106,12 +107,12 @@ END_TEST
 START_TEST(base64url)
 {
     uint8_t out[16];
-    ck_assert_int_eq(ws_auth_b64url_decode("aGk", 3, out, sizeof(out)), 2);
+    ck_assert_int_eq(ws_b64url_decode("aGk", 3, out, sizeof(out)), 2);
     ck_assert_mem_eq(out, "hi", 2);
-    ck_assert_int_eq(ws_auth_b64url_decode("-_8", 3, out, sizeof(out)), 2);
-    ck_assert_int_eq(ws_auth_b64url_decode("aGl", 3, out, sizeof(out)), -1); /* non-zero pad bits */
-    ck_assert_int_eq(ws_auth_b64url_decode("a", 1, out, sizeof(out)), -1);
-    ck_assert_int_eq(ws_auth_b64url_decode("aGk=", 4, out, sizeof(out)), -1);
+    ck_assert_int_eq(ws_b64url_decode("-_8", 3, out, sizeof(out)), 2);
+    ck_assert_int_eq(ws_b64url_decode("aGl", 3, out, sizeof(out)), -1); /* non-zero pad bits */
+    ck_assert_int_eq(ws_b64url_decode("a", 1, out, sizeof(out)), -1);
+    ck_assert_int_eq(ws_b64url_decode("aGk=", 4, out, sizeof(out)), -1);
 }
 END_TEST
 
