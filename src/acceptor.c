@@ -45,13 +45,15 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker_seam.h"
 #include "clock.h"
+#include "config.h"
 #include "fanout.h"
 #include "http.h"
+#include "ipaddr.h"
 #include "log.h"
 #include "room/registry.h"
-#include "server.h"
-#include "worker.h"
+#include "stats.h"
 #include "ws/handshake.h"
 
 #define HEAD_DEADLINE_MS 10000
@@ -98,7 +100,7 @@ struct pending {
 };
 
 struct acceptor {
-    struct server *srv;
+    struct acceptor_env env; /* the pod's parts it uses (acceptor.h) */
     pthread_t thread;
     bool started;
     int lfd;
@@ -136,7 +138,7 @@ static void bump(atomic_uint_fast64_t *c)
 static void set_pending(struct acceptor *a, unsigned n)
 {
     a->npending = n;
-    atomic_store_explicit(&a->srv->acceptor_counters.pending_heads, n, memory_order_relaxed);
+    atomic_store_explicit(&a->env.counters->pending_heads, n, memory_order_relaxed);
 }
 
 static void unlink_pending(struct acceptor *a, struct pending *p)
@@ -166,7 +168,7 @@ static void drop(struct acceptor *a, struct pending *p, bool close_fd)
     p->buf = p->out = NULL;
     /* An upgrade that never reached a worker is counted out of its address. */
     if (p->handoff && p->handoff->ip_counted)
-        ip_counts_release(&a->srv->ip_counts, &p->handoff->client_addr);
+        ip_counts_release(a->env.ip_counts, &p->handoff->client_addr);
     free(p->handoff);
     p->handoff = NULL;
     p->phase = PHASE_GONE;
@@ -189,14 +191,14 @@ static void bury(struct acceptor *a)
 /* Open connections per worker: handed over by us minus ended by it. */
 static uint64_t worker_load(struct acceptor *a, unsigned i)
 {
-    uint64_t closed = atomic_load_explicit(&a->srv->counters[i].closed, memory_order_relaxed);
+    uint64_t closed = atomic_load_explicit(&a->env.workers[i].closed, memory_order_relaxed);
     return a->handed[i] - closed;
 }
 
 static uint64_t open_connections(struct acceptor *a)
 {
     uint64_t n = 0;
-    for (unsigned i = 0; i < a->srv->nworkers; i++)
+    for (unsigned i = 0; i < a->env.nworkers; i++)
         n += worker_load(a, i);
     return n;
 }
@@ -204,7 +206,7 @@ static uint64_t open_connections(struct acceptor *a)
 static unsigned least_loaded(struct acceptor *a)
 {
     unsigned best = 0;
-    for (unsigned i = 1; i < a->srv->nworkers; i++)
+    for (unsigned i = 1; i < a->env.nworkers; i++)
         if (worker_load(a, i) < worker_load(a, best))
             best = i;
     return best;
@@ -220,15 +222,15 @@ static void hand_over(struct acceptor *a, struct pending *p)
     unsigned wi = p->worker;
     drop(a, p, false);
     a->handed[wi]++;
-    if (fanout_hand_over(a->srv->fanout, wi, h) < 0) {
+    if (fanout_hand_over(a->env.fanout, wi, h) < 0) {
         a->handed[wi]--;
         close(fd);
         if (h->ip_counted)
-            ip_counts_release(&a->srv->ip_counts, &h->client_addr);
+            ip_counts_release(a->env.ip_counts, &h->client_addr);
         free(h);
         return;
     }
-    bump(&a->srv->acceptor_counters.connections_total);
+    bump(&a->env.counters->connections_total);
 }
 
 /* Writes what is left of p's answer; finishes the client when done. */
@@ -275,7 +277,7 @@ static void answer(struct acceptor *a, struct pending *p, int status, const char
     p->out_off = 0;
     p->phase = PHASE_ANSWER;
     if (status >= 400 && status < 500)
-        bump(&a->srv->acceptor_counters.bad_requests);
+        bump(&a->env.counters->bad_requests);
     write_out(a, p);
 }
 
@@ -308,7 +310,7 @@ static void answer_heap(struct acceptor *a, struct pending *p, const char *type,
 static void refuse_503(struct acceptor *a, struct pending *p, atomic_uint_fast64_t *reason,
                        const char *retry_after, const char *why)
 {
-    bump(&a->srv->acceptor_counters.rejected);
+    bump(&a->env.counters->rejected);
     bump(reason);
     answer_text(a, p, 503, retry_after, why);
 }
@@ -316,22 +318,22 @@ static void refuse_503(struct acceptor *a, struct pending *p, atomic_uint_fast64
 static void upgrade(struct acceptor *a, struct pending *p, const struct http_req *req,
                     const struct ws_hs_result *res, size_t head_len)
 {
-    struct server *srv = a->srv;
-    struct acceptor_counters *ac = &srv->acceptor_counters;
-    if (atomic_load(&srv->shutting_down)) {
+    const struct config *cfg = a->env.cfg;
+    struct acceptor_counters *ac = a->env.counters;
+    if (atomic_load(a->env.shutting_down)) {
         refuse_503(a, p, &ac->rejected_shutdown, "Retry-After: 1\r\n", "server is shutting down");
         return;
     }
-    if (open_connections(a) >= srv->cfg.max_connections) {
+    if (open_connections(a) >= cfg->max_connections) {
         refuse_503(a, p, &ac->rejected_max, "Retry-After: 1\r\n", "server is at MAX_CONNECTIONS");
         return;
     }
     const struct http_str *xff = http_req_header(req, "X-Forwarded-For");
     struct ipaddr addr = ipaddr_client(&p->peer, xff ? xff->p : NULL, xff ? xff->len : 0,
-                                       srv->cfg.trusted, srv->cfg.n_trusted);
-    struct ipaddr client = ipaddr_quota_key(&addr, srv->cfg.per_ip_v6_prefix);
-    bool counted = srv->cfg.max_connections_per_ip > 0;
-    if (counted && !ip_counts_take(&srv->ip_counts, &client, srv->cfg.max_connections_per_ip)) {
+                                       cfg->trusted, cfg->n_trusted);
+    struct ipaddr client = ipaddr_quota_key(&addr, cfg->per_ip_v6_prefix);
+    bool counted = cfg->max_connections_per_ip > 0;
+    if (counted && !ip_counts_take(a->env.ip_counts, &client, cfg->max_connections_per_ip)) {
         refuse_503(a, p, &ac->rejected_per_ip, "Retry-After: 5\r\n",
                    "too many connections from this address (MAX_CONNECTIONS_PER_IP)");
         return;
@@ -341,7 +343,7 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct http_req
     p->out = malloc(256);
     if (!h || !p->out) {
         if (counted)
-            ip_counts_release(&srv->ip_counts, &client);
+            ip_counts_release(a->env.ip_counts, &client);
         free(h);
         drop(a, p, true);
         return;
@@ -374,7 +376,7 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct http_req
 static const struct registry_top *rooms_snapshot(struct acceptor *a)
 {
     if (!a->rooms_built || a->now - a->rooms_built_ms >= ROOMS_SNAPSHOT_MS) {
-        registry_top(&a->srv->rooms, &a->rooms);
+        registry_top(a->env.rooms, &a->rooms);
         a->rooms_built = true;
         a->rooms_built_ms = a->now;
     }
@@ -384,24 +386,24 @@ static const struct registry_top *rooms_snapshot(struct acceptor *a)
 static void route(struct acceptor *a, struct pending *p, const struct http_req *req,
                   size_t head_len)
 {
-    struct server *srv = a->srv;
+    const struct config *cfg = a->env.cfg;
     struct ws_hs_policy pol = {
-        .echo_enabled = srv->cfg.echo_endpoint,
-        .auth_enabled = srv->cfg.auth_enabled,
-        .require_rooms = srv->cfg.auth_require_rooms,
-        .keys = {.algs = srv->cfg.jwt_algs,
-                 .secret = (const uint8_t *)srv->cfg.jwt_secret,
-                 .secret_len = srv->cfg.jwt_secret_len},
-        .origins = srv->cfg.allowed_origins,
-        .n_origins = srv->cfg.n_allowed_origins,
+        .echo_enabled = cfg->echo_endpoint,
+        .auth_enabled = cfg->auth_enabled,
+        .require_rooms = cfg->auth_require_rooms,
+        .keys = {.algs = cfg->jwt_algs,
+                 .secret = (const uint8_t *)cfg->jwt_secret,
+                 .secret_len = cfg->jwt_secret_len},
+        .origins = cfg->allowed_origins,
+        .n_origins = cfg->n_allowed_origins,
         .now_s = clock_wall_ms() / 1000,
     };
     struct ws_hs_result res;
     /* The key set may be swapped by a SIGHUP: held while tokens are checked. */
-    pthread_mutex_lock(&srv->keys_lock);
-    pol.keys.set = srv->keys;
+    pthread_mutex_lock(a->env.keys_lock);
+    pol.keys.set = *a->env.keys;
     ws_hs_check(req, &pol, &res);
-    pthread_mutex_unlock(&srv->keys_lock);
+    pthread_mutex_unlock(a->env.keys_lock);
     p->head_only = res.head_only;
     if (res.status) {
         answer_text(a, p, res.status, res.extra_headers, res.reason);
@@ -412,20 +414,20 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
     case WS_HS_CHAT:
     case WS_HS_ECHO: upgrade(a, p, req, &res, head_len); return;
     case WS_HS_STATS:
-        server_stats_view(srv, &v);
+        a->env.stats_view(a->env.stats_arg, &v);
         v.rooms_top = rooms_snapshot(a);
         v.room_names = res.room_names;
         answer_heap(a, p, "application/json", stats_json(&v));
         return;
     case WS_HS_METRICS:
-        server_stats_view(srv, &v);
+        a->env.stats_view(a->env.stats_arg, &v);
         answer_heap(a, p, "text/plain; version=0.0.4; charset=utf-8", stats_metrics(&v));
         return;
     case WS_HS_HEALTHZ: answer_text(a, p, 200, NULL, "ok"); return;
     case WS_HS_READYZ: {
         struct broker_status bs = {0};
-        srv->broker.status(&srv->broker, &bs);
-        if (atomic_load(&srv->shutting_down))
+        a->env.broker->status(a->env.broker, &bs);
+        if (atomic_load(a->env.shutting_down))
             answer_text(a, p, 503, NULL, "not ready: shutting down");
         else if (!bs.connected)
             answer_text(a, p, 503, NULL, "not ready: broker disconnected");
@@ -450,7 +452,7 @@ static void on_readable(struct acceptor *a, struct pending *p)
             cap = HTTP_REQ_MAX_HEAD;
         char *b = p->cap < cap ? realloc(p->buf, cap) : NULL;
         if (!b) {
-            bump(&a->srv->acceptor_counters.bad_requests);
+            bump(&a->env.counters->bad_requests);
             drop(a, p, true);
             return;
         }
@@ -469,7 +471,7 @@ static void on_readable(struct acceptor *a, struct pending *p)
     int rc = http_req_parse(p->buf, p->len, &p->scanned, &req);
     if (rc == HTTP_REQ_NEED_MORE)
         return;
-    bump(&a->srv->acceptor_counters.http_requests);
+    bump(&a->env.counters->http_requests);
     if (rc == HTTP_REQ_BAD)
         answer_text(a, p, 400, NULL, "malformed HTTP request");
     else if (rc == HTTP_REQ_TOO_LARGE)
@@ -490,7 +492,7 @@ static void set_listening(struct acceptor *a, bool on)
     }
     a->listening = on;
     if (!on)
-        bump(&a->srv->acceptor_counters.accept_pauses);
+        bump(&a->env.counters->accept_pauses);
 }
 
 /* The oldest client still sending its head, or NULL. */
@@ -522,7 +524,7 @@ static bool evict_stale(struct acceptor *a)
         if (a->npending < before)
             return true; /* it went by itself: closed, or handed over */
         if (p->phase == PHASE_READING) {
-            bump(&a->srv->acceptor_counters.heads_evicted);
+            bump(&a->env.counters->heads_evicted);
             drop(a, p, true);
             return true;
         }
@@ -647,21 +649,22 @@ static void *acceptor_main(void *arg)
          * is disconnected; the same deadline bounds writing our answer. */
         while (a->head && a->head->deadline_ms <= a->now) {
             if (a->head->phase == PHASE_READING)
-                bump(&a->srv->acceptor_counters.bad_requests);
+                bump(&a->env.counters->bad_requests);
             drop(a, a->head, true);
         }
         bury(a);
     }
 }
 
-struct acceptor *acceptor_create(struct server *srv)
+struct acceptor *acceptor_create(const struct acceptor_env *env)
 {
     struct acceptor *a = calloc(1, sizeof(*a));
     if (!a)
         return NULL;
-    a->srv = srv;
+    a->env = *env;
+    const struct config *cfg = env->cfg;
     a->lfd = a->epfd = a->wake = -1;
-    a->handed = calloc(srv->nworkers, sizeof(*a->handed));
+    a->handed = calloc(env->nworkers, sizeof(*a->handed));
     if (getrandom(&a->rng, sizeof(a->rng), 0) != sizeof(a->rng) || a->rng == 0)
         a->rng = 0x2545f4914f6cdd1dull;
 
@@ -669,14 +672,14 @@ struct acceptor *acceptor_create(struct server *srv)
     socklen_t sl;
     struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, srv->cfg.bind_addr, &v4->sin_addr) == 1) {
+    if (inet_pton(AF_INET, cfg->bind_addr, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
-        v4->sin_port = htons(srv->cfg.port);
+        v4->sin_port = htons(cfg->port);
         sl = sizeof(*v4);
     } else {
-        inet_pton(AF_INET6, srv->cfg.bind_addr, &v6->sin6_addr);
+        inet_pton(AF_INET6, cfg->bind_addr, &v6->sin6_addr);
         v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(srv->cfg.port);
+        v6->sin6_port = htons(cfg->port);
         sl = sizeof(*v6);
     }
     a->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -684,7 +687,7 @@ struct acceptor *acceptor_create(struct server *srv)
     if (!a->handed || a->lfd < 0 ||
         setsockopt(a->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(a->lfd, (struct sockaddr *)&ss, sl) < 0 || listen(a->lfd, BACKLOG) < 0) {
-        log_error("cannot listen on %s:%u: %s", srv->cfg.bind_addr, srv->cfg.port, strerror(errno));
+        log_error("cannot listen on %s:%u: %s", cfg->bind_addr, cfg->port, strerror(errno));
         acceptor_destroy(a);
         return NULL;
     }

@@ -66,6 +66,12 @@ void server_stats_view(struct server *srv, struct stats_view *v)
     pthread_mutex_unlock(&srv->keys_lock);
 }
 
+/* server_stats_view as the acceptor calls it (acceptor.h). */
+static void stats_view_of(void *arg, struct stats_view *v)
+{
+    server_stats_view(arg, v);
+}
+
 static void log_config(const struct config *c)
 {
     log_info("chat-api starting: pod=%s listen=%s:%u workers=%u broker=%s auth=%s echo=%s",
@@ -197,7 +203,20 @@ int server_run(const struct config *cfg)
             log_info("%zu public keys from JWT_PUBLIC_KEYS_FILE", ws_keys_count(srv->keys));
         }
     }
-    srv->acceptor = status ? NULL : acceptor_create(srv);
+    struct acceptor_env aenv = {.cfg = &srv->cfg,
+                                .counters = &srv->acceptor_counters,
+                                .workers = srv->counters,
+                                .nworkers = srv->nworkers,
+                                .fanout = srv->fanout,
+                                .ip_counts = &srv->ip_counts,
+                                .rooms = &srv->rooms,
+                                .broker = &srv->broker,
+                                .shutting_down = &srv->shutting_down,
+                                .keys_lock = &srv->keys_lock,
+                                .keys = &srv->keys,
+                                .stats_view = stats_view_of,
+                                .stats_arg = srv};
+    srv->acceptor = status ? NULL : acceptor_create(&aenv);
     if (!srv->acceptor && status == 0)
         status = 1;
     /* Redis being unreachable is not fatal: the broker keeps trying and
@@ -211,8 +230,16 @@ int server_run(const struct config *cfg)
             status = 1;
         }
     }
+    struct worker_env wenv = {.cfg = &srv->cfg,
+                              .broker = &srv->broker,
+                              .fanout = srv->fanout,
+                              .rooms = &srv->rooms,
+                              .ip_counts = &srv->ip_counts,
+                              .counters = srv->counters,
+                              .shutting_down = &srv->shutting_down,
+                              .workers_ended = &srv->workers_ended};
     for (unsigned i = 0; status == 0 && i < srv->nworkers; i++) {
-        srv->workers[i] = worker_create(srv, i);
+        srv->workers[i] = worker_create(&wenv, i);
         if (!srv->workers[i] || worker_start(srv->workers[i]) < 0) {
             log_error("cannot start worker %u", i);
             status = 1;

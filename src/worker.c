@@ -36,7 +36,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "broker_seam.h"
 #include "clock.h"
+#include "config.h"
 #include "fanout.h"
 #include "fbuf.h"
 #include "inbox.h"
@@ -46,7 +48,7 @@
 #include "room/envelope.h"
 #include "room/registry.h"
 #include "room/room.h"
-#include "server.h"
+#include "stats.h"
 #include "ws/auth.h"
 #include "ws/frame.h"
 
@@ -162,7 +164,7 @@ struct worker {
     unsigned id;
     pthread_t thread;
     bool started;
-    struct server *srv;
+    struct worker_env env;   /* the pod's parts it uses (worker.h) */
     const struct config *cfg;
     struct worker_counters *counters; /* written by this worker only */
     struct fanout *fan;               /* the lanes; this worker consumes lane id */
@@ -588,7 +590,7 @@ static bool publish(struct worker *w, struct fbuf *b)
         return false;
     if (rc > 0)
         bump(&w->counters->dropped, rc);
-    w->srv->broker.publish(&w->srv->broker, b);
+    w->env.broker->publish(w->env.broker, b);
     bump(&w->counters->published, 1);
     return true;
 }
@@ -831,7 +833,7 @@ static void schedule_check(struct worker *w, struct conn *c, uint64_t since);
 static void release_ident(struct worker *w, struct conn_ident *ident)
 {
     if (ident && ident->counted)
-        ip_counts_release(&w->srv->ip_counts, &ident->addr);
+        ip_counts_release(w->env.ip_counts, &ident->addr);
     free(ident);
 }
 
@@ -885,7 +887,7 @@ static void release(struct worker *w, struct conn *c)
     c->paused = NULL;
     c->awaiting = 0;
     if (room_admit(c->room, &c->room_m) < 0) {
-        registry_leave(&w->srv->rooms, c->room->name, w->now);
+        registry_leave(w->env.rooms, c->room->name, w->now);
         room_leave_waiting(&w->rooms, c->room, &c->room_m);
         c->room = NULL;
         free(bl->rest);
@@ -937,7 +939,7 @@ static void adopt(struct worker *w, struct conn_handoff *h)
         c->ident->counted = h->ip_counted;
         memcpy(c->ident->id, h->client_id, idlen + 1);
     } else if (h->ip_counted) {
-        ip_counts_release(&w->srv->ip_counts, &h->client_addr);
+        ip_counts_release(w->env.ip_counts, &h->client_addr);
     }
     ws_frame_parser_init(&c->parser, WS_ROLE_SERVER, w->cfg->max_message);
     c->last_rx_ms = w->now;
@@ -970,11 +972,11 @@ static void adopt(struct worker *w, struct conn_handoff *h)
 
     if (c->kind == CONN_CHAT) {
         uint64_t gen = 0;
-        int ready = h->has_room ? registry_join(&w->srv->rooms, h->room, &gen) : 1;
+        int ready = h->has_room ? registry_join(w->env.rooms, h->room, &gen) : 1;
         if (ready > 0) {
             c->room = h->has_room ? room_join(&w->rooms, h->room, &c->room_m) : NULL;
             if (h->has_room && !c->room)
-                registry_leave(&w->srv->rooms, h->room, w->now);
+                registry_leave(w->env.rooms, h->room, w->now);
             if (h->has_room == (c->room != NULL))
                 admit(w, c);
             else
@@ -989,7 +991,7 @@ static void adopt(struct worker *w, struct conn_handoff *h)
                 if (c->room)
                     room_leave_waiting(&w->rooms, c->room, &c->room_m);
                 c->room = NULL;
-                registry_leave(&w->srv->rooms, h->room, w->now);
+                registry_leave(w->env.rooms, h->room, w->now);
                 kill_conn(w, c);
             }
         } else {
@@ -1027,7 +1029,7 @@ static void free_conn(struct worker *w, struct conn *c)
     if (c->pong)
         fbuf_unref(c->pong);
     if (c->room) {
-        registry_leave(&w->srv->rooms, c->room->name, w->now);
+        registry_leave(w->env.rooms, c->room->name, w->now);
         if (c->awaiting) {
             room_leave_waiting(&w->rooms, c->room, &c->room_m);
         } else {
@@ -1259,7 +1261,7 @@ static void *worker_main(void *arg)
         if (w->paused_head)
             retry_paused(w);
         /* SIGTERM: the main thread sets the flag and kicks every worker. */
-        if (!w->draining && atomic_load(&w->srv->shutting_down))
+        if (!w->draining && atomic_load(w->env.shutting_down))
             begin_drain(w);
         run_timers(w);
         flush_dirty(w);
@@ -1275,20 +1277,20 @@ static void *worker_main(void *arg)
             w->next_trim_ms = w->now + TRIM_EVERY_MS;
         }
     }
-    atomic_fetch_add(&w->srv->workers_ended, 1);
+    atomic_fetch_add(w->env.workers_ended, 1);
     return NULL;
 }
 
-struct worker *worker_create(struct server *srv, unsigned id)
+struct worker *worker_create(const struct worker_env *env, unsigned id)
 {
     struct worker *w = calloc(1, sizeof(*w));
     if (!w)
         return NULL;
     w->id = id;
-    w->srv = srv;
-    w->cfg = &srv->cfg;
-    w->counters = &srv->counters[id];
-    w->fan = srv->fanout;
+    w->env = *env;
+    w->cfg = env->cfg;
+    w->counters = &env->counters[id];
+    w->fan = env->fanout;
     w->epfd = -1;
     uint32_t shortest = w->cfg->ping_interval_ms;
     uint32_t grace = w->cfg->pong_timeout_ms - w->cfg->ping_interval_ms;

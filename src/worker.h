@@ -14,10 +14,31 @@
 #include <stdint.h>
 
 
-struct server;
+#include <stdatomic.h>
+
+struct broker;
+struct config;
+struct fanout;
+struct ip_counts;
+struct room_registry;
+struct worker;
+struct worker_counters;
+
+/* The parts of the pod a worker uses, given at creation: server.c owns
+ * them all and they outlive the workers. */
+struct worker_env {
+    const struct config *cfg;
+    struct broker *broker;            /* publish (any worker) */
+    struct fanout *fanout;            /* the lanes; worker id consumes lane id */
+    struct room_registry *rooms;      /* join and leave (any worker, under its lock) */
+    struct ip_counts *ip_counts;      /* counts out its connections (under its lock) */
+    struct worker_counters *counters; /* [nworkers]; worker id writes entry id only */
+    const atomic_int *shutting_down;  /* written by the main thread */
+    atomic_uint *workers_ended;       /* each worker adds 1 as its thread ends */
+};
 
 /* Creates worker id (not started). Returns NULL on failure. Main thread. */
-struct worker *worker_create(struct server *srv, unsigned id);
+struct worker *worker_create(const struct worker_env *env, unsigned id);
 
 /* Starts its thread. Returns 0 or -errno. Main thread. */
 int worker_start(struct worker *w);
