@@ -51,6 +51,7 @@
 #include "fanout.h"
 #include "http.h"
 #include "ipaddr.h"
+#include "list.h"
 #include "log.h"
 #include "room/registry.h"
 #include "stats.h"
@@ -96,7 +97,7 @@ struct pending {
     bool head_only;               /* a HEAD request: answers carry no body */
     struct ipaddr peer;           /* the TCP peer's address */
     unsigned worker;
-    struct pending *prev, *next; /* in arrival order; next also links the gone list */
+    struct list_node link; /* in pending (arrival order), then in gone */
 };
 
 struct acceptor {
@@ -108,8 +109,8 @@ struct acceptor {
     int wake;     /* eventfd: written by acceptor_stop */
     bool listening;       /* the listening socket is in epoll */
     uint64_t no_fd_until; /* out of descriptors: no accepting before this */
-    struct pending *head, *tail;
-    struct pending *gone; /* dropped during this batch, freed after it */
+    struct list pending; /* of struct pending, oldest first */
+    struct list gone;    /* dropped during this batch, freed after it */
     unsigned npending;
     uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
     uint64_t rng;
@@ -144,14 +145,7 @@ static void set_pending(struct acceptor *a, unsigned n)
 static void unlink_pending(struct acceptor *a, struct pending *p)
 {
     set_pending(a, a->npending - 1);
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        a->head = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    else
-        a->tail = p->prev;
+    list_unlink(&a->pending, &p->link);
 }
 
 /* Forgets p; closes its socket unless it was handed to a worker. The entry
@@ -173,19 +167,15 @@ static void drop(struct acceptor *a, struct pending *p, bool close_fd)
     p->handoff = NULL;
     p->phase = PHASE_GONE;
     p->fd = -1;
-    p->prev = NULL;
-    p->next = a->gone;
-    a->gone = p;
+    list_push_tail(&a->gone, &p->link);
 }
 
 /* Frees the entries dropped during the batch just handled. */
 static void bury(struct acceptor *a)
 {
-    while (a->gone) {
-        struct pending *p = a->gone;
-        a->gone = p->next;
-        free(p);
-    }
+    struct list_node *n;
+    while ((n = list_pop_head(&a->gone)))
+        free(list_entry(n, struct pending, link));
 }
 
 /* Open connections per worker: handed over by us minus ended by it. */
@@ -495,13 +485,21 @@ static void set_listening(struct acceptor *a, bool on)
         bump(&a->env.counters->accept_pauses);
 }
 
+/* The oldest pending client, or NULL. */
+static struct pending *oldest_pending(struct acceptor *a)
+{
+    return a->pending.head ? list_entry(a->pending.head, struct pending, link) : NULL;
+}
+
 /* The oldest client still sending its head, or NULL. */
 static struct pending *oldest_reading(struct acceptor *a)
 {
-    struct pending *p = a->head;
-    while (p && p->phase != PHASE_READING)
-        p = p->next;
-    return p;
+    for (struct list_node *n = a->pending.head; n; n = n->next) {
+        struct pending *p = list_entry(n, struct pending, link);
+        if (p->phase == PHASE_READING)
+            return p;
+    }
+    return NULL;
 }
 
 /* When p will have had its chance to send its head. */
@@ -572,12 +570,7 @@ static void accept_all(struct acceptor *a)
             memset(&p->peer, 0, sizeof(p->peer));
         p->deadline_ms = a->now + HEAD_DEADLINE_MS;
         set_pending(a, a->npending + 1);
-        p->prev = a->tail;
-        if (a->tail)
-            a->tail->next = p;
-        else
-            a->head = p;
-        a->tail = p;
+        list_push_tail(&a->pending, &p->link);
         /* Most clients send their head right behind the TCP handshake: read
          * it now rather than one epoll round later. */
         on_readable(a, p);
@@ -614,8 +607,9 @@ static void *acceptor_main(void *arg)
     for (;;) {
         a->now = clock_now_ms();
         int timeout = resume_accepting(a);
-        if (a->head) {
-            int due = a->head->deadline_ms > a->now ? (int)(a->head->deadline_ms - a->now) : 0;
+        struct pending *oldest = oldest_pending(a);
+        if (oldest) {
+            int due = oldest->deadline_ms > a->now ? (int)(oldest->deadline_ms - a->now) : 0;
             if (timeout < 0 || due < timeout)
                 timeout = due;
         }
@@ -647,10 +641,11 @@ static void *acceptor_main(void *arg)
         }
         /* interface.md: a client that has not sent a whole head within 10 s
          * is disconnected; the same deadline bounds writing our answer. */
-        while (a->head && a->head->deadline_ms <= a->now) {
-            if (a->head->phase == PHASE_READING)
+        struct pending *p;
+        while ((p = oldest_pending(a)) && p->deadline_ms <= a->now) {
+            if (p->phase == PHASE_READING)
                 bump(&a->env.counters->bad_requests);
-            drop(a, a->head, true);
+            drop(a, p, true);
         }
         bury(a);
     }
@@ -730,8 +725,9 @@ void acceptor_destroy(struct acceptor *a)
 {
     if (!a)
         return;
-    while (a->head)
-        drop(a, a->head, true);
+    struct pending *p;
+    while ((p = oldest_pending(a)))
+        drop(a, p, true);
     bury(a);
     if (a->lfd >= 0)
         close(a->lfd);

@@ -44,6 +44,7 @@
 #include "inbox.h"
 #include "ipaddr.h"
 #include "json.h"
+#include "list.h"
 #include "log.h"
 #include "room/envelope.h"
 #include "room/registry.h"
@@ -121,7 +122,7 @@ struct conn {
     };
     uint64_t expires_ms; /* when its token expires (monotonic); 0: never */
     uint64_t due_tick;
-    struct conn *tw_prev, *tw_next; /* timer wheel slot list */
+    struct list_node tw; /* in its timer wheel slot */
     struct conn *dirty_next;
     struct conn *dead_next;
     struct fbuf *pong;      /* past PONG_MAX: the answer to the latest ping, waiting for
@@ -147,7 +148,7 @@ struct backlog {
     uint8_t *rest;       /* heap copy of the unparsed bytes, or NULL */
     size_t rest_len;
     uint64_t gen; /* while awaiting: the subscriber connection it waits on */
-    struct backlog *prev, *next;
+    struct list_node link; /* in the worker's paused list */
 };
 
 /* Heartbeat timers: every connection sits in one slot; a slot's
@@ -155,7 +156,7 @@ struct backlog {
  * next deadline falls. Receiving data only updates last_rx_ms, so a busy
  * connection costs nothing until its slot comes round. */
 struct wheel {
-    struct conn *slot[WHEEL_SLOTS];
+    struct list slot[WHEEL_SLOTS]; /* of conn, by tw */
     uint64_t tick_ms;
     uint64_t cur_tick;
 };
@@ -178,7 +179,7 @@ struct worker {
     struct wheel wheel;
     struct conn *dirty;
     struct conn *dead;
-    struct backlog *paused_head, *paused_tail; /* connections not read, oldest first */
+    struct list paused; /* of backlog: connections not read, oldest first */
     struct fbuf *ping; /* shared empty ping frame */
     struct json_out out;
     uint64_t rng;
@@ -211,13 +212,9 @@ static void bump(atomic_uint_fast64_t *c, int64_t by)
 
 static void wheel_unlink(struct worker *w, struct conn *c)
 {
-    if (c->tw_prev)
-        c->tw_prev->tw_next = c->tw_next;
-    else if (w->wheel.slot[c->due_tick % WHEEL_SLOTS] == c)
-        w->wheel.slot[c->due_tick % WHEEL_SLOTS] = c->tw_next;
-    if (c->tw_next)
-        c->tw_next->tw_prev = c->tw_prev;
-    c->tw_prev = c->tw_next = NULL;
+    struct list *slot = &w->wheel.slot[c->due_tick % WHEEL_SLOTS];
+    if (c->tw.prev || slot->head == &c->tw) /* scheduled at all */
+        list_unlink(slot, &c->tw);
 }
 
 static void wheel_schedule(struct worker *w, struct conn *c, uint64_t at_ms)
@@ -228,12 +225,7 @@ static void wheel_schedule(struct worker *w, struct conn *c, uint64_t at_ms)
     if (tick - w->wheel.cur_tick >= WHEEL_SLOTS)
         tick = w->wheel.cur_tick + WHEEL_SLOTS - 1;
     c->due_tick = tick;
-    struct conn **head = &w->wheel.slot[tick % WHEEL_SLOTS];
-    c->tw_prev = NULL;
-    c->tw_next = *head;
-    if (*head)
-        (*head)->tw_prev = c;
-    *head = c;
+    list_push_head(&w->wheel.slot[tick % WHEEL_SLOTS], &c->tw);
 }
 
 /* ---- connection death and writing ---- */
@@ -608,12 +600,7 @@ static void pause_reading(struct worker *w, struct conn *c, struct fbuf *b)
     }
     bl->conn = c;
     bl->parked = b;
-    bl->prev = w->paused_tail;
-    if (w->paused_tail)
-        w->paused_tail->next = bl;
-    else
-        w->paused_head = bl;
-    w->paused_tail = bl;
+    list_push_tail(&w->paused, &bl->link);
     c->paused = bl;
     bump(&w->counters->reads_paused, 1);
     bump(&w->counters->paused_now, 1);
@@ -626,14 +613,7 @@ static void pause_reading(struct worker *w, struct conn *c, struct fbuf *b)
 static uint8_t *unpause(struct worker *w, struct conn *c, size_t *rest_len)
 {
     struct backlog *bl = c->paused;
-    if (bl->prev)
-        bl->prev->next = bl->next;
-    else
-        w->paused_head = bl->next;
-    if (bl->next)
-        bl->next->prev = bl->prev;
-    else
-        w->paused_tail = bl->prev;
+    list_unlink(&w->paused, &bl->link);
     uint8_t *rest = bl->rest;
     *rest_len = bl->rest_len;
     free(bl);
@@ -650,21 +630,13 @@ static void process_bytes(struct worker *w, struct conn *c, uint8_t *buf, size_t
 static void retry_paused(struct worker *w)
 {
     size_t tries = 0;
-    for (struct backlog *bl = w->paused_head; bl; bl = bl->next)
+    for (struct list_node *n = w->paused.head; n; n = n->next)
         tries++;
-    while (tries-- > 0 && w->paused_head) {
-        struct conn *c = w->paused_head->conn;
+    while (tries-- > 0 && w->paused.head) {
+        struct conn *c = list_entry(w->paused.head, struct backlog, link)->conn;
         if (c->state == CONN_DEAD || !publish(w, c->paused->parked)) {
             /* Still waiting: to the back, so every connection gets its turn. */
-            struct backlog *bl = c->paused;
-            if (bl != w->paused_tail) {
-                w->paused_head = bl->next;
-                w->paused_head->prev = NULL;
-                bl->prev = w->paused_tail;
-                bl->next = NULL;
-                w->paused_tail->next = bl;
-                w->paused_tail = bl;
-            }
+            list_push_tail(&w->paused, list_pop_head(&w->paused));
             continue;
         }
         fbuf_unref(c->paused->parked);
@@ -1119,23 +1091,19 @@ static void heartbeat(struct worker *w, struct conn *c)
     schedule_check(w, c, since);
 }
 
-/* Fires every slot up to now. A slot's list is detached first; heartbeat()
- * touches only the connection it is given (it marks, never frees), so the
- * rest of the detached list stays intact while it runs. */
+/* Fires every slot up to now, taking each connection off its slot before
+ * its heartbeat; heartbeat() marks, never frees, and reschedules only into
+ * later slots (wheel_schedule keeps a tick ahead of cur_tick and less than
+ * a turn away), so the slot being fired only ever shrinks. */
 static void run_timers(struct worker *w)
 {
     uint64_t target = w->now / w->wheel.tick_ms;
     while (w->wheel.cur_tick < target) {
         w->wheel.cur_tick++;
-        struct conn **slot = &w->wheel.slot[w->wheel.cur_tick % WHEEL_SLOTS];
-        struct conn *list = *slot;
-        *slot = NULL;
-        while (list) {
-            struct conn *c = list;
-            list = c->tw_next;
-            c->tw_prev = c->tw_next = NULL;
-            if (list)
-                list->tw_prev = NULL;
+        struct list *slot = &w->wheel.slot[w->wheel.cur_tick % WHEEL_SLOTS];
+        struct list_node *n;
+        while ((n = list_pop_head(slot))) {
+            struct conn *c = list_entry(n, struct conn, tw);
             if (c->state != CONN_DEAD)
                 heartbeat(w, c);
         }
@@ -1258,7 +1226,7 @@ static void *worker_main(void *arg)
                 queue_held_pong(w, c);
             }
         }
-        if (w->paused_head)
+        if (w->paused.head)
             retry_paused(w);
         /* SIGTERM: the main thread sets the flag and kicks every worker. */
         if (!w->draining && atomic_load(w->env.shutting_down))

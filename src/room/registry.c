@@ -27,7 +27,7 @@ struct reg_entry {
     uint64_t members;
     uint64_t idle_since_ms;
     struct reg_entry *q_next;            /* the queue */
-    struct reg_entry *i_prev, *i_next;   /* the idle list */
+    struct list_node idle_link;          /* in the idle list */
 };
 
 static struct reg_entry *E(struct hmap_node *n)
@@ -77,15 +77,7 @@ static void idle_unlink(struct room_registry *reg, struct reg_entry *e)
 {
     if (!e->idle)
         return;
-    if (e->i_prev)
-        e->i_prev->i_next = e->i_next;
-    else
-        reg->idle_head = e->i_next;
-    if (e->i_next)
-        e->i_next->i_prev = e->i_prev;
-    else
-        reg->idle_tail = e->i_prev;
-    e->i_prev = e->i_next = NULL;
+    list_unlink(&reg->idle, &e->idle_link);
     e->idle = false;
 }
 
@@ -177,13 +169,7 @@ void registry_leave(struct room_registry *reg, const char *room, uint64_t now_ms
             /* Subscribed: stays so for the linger, in case someone comes back. */
             e->idle = true;
             e->idle_since_ms = now_ms;
-            e->i_next = NULL;
-            e->i_prev = reg->idle_tail;
-            if (reg->idle_tail)
-                reg->idle_tail->i_next = e;
-            else
-                reg->idle_head = e;
-            reg->idle_tail = e;
+            list_push_tail(&reg->idle, &e->idle_link);
         } else {
             /* Nothing to undo in Redis (never subscribed, or its node is
              * gone): forgotten at once, so rooms passed through while Redis is
@@ -341,8 +327,10 @@ void registry_sub_take_expired(struct room_registry *reg, uint64_t cutoff_ms,
                                registry_emit_fn emit, void *arg)
 {
     pthread_mutex_lock(&reg->lock);
-    while (reg->idle_head && reg->idle_head->idle_since_ms < cutoff_ms) {
-        struct reg_entry *e = reg->idle_head;
+    while (reg->idle.head) {
+        struct reg_entry *e = list_entry(reg->idle.head, struct reg_entry, idle_link);
+        if (e->idle_since_ms >= cutoff_ms)
+            break;
         emit(arg, e->name);
         forget(reg, find(reg, e->name, e->hn.hash));
     }

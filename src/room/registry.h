@@ -35,6 +35,7 @@
 #include <stdint.h>
 
 #include "hmap.h"
+#include "list.h"
 
 struct reg_entry;
 
@@ -45,7 +46,7 @@ struct room_registry {
     bool tracking;    /* per-room subscriptions are kept (Redis mode); set before threads start */
     bool live;        /* the subscriber is connected: joins wait for confirmation */
     struct reg_entry *queue_head, *queue_tail; /* rooms to subscribe, oldest first */
-    struct reg_entry *idle_head, *idle_tail;   /* subscribed rooms without members, oldest first */
+    struct list idle; /* of reg_entry: subscribed rooms without members, oldest first */
     uint64_t confirmed;                        /* rooms whose subscription is confirmed (gauge) */
     uint64_t gen; /* the subscriber's connection: +1 at each registry_sub_live */
     /* Called (under the lock, so it must only write an eventfd) when the

@@ -24,6 +24,7 @@ int main(void)
     srunner_add_suite(sr, cluster_suite());
     srunner_add_suite(sr, registry_suite());
     srunner_add_suite(sr, hmap_suite());
+    srunner_add_suite(sr, list_suite());
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -23,5 +23,6 @@ Suite *keys_suite(void);
 Suite *cluster_suite(void);
 Suite *registry_suite(void);
 Suite *hmap_suite(void);
+Suite *list_suite(void);
 
 #endif
