@@ -16,8 +16,8 @@ struct lane {
     struct inbox inbox;
     _Alignas(64) atomic_uint_fast64_t work;
     atomic_int starved; /* a producer was refused since the last batch */
-    atomic_uint_fast64_t slot_work[FANOUT_SLOTS + 1];
-    atomic_uint_fast32_t members[FANOUT_SLOTS + 1];
+    atomic_uint_fast64_t bucket_work[FANOUT_BUCKETS + 1];
+    atomic_uint_fast32_t members[FANOUT_BUCKETS + 1];
 };
 
 struct fanout {
@@ -41,8 +41,8 @@ struct fanout *fanout_create(unsigned nlanes)
         struct lane *l = &f->lanes[i];
         atomic_init(&l->work, 0);
         atomic_init(&l->starved, 0);
-        for (unsigned s = 0; s <= FANOUT_SLOTS; s++) {
-            atomic_init(&l->slot_work[s], 0);
+        for (unsigned s = 0; s <= FANOUT_BUCKETS; s++) {
+            atomic_init(&l->bucket_work[s], 0);
             atomic_init(&l->members[s], 0);
         }
         if (inbox_init(&l->inbox) < 0) {
@@ -84,19 +84,19 @@ struct inbox *fanout_inbox(struct fanout *f, unsigned lane)
     return &f->lanes[lane].inbox;
 }
 
-unsigned fanout_room_slot(uint32_t room_hash)
+unsigned fanout_room_bucket(uint32_t room_hash)
 {
-    return room_hash % FANOUT_SLOTS;
+    return room_hash % FANOUT_BUCKETS;
 }
 
-unsigned fanout_slot(const struct fbuf *msg)
+unsigned fanout_bucket(const struct fbuf *msg)
 {
-    return msg->room ? fanout_room_slot(msg->room_hash) : FANOUT_GLOBAL;
+    return msg->room ? fanout_room_bucket(msg->room_hash) : FANOUT_GLOBAL;
 }
 
-void fanout_member(struct fanout *f, unsigned lane, unsigned slot, int delta)
+void fanout_member(struct fanout *f, unsigned lane, unsigned bucket, int delta)
 {
-    atomic_uint_fast32_t *m = &f->lanes[lane].members[slot];
+    atomic_uint_fast32_t *m = &f->lanes[lane].members[bucket];
     if (delta > 0)
         atomic_fetch_add_explicit(m, (uint_fast32_t)delta, memory_order_relaxed);
     else
@@ -115,19 +115,19 @@ static bool take(atomic_uint_fast64_t *c, uint64_t cost, uint64_t cap)
     return false;
 }
 
-static bool reserve(struct lane *l, unsigned slot, uint64_t cost, uint64_t lane_cap)
+static bool reserve(struct lane *l, unsigned bucket, uint64_t cost, uint64_t lane_cap)
 {
     if (!take(&l->work, cost, lane_cap))
         return false;
-    if (take(&l->slot_work[slot], cost, FANOUT_BUDGET / 2))
+    if (take(&l->bucket_work[bucket], cost, FANOUT_BUDGET / 2))
         return true;
     atomic_fetch_sub(&l->work, cost);
     return false;
 }
 
-static void release(struct lane *l, unsigned slot, uint64_t cost)
+static void release(struct lane *l, unsigned bucket, uint64_t cost)
 {
-    atomic_fetch_sub(&l->slot_work[slot], cost);
+    atomic_fetch_sub(&l->bucket_work[bucket], cost);
     atomic_fetch_sub(&l->work, cost);
 }
 
@@ -142,18 +142,18 @@ static uint64_t lane_cap(enum fanout_source src)
     return src == FANOUT_FROM_REDIS ? FANOUT_BUDGET / 4 * 3 : FANOUT_BUDGET;
 }
 
-static uint64_t cost_on(struct lane *l, unsigned slot, size_t frame_len)
+static uint64_t cost_on(struct lane *l, unsigned bucket, size_t frame_len)
 {
-    uint64_t recipients = atomic_load_explicit(&l->members[slot], memory_order_relaxed);
+    uint64_t recipients = atomic_load_explicit(&l->members[bucket], memory_order_relaxed);
     return (recipients + 1) * ((uint64_t)frame_len + FANOUT_ITEM_OVERHEAD);
 }
 
-bool fanout_admits(struct fanout *f, unsigned slot, size_t frame_len, enum fanout_source src)
+bool fanout_admits(struct fanout *f, unsigned bucket, size_t frame_len, enum fanout_source src)
 {
     for (unsigned i = 0; i < f->nlanes; i++) {
         struct lane *l = &f->lanes[i];
-        uint64_t cost = cost_on(l, slot, frame_len);
-        if (!fits(&l->work, cost, lane_cap(src)) || !fits(&l->slot_work[slot], cost, FANOUT_BUDGET / 2))
+        uint64_t cost = cost_on(l, bucket, frame_len);
+        if (!fits(&l->work, cost, lane_cap(src)) || !fits(&l->bucket_work[bucket], cost, FANOUT_BUDGET / 2))
             return false;
     }
     return true;
@@ -162,33 +162,33 @@ bool fanout_admits(struct fanout *f, unsigned slot, size_t frame_len, enum fanou
 int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src)
 {
     uint64_t cost[FANOUT_MAX_LANES];
-    unsigned slot = fanout_slot(msg);
+    unsigned bucket = fanout_bucket(msg);
     uint64_t cap = lane_cap(src);
     for (unsigned i = 0; i < f->nlanes; i++) {
         struct lane *l = &f->lanes[i];
-        cost[i] = cost_on(l, slot, msg->len);
-        bool ok = reserve(l, slot, cost[i], cap);
+        cost[i] = cost_on(l, bucket, msg->len);
+        bool ok = reserve(l, bucket, cost[i], cap);
         if (!ok && src == FANOUT_FROM_CLIENT) {
             /* Say that we wait, then look once more: either this second try
              * sees the credit the worker gave back, or the worker, which
              * gives credit back before it reads the flag, sees the flag and
              * kicks us (both sequentially consistent). */
             atomic_store(&l->starved, 1);
-            ok = reserve(l, slot, cost[i], cap);
+            ok = reserve(l, bucket, cost[i], cap);
         }
         if (!ok) {
             while (i-- > 0)
-                release(&f->lanes[i], slot, cost[i]);
+                release(&f->lanes[i], bucket, cost[i]);
             return -EAGAIN;
         }
     }
     int missed = 0;
     fbuf_ref_n(msg, f->nlanes);
     for (unsigned i = 0; i < f->nlanes; i++) {
-        struct inbox_item it = {.kind = INBOX_FRAME, .slot = (uint16_t)slot, .ptr = msg,
+        struct inbox_item it = {.kind = INBOX_FRAME, .bucket = (uint16_t)bucket, .ptr = msg,
                                 .cost = cost[i]};
         if (inbox_push(&f->lanes[i].inbox, it) < 0) {
-            release(&f->lanes[i], slot, cost[i]);
+            release(&f->lanes[i], bucket, cost[i]);
             fbuf_unref(msg);
             missed++;
         }
@@ -218,7 +218,7 @@ unsigned fanout_room_ready(struct fanout *f, const char *room, uint64_t gen)
 
 void fanout_delivered(struct fanout *f, unsigned lane, const struct inbox_item *it)
 {
-    release(&f->lanes[lane], it->slot, it->cost);
+    release(&f->lanes[lane], it->bucket, it->cost);
 }
 
 void fanout_batch_done(struct fanout *f, unsigned lane)

@@ -5,7 +5,7 @@
  * to be written: a frame posted to a lane costs
  *     (recipients on that lane + 1) * (frame bytes + FANOUT_ITEM_OVERHEAD).
  * Recipients come from member counters that each worker keeps for its own
- * rooms, in FANOUT_SLOTS buckets by room hash (plus one bucket for global
+ * rooms, in FANOUT_BUCKETS buckets by room hash (plus one bucket for global
  * messages, whose recipients are all chat connections). A bucket shared by
  * two rooms holds the sum of both: an overestimate, never an underestimate.
  *
@@ -71,10 +71,10 @@ struct fanout;
 #define FANOUT_BUDGET_MIB 64u
 #endif
 #define FANOUT_BUDGET (FANOUT_BUDGET_MIB << 20)
-/* Counted per item on top of its bytes: the queue slot and ring append. */
+/* Counted per item on top of its bytes: the queue entry and ring append. */
 #define FANOUT_ITEM_OVERHEAD 64u
-#define FANOUT_SLOTS 512u
-#define FANOUT_GLOBAL FANOUT_SLOTS /* the bucket of global messages */
+#define FANOUT_BUCKETS 512u
+#define FANOUT_GLOBAL FANOUT_BUCKETS /* the bucket of global messages */
 #define FANOUT_MAX_LANES 256u
 
 enum fanout_source {
@@ -99,11 +99,11 @@ struct inbox *fanout_inbox(struct fanout *f, unsigned lane);
  * could not take it for lack of memory (the others did). Any thread. */
 int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src);
 
-/* Whether msg's bytes to slot would be admitted now (src's rules), without
+/* Whether msg's bytes to bucket would be admitted now (src's rules), without
  * reserving anything: a cheap look for a producer that would rather drop
  * than do the work of building a message no lane takes. fanout_post still
  * decides. Any thread. */
-bool fanout_admits(struct fanout *f, unsigned slot, size_t frame_len, enum fanout_source src);
+bool fanout_admits(struct fanout *f, unsigned bucket, size_t frame_len, enum fanout_source src);
 
 /* Hands a new connection to lane's worker; connections cost no credit (they
  * are bounded by MAX_CONNECTIONS). Returns 0 or -ENOMEM (h is still the
@@ -118,11 +118,11 @@ int fanout_hand_over(struct fanout *f, unsigned lane, struct conn_handoff *h);
 unsigned fanout_room_ready(struct fanout *f, const char *room, uint64_t gen);
 
 /* The bucket of a room (by room_hash), or FANOUT_GLOBAL for NULL. */
-unsigned fanout_slot(const struct fbuf *msg);
-unsigned fanout_room_slot(uint32_t room_hash);
+unsigned fanout_bucket(const struct fbuf *msg);
+unsigned fanout_room_bucket(uint32_t room_hash);
 
-/* A member joined (+1) or left (-1) bucket slot on lane. Lane's worker. */
-void fanout_member(struct fanout *f, unsigned lane, unsigned slot, int delta);
+/* A member joined (+1) or left (-1) bucket on lane. Lane's worker. */
+void fanout_member(struct fanout *f, unsigned lane, unsigned bucket, int delta);
 
 /* Gives back the credit of a frame item lane's worker has delivered. */
 void fanout_delivered(struct fanout *f, unsigned lane, const struct inbox_item *it);

@@ -24,7 +24,7 @@ enum inbox_kind {
 
 struct inbox_item {
     enum inbox_kind kind;
-    uint16_t slot; /* INBOX_FRAME: the fanout bucket its cost was charged to */
+    uint16_t bucket; /* INBOX_FRAME: the fanout bucket its cost was charged to */
     void *ptr;
     uint64_t cost; /* INBOX_FRAME: the credit it holds (fanout.h), given back once delivered */
 };

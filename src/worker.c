@@ -68,7 +68,7 @@
 #define RING_MIN 4
 /* How long we wait for the client's close after sending ours. */
 #define CLOSE_WAIT_MS 2000
-#define WHEEL_SLOTS 256
+#define WHEEL_SPOKES 256
 /* The envelope buffer is kept between messages up to this size; a larger
  * one (a big message) is given back at once. */
 #define OUT_KEEP (256u << 10)
@@ -122,7 +122,7 @@ struct conn {
     };
     uint64_t expires_ms; /* when its token expires (monotonic); 0: never */
     uint64_t due_tick;
-    struct list_node tw; /* in its timer wheel slot */
+    struct list_node tw; /* in its timer wheel spoke */
     struct conn *dirty_next;
     struct conn *dead_next;
     struct fbuf *pong;      /* past PONG_MAX: the answer to the latest ping, waiting for
@@ -151,12 +151,12 @@ struct backlog {
     struct list_node link; /* in the worker's paused list */
 };
 
-/* Heartbeat timers: every connection sits in one slot; a slot's
+/* Heartbeat timers: every connection sits on one spoke; a spoke's
  * connections are looked at when its tick comes, and put back where their
  * next deadline falls. Receiving data only updates last_rx_ms, so a busy
- * connection costs nothing until its slot comes round. */
+ * connection costs nothing until its spoke comes round. */
 struct wheel {
-    struct list slot[WHEEL_SLOTS]; /* of conn, by tw */
+    struct list spoke[WHEEL_SPOKES]; /* of conn, by tw */
     uint64_t tick_ms;
     uint64_t cur_tick;
 };
@@ -212,9 +212,9 @@ static void bump(atomic_uint_fast64_t *c, int64_t by)
 
 static void wheel_unlink(struct worker *w, struct conn *c)
 {
-    struct list *slot = &w->wheel.slot[c->due_tick % WHEEL_SLOTS];
-    if (c->tw.prev || slot->head == &c->tw) /* scheduled at all */
-        list_unlink(slot, &c->tw);
+    struct list *spoke = &w->wheel.spoke[c->due_tick % WHEEL_SPOKES];
+    if (c->tw.prev || spoke->head == &c->tw) /* scheduled at all */
+        list_unlink(spoke, &c->tw);
 }
 
 static void wheel_schedule(struct worker *w, struct conn *c, uint64_t at_ms)
@@ -222,10 +222,10 @@ static void wheel_schedule(struct worker *w, struct conn *c, uint64_t at_ms)
     uint64_t tick = at_ms / w->wheel.tick_ms;
     if (tick <= w->wheel.cur_tick)
         tick = w->wheel.cur_tick + 1;
-    if (tick - w->wheel.cur_tick >= WHEEL_SLOTS)
-        tick = w->wheel.cur_tick + WHEEL_SLOTS - 1;
+    if (tick - w->wheel.cur_tick >= WHEEL_SPOKES)
+        tick = w->wheel.cur_tick + WHEEL_SPOKES - 1;
     c->due_tick = tick;
-    list_push_head(&w->wheel.slot[tick % WHEEL_SLOTS], &c->tw);
+    list_push_head(&w->wheel.spoke[tick % WHEEL_SPOKES], &c->tw);
 }
 
 /* ---- connection death and writing ---- */
@@ -814,7 +814,7 @@ static void release_ident(struct worker *w, struct conn_ident *ident)
 static void admit(struct worker *w, struct conn *c)
 {
     if (c->room)
-        fanout_member(w->fan, w->id, fanout_room_slot(c->room->hn.hash), 1);
+        fanout_member(w->fan, w->id, fanout_room_bucket(c->room->hn.hash), 1);
     if (room_add(&w->chat, &c->chat_m) < 0) {
         kill_conn(w, c);
         return;
@@ -1005,7 +1005,7 @@ static void free_conn(struct worker *w, struct conn *c)
         if (c->awaiting) {
             room_leave_waiting(&w->rooms, c->room, &c->room_m);
         } else {
-            fanout_member(w->fan, w->id, fanout_room_slot(c->room->hn.hash), -1);
+            fanout_member(w->fan, w->id, fanout_room_bucket(c->room->hn.hash), -1);
             room_leave(&w->rooms, c->room, &c->room_m);
         }
     }
@@ -1091,18 +1091,18 @@ static void heartbeat(struct worker *w, struct conn *c)
     schedule_check(w, c, since);
 }
 
-/* Fires every slot up to now, taking each connection off its slot before
+/* Fires every spoke up to now, taking each connection off its spoke before
  * its heartbeat; heartbeat() marks, never frees, and reschedules only into
- * later slots (wheel_schedule keeps a tick ahead of cur_tick and less than
- * a turn away), so the slot being fired only ever shrinks. */
+ * later spokes (wheel_schedule keeps a tick ahead of cur_tick and less than
+ * a turn away), so the spoke being fired only ever shrinks. */
 static void run_timers(struct worker *w)
 {
     uint64_t target = w->now / w->wheel.tick_ms;
     while (w->wheel.cur_tick < target) {
         w->wheel.cur_tick++;
-        struct list *slot = &w->wheel.slot[w->wheel.cur_tick % WHEEL_SLOTS];
+        struct list *spoke = &w->wheel.spoke[w->wheel.cur_tick % WHEEL_SPOKES];
         struct list_node *n;
-        while ((n = list_pop_head(slot))) {
+        while ((n = list_pop_head(spoke))) {
             struct conn *c = list_entry(n, struct conn, tw);
             if (c->state != CONN_DEAD)
                 heartbeat(w, c);

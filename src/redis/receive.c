@@ -59,8 +59,8 @@ void redis_receive_overload(struct redis_receiver *s)
                  "does not fit (counted in stats as broker.overload_dropped)");
 }
 
-/* The losses of one origin pod, claiming a slot for it on first sight. */
-static struct broker_origin_lost *origin_slot(struct redis_broker *rb, const char *pod, size_t len)
+/* The losses of one origin pod, claiming an entry for it on first sight. */
+static struct broker_origin_lost *origin_entry(struct redis_broker *rb, const char *pod, size_t len)
 {
     unsigned n = atomic_load_explicit(&rb->n_origins, memory_order_relaxed);
     for (unsigned i = 0; i < n; i++)
@@ -104,7 +104,7 @@ static bool in_sequence(struct redis_receiver *s, const redisReply *ch, const st
         atomic_fetch_add(&rb->seq_restarts, 1);
     if (v == SEQ_GAP) {
         uint_fast64_t before = atomic_fetch_add(&rb->lost, lost);
-        struct broker_origin_lost *o = origin_slot(rb, t->pod, t->pod_len);
+        struct broker_origin_lost *o = origin_entry(rb, t->pod, t->pod_len);
         if (o)
             atomic_fetch_add(&o->lost, lost);
         if (redis_episode_note(&s->loss, now, before))
@@ -149,7 +149,7 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
      * recognised and suppressed, not counted. */
     if (known_channel && !own_tail &&
         !fanout_admits(rb->fanout,
-                       room[0] ? fanout_room_slot(room_hash(room, strlen(room))) : FANOUT_GLOBAL,
+                       room[0] ? fanout_room_bucket(room_hash(room, strlen(room))) : FANOUT_GLOBAL,
                        pl->len + ws_frame_header_len(pl->len), FANOUT_FROM_REDIS)) {
         redis_receive_overload(s);
         return;

@@ -34,17 +34,17 @@ int room_add(struct room *r, struct room_member *m)
 {
     if (reserve(r) < 0)
         return -ENOMEM;
-    m->slot = r->n;
+    m->index = r->n;
     r->members[r->n++] = m;
     return 0;
 }
 
 void room_remove(struct room *r, struct room_member *m)
 {
-    uint32_t slot = m->slot;
+    uint32_t index = m->index;
     struct room_member *last = r->members[--r->n];
-    r->members[slot] = last;
-    last->slot = slot;
+    r->members[index] = last;
+    last->index = index;
 }
 
 struct room *room_find(const struct room_index *ix, const char *name, uint32_t hash)

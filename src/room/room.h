@@ -2,7 +2,7 @@
  *
  * Owned by one worker thread and touched by no other, so it has no locks.
  * Members are kept in arrays, so a fan-out walks contiguous memory; each
- * member remembers its slot, so leaving is O(1) (swap with the last). */
+ * member remembers its index there, so leaving is O(1) (swap with the last). */
 #ifndef CHAT_ROOM_ROOM_H
 #define CHAT_ROOM_ROOM_H
 
@@ -13,7 +13,7 @@
 
 /* Embedded in whatever joins a room; the owner recovers itself from it. */
 struct room_member {
-    uint32_t slot;
+    uint32_t index; /* in its room's members array */
 };
 
 struct room {

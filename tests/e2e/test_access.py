@@ -8,7 +8,7 @@ import tempfile
 import time
 
 from conftest import BIN, free_port, wait_for
-from jwt import make_jwt
+from tokens import make_jwt
 from wsraw import Raw, http_get, upgrade_request
 
 SECRET = "s3cret-for-tests"

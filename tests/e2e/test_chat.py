@@ -7,7 +7,7 @@ import websockets
 
 from aio import T, recv_json, silent
 from conftest import wait_for
-from jwt import make_jwt
+from tokens import make_jwt
 from wsraw import Raw
 
 async def welcome(ws):

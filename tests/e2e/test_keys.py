@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 from conftest import wait_for
-from jwt import b64url, jwk, make_jwt, new_key, sign_jwt
+from tokens import b64url, jwk, make_jwt, new_key, sign_jwt
 from wsraw import upgrade_request
 
 

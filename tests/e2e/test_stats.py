@@ -4,7 +4,7 @@ import json
 import resource
 
 from conftest import BENCH, wait_for
-from jwt import make_jwt
+from tokens import make_jwt
 from statsload import measure
 from wsraw import Raw, http_get
 

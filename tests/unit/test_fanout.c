@@ -39,9 +39,9 @@ static size_t deliver_all(struct fanout *f, unsigned lane)
     return n;
 }
 
-static unsigned slot_of(const char *room)
+static unsigned bucket_of(const char *room)
 {
-    return fanout_room_slot(room_hash(room, strlen(room)));
+    return fanout_room_bucket(room_hash(room, strlen(room)));
 }
 
 START_TEST(cost_grows_with_recipients)
@@ -54,7 +54,7 @@ START_TEST(cost_grows_with_recipients)
     deliver_all(f, 0);
     ck_assert_uint_eq(fanout_lane_work(f, 0), 0);
     for (int i = 0; i < 99; i++)
-        fanout_member(f, 0, slot_of("big"), 1);
+        fanout_member(f, 0, bucket_of("big"), 1);
     unsigned hundred = fill(f, "big", 936, FANOUT_FROM_CLIENT);
     /* 100 recipients (99 members and the item itself): a hundredth as many. */
     ck_assert_uint_eq(hundred, none / 100);
@@ -71,7 +71,7 @@ START_TEST(one_room_never_fills_a_lane)
     ck_assert_uint_gt(big, 0);
     ck_assert_uint_le(fanout_lane_work(f, 0), FANOUT_BUDGET / 2);
     /* Another room (in another bucket) still gets in, on every lane. */
-    ck_assert_uint_ne(slot_of("big"), slot_of("quiet"));
+    ck_assert_uint_ne(bucket_of("big"), bucket_of("quiet"));
     struct fbuf *q = to_room("quiet", 10);
     ck_assert_int_eq(fanout_post(f, q, FANOUT_FROM_CLIENT), 0);
     /* So do global messages: a bucket of their own. */
@@ -91,7 +91,7 @@ START_TEST(redis_leaves_a_quarter_for_clients)
     struct fanout *f = fanout_create(1);
     const char *rooms[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
     for (size_t i = 0; i < 8; i++)
-        ck_assert_uint_ne(slot_of(rooms[i]), slot_of("i"));
+        ck_assert_uint_ne(bucket_of(rooms[i]), bucket_of("i"));
     for (size_t i = 0; i < 8; i++)
         fill(f, rooms[i], 4000, FANOUT_FROM_REDIS);
     uint64_t work = fanout_lane_work(f, 0);
@@ -99,8 +99,8 @@ START_TEST(redis_leaves_a_quarter_for_clients)
     ck_assert_uint_gt(work, FANOUT_BUDGET / 4 * 3 - 2 * (4000 + 4 + FANOUT_ITEM_OVERHEAD));
     /* A client of this pod still gets in, even to a room the flood uses. */
     struct fbuf *b = to_room("i", 4000);
-    ck_assert(!fanout_admits(f, slot_of("i"), b->len, FANOUT_FROM_REDIS));
-    ck_assert(fanout_admits(f, slot_of("i"), b->len, FANOUT_FROM_CLIENT));
+    ck_assert(!fanout_admits(f, bucket_of("i"), b->len, FANOUT_FROM_REDIS));
+    ck_assert(fanout_admits(f, bucket_of("i"), b->len, FANOUT_FROM_CLIENT));
     ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_REDIS), -EAGAIN);
     ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
     fbuf_unref(b);
@@ -113,7 +113,7 @@ START_TEST(big_message_goes_alone)
 {
     struct fanout *f = fanout_create(1);
     for (int i = 0; i < 4000; i++)
-        fanout_member(f, 0, slot_of("r"), 1);
+        fanout_member(f, 0, bucket_of("r"), 1);
     /* 4001 * (64 KiB + overhead) is four times the budget: an empty lane
      * still takes it, but nothing more of that room until it is delivered. */
     struct fbuf *b = to_room("r", 65536);
@@ -132,7 +132,7 @@ START_TEST(all_or_nothing_across_lanes)
 {
     struct fanout *f = fanout_create(2);
     for (int i = 0; i < 50; i++)
-        fanout_member(f, 1, slot_of("r"), 1);
+        fanout_member(f, 1, bucket_of("r"), 1);
     fill(f, "r", 2000, FANOUT_FROM_CLIENT); /* lane 1 fills first */
     uint64_t w0 = fanout_lane_work(f, 0);
     struct fbuf *b = to_room("r", 2000);
