@@ -55,6 +55,7 @@
 #include "log.h"
 #include "room/registry.h"
 #include "stats.h"
+#include "thread.h"
 #include "ws/handshake.h"
 
 #define HEAD_DEADLINE_MS 10000
@@ -102,8 +103,7 @@ struct pending {
 
 struct acceptor {
     struct acceptor_env env; /* the pod's parts it uses (acceptor.h) */
-    pthread_t thread;
-    bool started;
+    struct thread thread;
     int lfd;
     int epfd;
     int wake;     /* eventfd: written by acceptor_stop */
@@ -702,23 +702,17 @@ struct acceptor *acceptor_create(const struct acceptor_env *env)
 
 int acceptor_start(struct acceptor *a)
 {
-    int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
-    if (rc != 0)
-        return -rc;
-    a->started = true;
-    return 0;
+    return thread_start(&a->thread, acceptor_main, a);
 }
 
 void acceptor_stop(struct acceptor *a)
 {
-    if (!a->started)
+    if (!a->thread.started)
         return;
     uint64_t one = 1;
     ssize_t w = write(a->wake, &one, sizeof(one));
     (void)w;
-    if (pthread_join(a->thread, NULL) != 0)
-        abort();
-    a->started = false;
+    thread_join(&a->thread);
 }
 
 void acceptor_destroy(struct acceptor *a)

@@ -50,6 +50,7 @@
 #include "room/registry.h"
 #include "room/room.h"
 #include "stats.h"
+#include "thread.h"
 #include "ws/auth.h"
 #include "ws/frame.h"
 
@@ -163,8 +164,7 @@ struct wheel {
 
 struct worker {
     unsigned id;
-    pthread_t thread;
-    bool started;
+    struct thread thread;
     struct worker_env env;   /* the pod's parts it uses (worker.h) */
     const struct config *cfg;
     struct worker_counters *counters; /* written by this worker only */
@@ -1290,18 +1290,12 @@ struct worker *worker_create(const struct worker_env *env, unsigned id)
 
 int worker_start(struct worker *w)
 {
-    int rc = pthread_create(&w->thread, NULL, worker_main, w);
-    if (rc != 0)
-        return -rc;
-    w->started = true;
-    return 0;
+    return thread_start(&w->thread, worker_main, w);
 }
 
 void worker_join(struct worker *w)
 {
-    if (w->started && pthread_join(w->thread, NULL) != 0)
-        abort();
-    w->started = false;
+    thread_join(&w->thread);
 }
 
 void worker_destroy(struct worker *w)

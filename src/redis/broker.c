@@ -151,10 +151,8 @@ static void redis_stop(struct broker *b, uint64_t deadline_ms)
     ssize_t w = write(rb->stop_efd, &one, sizeof(one));
     w = write(rb->pub_efd, &one, sizeof(one));
     (void)w;
-    if (rb->pub_started)
-        pthread_join(rb->pub_thread, NULL);
-    if (rb->sub_started)
-        pthread_join(rb->sub_thread, NULL);
+    thread_join(&rb->pub_thread);
+    thread_join(&rb->sub_thread);
     if (rb->outbox.n)
         log_warn("redis: %u messages were still waiting for Redis at exit", rb->outbox.n);
     outbox_free(&rb->outbox);
@@ -225,9 +223,8 @@ int redis_broker_start(const struct config *cfg, struct room_registry *rooms,
                          .publish = redis_publish,
                          .status = redis_status,
                          .stop = redis_stop};
-    rb->pub_started = pthread_create(&rb->pub_thread, NULL, redis_pub_main, rb) == 0;
-    rb->sub_started = pthread_create(&rb->sub_thread, NULL, redis_sub_main, rb) == 0;
-    if (!rb->pub_started || !rb->sub_started) {
+    if (thread_start(&rb->pub_thread, redis_pub_main, rb) < 0 ||
+        thread_start(&rb->sub_thread, redis_sub_main, rb) < 0) {
         redis_stop(b, clock_now_ms());
         return -1;
     }

@@ -19,6 +19,7 @@
 
 #include "redis/outbox.h"
 #include "stats.h"
+#include "thread.h"
 
 struct config;
 struct fanout;
@@ -54,8 +55,7 @@ struct redis_broker {
     int stop_efd; /* written once by stop: wakes both threads */
     int pub_efd;  /* written by workers when the publisher sleeps: messages to send */
     int wake_efd; /* written by workers (through the registry): rooms to subscribe */
-    pthread_t pub_thread, sub_thread;
-    bool pub_started, sub_started;
+    struct thread pub_thread, sub_thread; /* started and joined by the main thread */
 
     atomic_int pub_connected;              /* written by the publisher */
     atomic_int sub_ready;                  /* written by the subscriber */
