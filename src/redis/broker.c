@@ -34,11 +34,11 @@ bool redis_broker_stopping(struct redis_broker *rb)
     return s;
 }
 
-/* The TLS settings every link uses: TLS 1.2 or later, the server's
+/* The TLS settings of one thread's links (say: log the warnings): TLS 1.2 or later, the server's
  * certificate checked against REDIS_TLS_CA_FILE or the system's CAs (and
  * the host, in link.c), a client certificate when one is given. NULL with
  * why in err when a file cannot be used. */
-static SSL_CTX *tls_context(const struct config *cfg, char *err, size_t errlen)
+static SSL_CTX *tls_context(const struct config *cfg, bool say, char *err, size_t errlen)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) {
@@ -74,7 +74,7 @@ static SSL_CTX *tls_context(const struct config *cfg, char *err, size_t errlen)
         return NULL;
     }
     SSL_CTX_set_verify(ctx, cfg->redis_tls_verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-    if (!cfg->redis_tls_verify)
+    if (!cfg->redis_tls_verify && say)
         log_warn("redis: REDIS_TLS_VERIFY=false: Redis' certificate is not checked; anyone "
                  "between this pod and Redis can read and change its messages (for development "
                  "setups with self-signed certificates only)");
@@ -156,8 +156,8 @@ static void redis_stop(struct broker *b, uint64_t deadline_ms)
     if (rb->outbox.n)
         log_warn("redis: %u messages were still waiting for Redis at exit", rb->outbox.n);
     outbox_free(&rb->outbox);
-    if (rb->tls)
-        SSL_CTX_free(rb->tls);
+    SSL_CTX_free(rb->tls_pub); /* NULL is fine */
+    SSL_CTX_free(rb->tls_sub);
     close(rb->stop_efd);
     close(rb->pub_efd);
     close(rb->wake_efd);
@@ -192,8 +192,10 @@ int redis_broker_start(const struct config *cfg, struct room_registry *rooms,
     rb->epoch = (rb->epoch >> 2) | 1;
     if (cfg->redis.tls) {
         char err[1024];
-        if (!(rb->tls = tls_context(cfg, err, sizeof(err)))) {
+        if (!(rb->tls_pub = tls_context(cfg, true, err, sizeof(err))) ||
+            !(rb->tls_sub = tls_context(cfg, false, err, sizeof(err)))) {
             log_error("redis: %s", err);
+            SSL_CTX_free(rb->tls_pub);
             free(rb);
             return -2;
         }
@@ -208,8 +210,8 @@ int redis_broker_start(const struct config *cfg, struct room_registry *rooms,
         if (rb->pub_efd >= 0)
             close(rb->pub_efd);
         free(rb->outbox.items);
-        if (rb->tls)
-            SSL_CTX_free(rb->tls);
+        SSL_CTX_free(rb->tls_pub);
+        SSL_CTX_free(rb->tls_sub);
         free(rb);
         return -1;
     }

@@ -43,7 +43,11 @@ struct redis_broker {
     struct room_registry *rooms; /* subscription states (subscriber), counts (status) */
     struct fanout *fanout;       /* to the workers (subscriber) */
     uint64_t epoch; /* random, drawn at start: tells restarts of one POD_ID apart (seq.h) */
-    struct ssl_ctx_st *tls; /* rediss://: made at start, read-only after; else NULL */
+    /* rediss://: the TLS settings, one context per thread (OpenSSL caches
+     * what it learns of certificates inside a context, and two threads
+     * handshaking on one raced there under ThreadSanitizer). Made at start;
+     * each used by its thread only; NULL without TLS. */
+    struct ssl_ctx_st *tls_pub, *tls_sub;
 
     /* Guards outbox, stopping, stop_deadline_ms and pub_asleep. */
     pthread_mutex_t lock;

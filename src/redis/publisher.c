@@ -582,7 +582,7 @@ void *redis_pub_main(void *arg)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &rb->pub_efd};
     if (p->epfd < 0 || !p->batch || !p->held_until || !p->scratch || !p->tx_seq ||
         outbox_init(&p->unrouted, rb->cfg->redis_outbox) < 0 ||
-        redis_route_init(&p->rt, rb->cfg, p->epfd, rb->tls) < 0 ||
+        redis_route_init(&p->rt, rb->cfg, p->epfd, rb->tls_pub) < 0 ||
         epoll_ctl(p->epfd, EPOLL_CTL_ADD, rb->pub_efd, &ev) < 0) {
         log_error("redis: the publisher cannot start (out of memory or descriptors)");
         abort();

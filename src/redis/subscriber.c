@@ -822,7 +822,7 @@ void *redis_sub_main(void *arg)
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev1 = {.events = EPOLLIN, .data.ptr = &rb->stop_efd};
     struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &rb->wake_efd};
-    if (s->epfd < 0 || redis_receiver_init(&s->in, rb) < 0 || redis_route_init(&s->rt, rb->cfg, s->epfd, rb->tls) < 0 ||
+    if (s->epfd < 0 || redis_receiver_init(&s->in, rb) < 0 || redis_route_init(&s->rt, rb->cfg, s->epfd, rb->tls_sub) < 0 ||
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->stop_efd, &ev1) < 0 ||
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->wake_efd, &ev2) < 0) {
         log_error("redis: the subscriber cannot start (out of memory or descriptors)");
