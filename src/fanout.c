@@ -207,7 +207,7 @@ unsigned fanout_room_ready(struct fanout *f, const char *room, uint64_t gen)
     unsigned missed = 0;
     for (unsigned i = 0; i < f->nlanes; i++) {
         char *name = room ? strdup(room) : NULL;
-        struct inbox_item it = {.kind = INBOX_READY, .ptr = name, .cost = gen};
+        struct inbox_item it = {.kind = INBOX_READY, .ptr = name, .gen = gen};
         if ((room && !name) || inbox_push(&f->lanes[i].inbox, it) < 0) {
             free(name);
             missed++;

@@ -18,7 +18,7 @@ enum inbox_kind {
     INBOX_CONN,  /* ptr: struct conn_handoff *, a new connection to adopt */
     INBOX_FRAME, /* ptr: struct fbuf *, holding one reference, to deliver */
     INBOX_READY, /* ptr: a heap room name whose subscription Redis confirmed,
-                  * or NULL: subscriber connection `cost` (and earlier ones)
+                  * or NULL: subscriber connection `gen` (and earlier ones)
                   * went away; the worker frees it */
 };
 
@@ -26,7 +26,10 @@ struct inbox_item {
     enum inbox_kind kind;
     uint16_t bucket; /* INBOX_FRAME: the fanout bucket its cost was charged to */
     void *ptr;
-    uint64_t cost; /* INBOX_FRAME: the credit it holds (fanout.h), given back once delivered */
+    union {
+        uint64_t cost; /* INBOX_FRAME: the credit it holds (fanout.h), given back once delivered */
+        uint64_t gen;  /* INBOX_READY with ptr NULL: the subscriber connection that ended */
+    };
 };
 
 /* Owned by its worker; pushed to by any thread. */

@@ -1154,7 +1154,7 @@ static void process_inbox(struct worker *w)
         switch (items[i].kind) {
         case INBOX_CONN: adopt(w, items[i].ptr); break;
         case INBOX_READY:
-            on_room_ready(w, items[i].ptr, items[i].cost);
+            on_room_ready(w, items[i].ptr, items[i].gen);
             free(items[i].ptr);
             break;
         case INBOX_FRAME:

@@ -24,5 +24,7 @@ Suite *cluster_suite(void);
 Suite *registry_suite(void);
 Suite *hmap_suite(void);
 Suite *list_suite(void);
+Suite *room_suite(void);
+Suite *inbox_suite(void);
 
 #endif
