@@ -161,6 +161,14 @@ void hmap_unlink(struct hmap *m, struct hmap_node **link)
     m->n--;
 }
 
+struct hmap_node **hmap_link_of(struct hmap *m, struct hmap_node *node)
+{
+    struct hmap_node **l = &m->buckets[node->hash & (m->nbuckets - 1)];
+    while (*l != node)
+        l = &(*l)->next;
+    return l;
+}
+
 size_t hmap_longest_chain(const struct hmap *m)
 {
     size_t longest = 0;

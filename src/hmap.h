@@ -68,6 +68,10 @@ void hmap_insert(struct hmap *m, struct hmap_node *node, uint32_t hash);
 /* Unlinks the node *link points at (a link from hmap_find or a walk). */
 void hmap_unlink(struct hmap *m, struct hmap_node **link);
 
+/* The link that points at node (which is in m), for hmap_unlink: found by
+ * address along its chain, without comparing keys. */
+struct hmap_node **hmap_link_of(struct hmap *m, struct hmap_node *node);
+
 /* To walk every entry (removing some), go over the buckets' links:
  *   for (size_t i = 0; i < m->nbuckets; i++)
  *       for (struct hmap_node **l = &m->buckets[i]; *l;)

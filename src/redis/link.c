@@ -60,8 +60,14 @@ static void watch(struct redis_link *l, uint32_t events)
 
 static bool append(struct redis_link *l, const char *p, size_t n)
 {
-    if (l->out_off == l->out_len)
+    if (l->out_off == l->out_len) {
         l->out_off = l->out_len = 0;
+    } else if (l->out_off && l->out_len + n > l->out_cap) {
+        /* What was written already makes room before anything grows. */
+        memmove(l->out, l->out + l->out_off, l->out_len - l->out_off);
+        l->out_len -= l->out_off;
+        l->out_off = 0;
+    }
     if (l->out_len + n > l->out_cap) {
         size_t cap = l->out_cap ? l->out_cap : 4096;
         while (cap < l->out_len + n)

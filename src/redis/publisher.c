@@ -137,10 +137,18 @@ static struct pub_node *global_node(struct pub *p, uint64_t now)
 
 /* ---- sending ---- */
 
-static unsigned slot_of(const struct fbuf *b, char *channel, size_t cap, size_t *clen)
+/* Where a message goes: its channel and that channel's slot (SLOT_GLOBAL
+ * for realtime:global), worked out once per message and pass. */
+struct dest {
+    char channel[192];
+    size_t clen;
+    unsigned slot;
+};
+
+static void dest_of(const struct fbuf *b, struct dest *d)
 {
-    *clen = redis_msg_channel(b->room, channel, cap);
-    return b->room ? redis_route_slot(channel) : SLOT_GLOBAL;
+    d->clen = redis_msg_channel(b->room, d->channel, sizeof(d->channel));
+    d->slot = b->room ? redis_route_slot(d->channel) : SLOT_GLOBAL;
 }
 
 /* The payload for item: the message with this pod's next sequence number on
@@ -162,20 +170,18 @@ static size_t numbered(struct pub *p, struct outbox_item *it, const char *channe
 }
 
 /* Sends one item on a ready link. Returns false when the link failed. */
-static bool send_item(struct pub *p, struct pub_node *pn, struct outbox_item *it, uint64_t now)
+static bool send_item(struct pub *p, struct pub_node *pn, struct outbox_item *it,
+                      const struct dest *d, uint64_t now)
 {
-    char channel[192];
-    size_t clen;
-    unsigned slot = slot_of(it->msg, channel, sizeof(channel), &clen);
-    size_t plen = numbered(p, it, channel, clen, now);
+    size_t plen = numbered(p, it, d->channel, d->clen, now);
     const char *payload = p->scratch;
     if (!plen) { /* out of memory: unnumbered, still sent */
         payload = (const char *)fbuf_payload(it->msg);
         plen = it->msg->len - it->msg->hdr_len;
     }
-    bool sharded = p->rt.mode == REDIS_ROUTE_CLUSTER && slot != SLOT_GLOBAL;
-    const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", channel, payload};
-    size_t len[3] = {sharded ? 8 : 7, clen, plen};
+    bool sharded = p->rt.mode == REDIS_ROUTE_CLUSTER && d->slot != SLOT_GLOBAL;
+    const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", d->channel, payload};
+    size_t len[3] = {sharded ? 8 : 7, d->clen, plen};
     if (pn->inflight.n == 0)
         pn->progress_ms = now;
     outbox_append(&pn->inflight, it);
@@ -205,14 +211,13 @@ static void drain(struct pub *p, struct pub_node *pn, uint64_t now)
     for (uint32_t k = 0; k < n && pn->link.phase == REDIS_LINK_READY; k++) {
         struct outbox_item it;
         outbox_take(&pn->parked, &it, 1);
-        char channel[192];
-        size_t clen;
-        unsigned slot = slot_of(it.msg, channel, sizeof(channel), &clen);
-        if (held(p, slot, now)) {
+        struct dest d;
+        dest_of(it.msg, &d);
+        if (held(p, d.slot, now)) {
             outbox_append(&pn->parked, &it);
             continue;
         }
-        if (!send_item(p, pn, &it, now)) {
+        if (!send_item(p, pn, &it, &d, now)) {
             node_failed(p, pn, now, false);
             return;
         }
@@ -223,21 +228,20 @@ static void drain(struct pub *p, struct pub_node *pn, uint64_t now)
  * the node waits before it, else to the node's parked queue. */
 static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
 {
-    char channel[192];
-    size_t clen;
-    unsigned slot = slot_of(it->msg, channel, sizeof(channel), &clen);
-    struct pub_node *pn = slot == SLOT_GLOBAL ? global_node(p, now)
-                                              : node_for(p, redis_route_owner(&p->rt, slot));
+    struct dest d;
+    dest_of(it->msg, &d);
+    struct pub_node *pn = d.slot == SLOT_GLOBAL ? global_node(p, now)
+                                                : node_for(p, redis_route_owner(&p->rt, d.slot));
     if (!pn) {
         outbox_append(&p->unrouted, it);
         redis_route_want(&p->rt);
         return;
     }
-    if (pn->link.phase != REDIS_LINK_READY || pn->parked.n > 0 || held(p, slot, now)) {
+    if (pn->link.phase != REDIS_LINK_READY || pn->parked.n > 0 || held(p, d.slot, now)) {
         outbox_append(&pn->parked, it);
         return;
     }
-    if (!send_item(p, pn, it, now))
+    if (!send_item(p, pn, it, &d, now))
         node_failed(p, pn, now, false);
 }
 
@@ -249,15 +253,14 @@ static void evict(struct pub *p, struct pub_node *pn, bool global_only)
     for (uint32_t k = 0; k < n; k++) {
         struct outbox_item it;
         outbox_take(&pn->parked, &it, 1);
-        char channel[192];
-        size_t clen;
-        unsigned slot = slot_of(it.msg, channel, sizeof(channel), &clen);
+        struct dest d;
+        dest_of(it.msg, &d);
         bool move;
-        if (slot == SLOT_GLOBAL)
+        if (d.slot == SLOT_GLOBAL)
             move = global_only || pn != p->global;
         else
-            move = !global_only &&
-                   !redis_same_node(redis_route_owner(&p->rt, slot), pn->link.host, pn->link.port);
+            move = !global_only && !redis_same_node(redis_route_owner(&p->rt, d.slot),
+                                                    pn->link.host, pn->link.port);
         outbox_append(move ? &p->unrouted : &pn->parked, &it);
     }
 }

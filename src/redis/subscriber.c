@@ -710,8 +710,7 @@ static uint64_t tend(struct sub *s, uint64_t now)
             }
         } else if (l->phase != REDIS_LINK_DOWN && l->deadline_ms < next) {
             next = l->deadline_ms;
-        } else if (l->phase == REDIS_LINK_DOWN && sn->global == false && l->retry_at_ms > now &&
-                   l->retry_at_ms < next) {
+        } else if (l->phase == REDIS_LINK_DOWN && l->retry_at_ms > now && l->retry_at_ms < next) {
             next = l->retry_at_ms;
         }
     }

@@ -332,7 +332,7 @@ void registry_sub_take_expired(struct room_registry *reg, uint64_t cutoff_ms,
         if (e->idle_since_ms >= cutoff_ms)
             break;
         emit(arg, e->name);
-        forget(reg, find(reg, e->name, e->hn.hash));
+        forget(reg, hmap_link_of(&reg->map, &e->hn));
     }
     pthread_mutex_unlock(&reg->lock);
 }

@@ -128,7 +128,7 @@ void room_leave(struct room_index *ix, struct room *r, struct room_member *m)
         room_remove(r, m);
     if (r->n > 0 || r->waiting)
         return;
-    hmap_unlink(&ix->map, hmap_find(&ix->map, r->hn.hash, same_name, r->name));
+    hmap_unlink(&ix->map, hmap_link_of(&ix->map, &r->hn));
     free(r->members);
     free(r->name);
     free(r);

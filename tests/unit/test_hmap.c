@@ -63,6 +63,9 @@ START_TEST(insert_find_unlink_grow)
         ck_assert_ptr_eq(*l, &items[i].hn);
     }
     ck_assert_ptr_null(hmap_find(&m, hmap_hash("nope", 4), same_name, "nope"));
+    /* Found by address: the same link hmap_find gives. */
+    ck_assert_ptr_eq(hmap_link_of(&m, &items[7].hn),
+                     hmap_find(&m, items[7].hn.hash, same_name, items[7].name));
     /* Remove the even ones in a walk, as hmap.h shows. */
     for (size_t i = 0; i < m.nbuckets; i++)
         for (struct hmap_node **l = &m.buckets[i]; *l;) {
