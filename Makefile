@@ -34,9 +34,10 @@ PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
              src/ws/auth.c src/ws/b64url.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c \
              src/redis/seq.c src/redis/cluster.c
 CORE_SRC  := $(PROTO_SRC) src/hmap.c src/config.c src/fbuf.c src/room/room.c src/room/registry.c \
-             src/redis/outbox.c src/inbox.c src/fanout.c src/ipaddr.c src/ws/keys.c
-# The threaded server: main, acceptor, workers, stats, logging, the Redis broker.
-MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c src/stats.c \
+             src/redis/outbox.c src/inbox.c src/fanout.c src/ipaddr.c src/ws/keys.c src/stats.c \
+             src/send_ring.c
+# The threaded server: main, acceptor, workers, logging, the Redis broker.
+MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c \
              src/log.c src/redis/broker.c src/redis/publisher.c src/redis/subscriber.c \
              src/redis/link.c src/redis/route.c src/redis/backoff.c src/redis/receive.c
 MAIN_ASM  := src/web_assets.S
@@ -47,7 +48,7 @@ TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps browser-deps fuzz-deps test unit e2e compose-check run run-cluster fleet asan tsan fuzz lint \
-        format bench soak clean
+        format docs bench soak clean
 
 all: $(BUILD)/chat-api
 
@@ -166,6 +167,10 @@ fleet: deps
 lint:
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	  --inline-suppr --std=c11 -Isrc -D_GNU_SOURCE src tests/unit
+
+# The settings and counters tables in docs/, from the binary that owns them.
+docs: $(BUILD)/chat-api
+	/usr/bin/python3 scripts/docs.py $(BUILD)/chat-api
 
 format:
 	clang-format -i $(shell find src tests/unit fuzz bench -name '*.[ch]')

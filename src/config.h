@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ipaddr.h"
 #include "redis/url.h"
@@ -90,5 +91,9 @@ void config_free(struct config *c);
 int config_parse_duration(const char *s, uint32_t *ms);
 
 const char *config_log_level_name(enum log_level l);
+
+/* Writes the variables as a Markdown table (variable, default, values,
+ * meaning), from the same table config_load reads them by. */
+void config_print_table(FILE *out);
 
 #endif

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include "hmap.h"
 #include "log.h"
 #include "server.h"
+#include "stats.h"
 
 /* For *_FILE variables: the whole file, or -errno. */
 static long read_whole_file(const char *path, char *buf, size_t cap)
@@ -42,8 +44,26 @@ static const char *env_lookup(void *ctx, const char *name)
     return getenv(name);
 }
 
-int main(void)
+/* `chat-api --settings` and `chat-api --counters` print the tables the docs
+ * are checked against (tests/e2e/test_docs.py); anything else is refused. */
+static int print_table(const char *what)
 {
+    if (!strcmp(what, "--settings"))
+        config_print_table(stdout);
+    else if (!strcmp(what, "--counters"))
+        stats_print_table(stdout);
+    else {
+        fprintf(stderr, "usage: chat-api [--settings | --counters]\n"
+                        "  (configuration is read from the environment: docs/configuration.md)\n");
+        return 2;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        return print_table(argv[1]);
     struct config_defaults d = {.read_file = read_whole_file};
     char host[256] = "";
     struct rlimit rl;

@@ -1,4 +1,5 @@
-/* stats.c: summing counters, the room registry, JSON and Prometheus text. */
+/* stats.c: the counters' tables (stats.h), summed and written as JSON, as
+ * Prometheus text and as the docs' Markdown table. */
 #include "stats.h"
 
 #include <cJSON.h>
@@ -10,122 +11,143 @@
 #include "json.h"
 #include "room/registry.h"
 
-struct totals {
-    uint64_t connections, received, published, delivered, dropped, slow, timeouts, protocol;
-    uint64_t too_large, reads_paused, paused_now, read_only, tokens_expired;
+enum stat_kind { STAT_COUNTER, STAT_GAUGE, STAT_INFO /* a string, boolean or list */ };
+enum stat_source { SRC_WORKER, SRC_ACCEPTOR, SRC_BROKER, SRC_VIEW, SRC_HAND };
+
+struct stat_entry {
+    const char *field;
+    const char *json;   /* dotted path in the JSON; NULL: not there */
+    const char *metric; /* name after chat_, labels included; NULL: not exported */
+    enum stat_kind kind;
+    enum stat_source src;
+    size_t offset; /* of the value in its source's struct */
+    const char *help;
 };
 
-static struct totals sum(const struct stats_view *v)
-{
-    struct totals t = {0};
-    for (unsigned i = 0; i < v->nworkers; i++) {
-        const struct worker_counters *w = &v->workers[i];
-        t.connections += atomic_load_explicit(&w->connections, memory_order_relaxed);
-        t.received += atomic_load_explicit(&w->received, memory_order_relaxed);
-        t.published += atomic_load_explicit(&w->published, memory_order_relaxed);
-        t.delivered += atomic_load_explicit(&w->delivered, memory_order_relaxed);
-        t.dropped += atomic_load_explicit(&w->dropped, memory_order_relaxed);
-        t.slow += atomic_load_explicit(&w->slow_consumers_closed, memory_order_relaxed);
-        t.timeouts += atomic_load_explicit(&w->heartbeat_timeouts, memory_order_relaxed);
-        t.protocol += atomic_load_explicit(&w->protocol_errors, memory_order_relaxed);
-        t.too_large += atomic_load_explicit(&w->too_large, memory_order_relaxed);
-        t.reads_paused += atomic_load_explicit(&w->reads_paused, memory_order_relaxed);
-        t.paused_now += atomic_load_explicit(&w->paused_now, memory_order_relaxed);
-        t.read_only += atomic_load_explicit(&w->read_only, memory_order_relaxed);
-        t.tokens_expired += atomic_load_explicit(&w->tokens_expired, memory_order_relaxed);
-    }
-    return t;
-}
+/* A view's figures that are not kept anywhere: worked out per request. */
+struct view_figures {
+    VIEW_FIGURES(STATS_U64_FIELD)
+};
+
+#define ENTRY(src, type, f, j, m, k, h) {#f, j, m, STAT_##k, src, offsetof(type, f), h},
+#define WORKER_ENTRY(...) ENTRY(SRC_WORKER, struct worker_counters, __VA_ARGS__)
+#define ACCEPTOR_ENTRY(...) ENTRY(SRC_ACCEPTOR, struct acceptor_counters, __VA_ARGS__)
+#define BROKER_ENTRY(...) ENTRY(SRC_BROKER, struct broker_status, __VA_ARGS__)
+#define VIEW_ENTRY(...) ENTRY(SRC_VIEW, struct view_figures, __VA_ARGS__)
+#define HAND_ENTRY(f, j, m, k, h) {#f, j, m, STAT_##k, SRC_HAND, 0, h},
+
+static const struct stat_entry entries[] = {
+    HAND_FIGURES(HAND_ENTRY) WORKER_COUNTERS(WORKER_ENTRY) ACCEPTOR_COUNTERS(ACCEPTOR_ENTRY)
+        VIEW_FIGURES(VIEW_ENTRY) BROKER_COUNTERS(BROKER_ENTRY)};
+#define N_ENTRIES (sizeof(entries) / sizeof(entries[0]))
 
 static uint64_t load(const atomic_uint_fast64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* What a request shows, the workers' counters summed once. */
+struct snapshot {
+    uint64_t worker_sum[N_ENTRIES]; /* by entry; SRC_WORKER entries only */
+    const struct acceptor_counters *acceptor;
+    const struct broker_status *broker;
+    struct view_figures view;
+};
+
+static void take(const struct stats_view *v, struct snapshot *s)
+{
+    memset(s, 0, sizeof(*s));
+    for (unsigned i = 0; i < v->nworkers; i++)
+        for (size_t e = 0; e < N_ENTRIES; e++)
+            if (entries[e].src == SRC_WORKER)
+                s->worker_sum[e] += load(
+                    (const atomic_uint_fast64_t *)((const char *)&v->workers[i] + entries[e].offset));
+    s->acceptor = v->acceptor;
+    s->broker = &v->broker;
+    s->view.rooms = registry_rooms(v->rooms);
+    for (unsigned i = 0; v->fanout && i < v->nworkers; i++)
+        s->view.inbox_work += fanout_lane_work(v->fanout, i);
+    s->view.connected = v->broker.connected ? 1 : 0;
+    s->view.keys = v->keys;
+    s->view.key_reloads = v->key_reloads;
+    s->view.key_reload_failures = v->key_reload_failures;
+}
+
+static uint64_t value(const struct snapshot *s, const struct stat_entry *e)
+{
+    switch (e->src) {
+    case SRC_WORKER: return s->worker_sum[e - entries];
+    case SRC_ACCEPTOR:
+        return load((const atomic_uint_fast64_t *)((const char *)s->acceptor + e->offset));
+    case SRC_BROKER: return *(const uint64_t *)((const char *)s->broker + e->offset);
+    case SRC_VIEW: return *(const uint64_t *)((const char *)&s->view + e->offset);
+    case SRC_HAND: break;
+    }
+    return 0;
+}
+
+/* The object a dotted path's last part goes in, made on first use; *leaf is
+ * the last part. */
+static cJSON *parent_of(cJSON *root, const char *path, char *leaf, size_t cap)
+{
+    cJSON *at = root;
+    const char *p = path, *dot;
+    while ((dot = strchr(p, '.'))) {
+        char part[64];
+        snprintf(part, sizeof(part), "%.*s", (int)(dot - p), p);
+        cJSON *next = cJSON_GetObjectItemCaseSensitive(at, part);
+        at = next ? next : cJSON_AddObjectToObject(at, part);
+        p = dot + 1;
+    }
+    snprintf(leaf, cap, "%s", p);
+    return at;
+}
+
+static void put(cJSON *root, const char *path, cJSON *item)
+{
+    char leaf[64];
+    cJSON_AddItemToObject(parent_of(root, path, leaf, sizeof(leaf)), leaf, item);
+}
+
+static cJSON *object_at(cJSON *root, const char *path)
+{
+    cJSON *o = cJSON_CreateObject();
+    put(root, path, o);
+    return o;
+}
+
 char *stats_json(const struct stats_view *v)
 {
-    struct totals t = sum(v);
+    struct snapshot s;
+    take(v, &s);
     const struct registry_top *top = v->rooms_top;
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "pod_id", v->pod_id);
-    cJSON_AddNumberToObject(o, "uptime_seconds", (double)(long)(v->uptime_seconds * 10) / 10);
+    put(o, "pod_id", cJSON_CreateString(v->pod_id));
+    put(o, "uptime_seconds", cJSON_CreateNumber((double)(long)(v->uptime_seconds * 10) / 10));
+    /* The groups in the order people read them. */
+    static const char *const groups[] = {"connections", "rooms", "messages", "backpressure",
+                                         "broker", "auth", "http"};
+    for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+        cJSON_AddObjectToObject(o, groups[i]);
+    put(o, "broker.mode", cJSON_CreateString(v->broker.mode));
+    put(o, "broker.cluster", cJSON_CreateBool(v->broker.cluster));
+    put(o, "broker.connected", cJSON_CreateBool(v->broker.connected));
+    for (size_t e = 0; e < N_ENTRIES; e++)
+        if (entries[e].json && entries[e].src != SRC_HAND)
+            put(o, entries[e].json, cJSON_CreateNumber((double)value(&s, &entries[e])));
 
-    cJSON *c = cJSON_AddObjectToObject(o, "connections");
-    cJSON_AddNumberToObject(c, "current", (double)t.connections);
-    cJSON_AddNumberToObject(c, "total", (double)load(&v->acceptor->connections_total));
-    cJSON_AddNumberToObject(c, "rejected", (double)load(&v->acceptor->rejected));
-    cJSON *why = cJSON_AddObjectToObject(c, "rejected_by_reason");
-    cJSON_AddNumberToObject(why, "shutting_down", (double)load(&v->acceptor->rejected_shutdown));
-    cJSON_AddNumberToObject(why, "max_connections", (double)load(&v->acceptor->rejected_max));
-    cJSON_AddNumberToObject(why, "per_ip", (double)load(&v->acceptor->rejected_per_ip));
-
-    cJSON *r = cJSON_AddObjectToObject(o, "rooms");
-    cJSON_AddNumberToObject(r, "count", (double)top->rooms);
     /* Room names tell strangers what is being talked about: with auth on,
      * only a request with a valid token sees them. */
-    cJSON *members = cJSON_AddObjectToObject(r, "members");
+    put(o, "rooms.count", cJSON_CreateNumber((double)top->rooms));
+    cJSON *members = object_at(o, "rooms.members");
     for (size_t i = 0; v->room_names && i < top->n; i++)
         cJSON_AddNumberToObject(members, top->top[i].name, (double)top->top[i].members);
     if (!v->room_names)
-        cJSON_AddBoolToObject(r, "names_hidden", true);
-
-    cJSON *m = cJSON_AddObjectToObject(o, "messages");
-    cJSON_AddNumberToObject(m, "received", (double)t.received);
-    cJSON_AddNumberToObject(m, "published", (double)t.published);
-    cJSON_AddNumberToObject(m, "delivered", (double)t.delivered);
-    cJSON_AddNumberToObject(m, "dropped", (double)t.dropped);
-    cJSON_AddNumberToObject(m, "too_large", (double)t.too_large);
-    cJSON_AddNumberToObject(m, "read_only", (double)t.read_only);
-    cJSON_AddNumberToObject(o, "slow_consumers_closed", (double)t.slow);
-    cJSON_AddNumberToObject(o, "heartbeat_timeouts", (double)t.timeouts);
-    cJSON_AddNumberToObject(o, "protocol_errors", (double)t.protocol);
-    cJSON_AddNumberToObject(o, "tokens_expired", (double)t.tokens_expired);
-    cJSON *bp = cJSON_AddObjectToObject(o, "backpressure");
-    cJSON_AddNumberToObject(bp, "reads_paused", (double)t.reads_paused);
-    cJSON_AddNumberToObject(bp, "paused_now", (double)t.paused_now);
-
-    cJSON *b = cJSON_AddObjectToObject(o, "broker");
-    cJSON_AddStringToObject(b, "mode", v->broker.mode);
-    cJSON_AddBoolToObject(b, "cluster", v->broker.cluster);
-    cJSON_AddBoolToObject(b, "connected", v->broker.connected);
-    cJSON_AddNumberToObject(b, "reconnects", (double)v->broker.reconnects);
-    cJSON_AddNumberToObject(b, "outbox", (double)v->broker.outbox);
-    cJSON_AddNumberToObject(b, "outbox_dropped", (double)v->broker.outbox_dropped);
-    cJSON_AddNumberToObject(b, "foreign_dropped", (double)v->broker.foreign_dropped);
-    cJSON_AddNumberToObject(b, "oversize_dropped", (double)v->broker.oversize_dropped);
-    cJSON_AddNumberToObject(b, "overload_dropped", (double)v->broker.overload_dropped);
-    cJSON_AddNumberToObject(b, "mismatch_dropped", (double)v->broker.mismatch_dropped);
-    cJSON_AddNumberToObject(b, "forged_pod", (double)v->broker.forged_pod);
-    cJSON_AddNumberToObject(b, "duplicates", (double)v->broker.duplicates);
-    cJSON_AddNumberToObject(b, "seq_restarts", (double)v->broker.seq_restarts);
-    cJSON_AddNumberToObject(b, "untracked", (double)v->broker.untracked);
-    cJSON_AddNumberToObject(b, "refused", (double)v->broker.refused);
-    cJSON_AddNumberToObject(b, "rooms_refused", (double)v->broker.rooms_refused);
-    cJSON_AddNumberToObject(b, "publish_refused", (double)v->broker.publish_refused);
-    cJSON_AddNumberToObject(b, "failover_holds", (double)v->broker.failover_holds);
-    cJSON_AddNumberToObject(b, "lost", (double)v->broker.lost);
-    cJSON *by = cJSON_AddObjectToObject(b, "lost_by_origin");
+        put(o, "rooms.names_hidden", cJSON_CreateTrue());
+    cJSON *by = object_at(o, "broker.lost_by_origin");
     for (unsigned i = 0; i < v->broker.n_origins; i++)
         cJSON_AddNumberToObject(by, v->broker.origins[i].pod,
                                 (double)load(&v->broker.origins[i].lost));
-    cJSON_AddNumberToObject(b, "received", (double)v->broker.received);
-    cJSON_AddNumberToObject(b, "taken", (double)v->broker.taken);
-    cJSON_AddNumberToObject(b, "rooms_subscribed", (double)v->broker.rooms_subscribed);
-    cJSON_AddNumberToObject(b, "subscribes", (double)v->broker.subscribes);
-    cJSON_AddNumberToObject(b, "unsubscribes", (double)v->broker.unsubscribes);
-
-    cJSON *auth = cJSON_AddObjectToObject(o, "auth");
-    cJSON_AddNumberToObject(auth, "public_keys", (double)v->keys);
-    cJSON_AddNumberToObject(auth, "key_reloads", (double)v->key_reloads);
-    cJSON_AddNumberToObject(auth, "key_reload_failures", (double)v->key_reload_failures);
-
-    cJSON *http = cJSON_AddObjectToObject(o, "http");
-    cJSON_AddNumberToObject(http, "requests", (double)load(&v->acceptor->http_requests));
-    cJSON_AddNumberToObject(http, "bad_requests", (double)load(&v->acceptor->bad_requests));
-    cJSON_AddNumberToObject(http, "pending_heads", (double)load(&v->acceptor->pending_heads));
-    cJSON_AddNumberToObject(http, "heads_evicted", (double)load(&v->acceptor->heads_evicted));
-    cJSON_AddNumberToObject(http, "accept_pauses", (double)load(&v->acceptor->accept_pauses));
-
     cJSON *ws = cJSON_AddArrayToObject(o, "workers");
     for (unsigned i = 0; i < v->nworkers; i++) {
         cJSON *w = cJSON_CreateObject();
@@ -135,169 +157,81 @@ char *stats_json(const struct stats_view *v)
             cJSON_AddNumberToObject(w, "inbox_work", (double)fanout_lane_work(v->fanout, i));
         cJSON_AddItemToArray(ws, w);
     }
-    cJSON_AddBoolToObject(o, "shutting_down", v->shutting_down);
+    put(o, "shutting_down", cJSON_CreateBool(v->shutting_down));
     char *out = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     return out;
 }
 
-static void metric(struct json_out *o, const char *name, const char *type, const char *help,
-                   double value)
+/* HELP and TYPE once per metric family (a name before its labels). */
+static void family(struct json_out *o, const char *metric, const char *kind, const char *help,
+                   const char **last)
 {
+    size_t n = strcspn(metric, "{");
+    if (*last && strcspn(*last, "{") == n && !strncmp(*last, metric, n))
+        return;
     char line[512];
-    snprintf(line, sizeof(line), "# HELP chat_%s %s\n# TYPE chat_%s %s\nchat_%s %.17g\n", name,
-             help, name, type, name, value);
+    snprintf(line, sizeof(line), "# HELP chat_%.*s %s\n# TYPE chat_%.*s %s\n", (int)n, metric,
+             help, (int)n, metric, kind);
     json_out_lit(o, line);
+    *last = metric;
+}
+
+static const char *kind_name(enum stat_kind k)
+{
+    return k == STAT_COUNTER ? "counter" : k == STAT_GAUGE ? "gauge" : "info";
 }
 
 char *stats_metrics(const struct stats_view *v)
 {
-    struct totals t = sum(v);
-    size_t nrooms = registry_rooms(v->rooms);
+    struct snapshot s;
+    take(v, &s);
     struct json_out o = {0};
-    metric(&o, "uptime_seconds", "gauge", "Seconds since the server started.", v->uptime_seconds);
-    metric(&o, "connections_current", "gauge", "Open WebSocket connections.",
-           (double)t.connections);
-    metric(&o, "connections_total", "counter", "WebSocket upgrades accepted.",
-           (double)load(&v->acceptor->connections_total));
-    metric(&o, "connections_rejected_total", "counter", "Upgrades refused with 503.",
-           (double)load(&v->acceptor->rejected));
-    json_out_lit(&o, "# HELP chat_connections_rejected_by_reason_total Upgrades refused, by reason.\n"
-                     "# TYPE chat_connections_rejected_by_reason_total counter\n");
-    const char *reasons[] = {"shutting_down", "max_connections", "per_ip"};
-    const atomic_uint_fast64_t *counts[] = {
-        &v->acceptor->rejected_shutdown, &v->acceptor->rejected_max, &v->acceptor->rejected_per_ip};
-    for (size_t i = 0; i < 3; i++) {
-        char line[128];
-        snprintf(line, sizeof(line), "chat_connections_rejected_by_reason_total{reason=\"%s\"} %llu\n",
-                 reasons[i], (unsigned long long)load(counts[i]));
+    const char *last = NULL;
+    char line[256];
+    for (size_t e = 0; e < N_ENTRIES; e++) {
+        const struct stat_entry *en = &entries[e];
+        if (!en->metric || en->src == SRC_HAND)
+            continue;
+        family(&o, en->metric, kind_name(en->kind), en->help, &last);
+        snprintf(line, sizeof(line), "chat_%s %llu\n", en->metric,
+                 (unsigned long long)value(&s, en));
         json_out_lit(&o, line);
     }
-    metric(&o, "rooms", "gauge", "Rooms with at least one member.", (double)nrooms);
-    metric(&o, "messages_received_total", "counter", "Messages received from clients.",
-           (double)t.received);
-    metric(&o, "messages_published_total", "counter", "Messages handed to the broker.",
-           (double)t.published);
-    metric(&o, "messages_delivered_total", "counter", "Messages queued to recipients.",
-           (double)t.delivered);
-    metric(&o, "messages_dropped_total", "counter", "Messages refused or lost.", (double)t.dropped);
-    metric(&o, "slow_consumers_closed_total", "counter", "Connections closed for a full queue.",
-           (double)t.slow);
-    metric(&o, "heartbeat_timeouts_total", "counter", "Connections closed for silence.",
-           (double)t.timeouts);
-    metric(&o, "protocol_errors_total", "counter", "Connections closed for a protocol error.",
-           (double)t.protocol);
-    metric(&o, "messages_too_large_total", "counter",
-           "Client messages refused: their envelope would pass MAX_MESSAGE_SIZE + 1 KiB.",
-           (double)t.too_large);
-    metric(&o, "messages_read_only_total", "counter",
-           "Messages refused because the sender's token is read-only.", (double)t.read_only);
-    metric(&o, "tokens_expired_total", "counter",
-           "Connections closed with 1008 when their token expired.", (double)t.tokens_expired);
-    metric(&o, "reads_paused_total", "counter",
-           "Times a client connection stopped being read because a worker's inbox was full.",
-           (double)t.reads_paused);
-    metric(&o, "reads_paused", "gauge", "Client connections not being read right now.",
-           (double)t.paused_now);
-    uint64_t work = 0;
-    for (unsigned i = 0; v->fanout && i < v->nworkers; i++)
-        work += fanout_lane_work(v->fanout, i);
-    metric(&o, "inbox_work_bytes", "gauge",
-           "Work waiting in the workers' inboxes: bytes to write, summed over recipients.",
-           (double)work);
-    metric(&o, "broker_connected", "gauge", "1 when the broker is connected.",
-           v->broker.connected ? 1 : 0);
-    metric(&o, "broker_reconnects_total", "counter", "Broker reconnections.",
-           (double)v->broker.reconnects);
-    metric(&o, "broker_outbox", "gauge", "Messages waiting to be published to Redis.",
-           (double)v->broker.outbox);
-    metric(&o, "broker_outbox_dropped_total", "counter", "Messages dropped from a full outbox.",
-           (double)v->broker.outbox_dropped);
-    metric(&o, "broker_foreign_dropped_total", "counter",
-           "Payloads from Redis dropped for not being JSON objects.",
-           (double)v->broker.foreign_dropped);
-    metric(&o, "broker_oversize_dropped_total", "counter",
-           "Payloads from Redis dropped for being over MAX_MESSAGE_SIZE + 1 KiB.",
-           (double)v->broker.oversize_dropped);
-    metric(&o, "broker_overload_dropped_total", "counter",
-           "Payloads from Redis dropped because the workers had no room for them.",
-           (double)v->broker.overload_dropped);
-    metric(&o, "broker_received_total", "counter", "Messages received from other pods.",
-           (double)v->broker.received);
-    metric(&o, "broker_taken_total", "counter",
-           "Messages Redis sent this pod, its own echoes included.", (double)v->broker.taken);
-    metric(&o, "broker_rooms_subscribed", "gauge",
-           "Rooms whose Redis channel this pod is subscribed to.",
-           (double)v->broker.rooms_subscribed);
-    metric(&o, "broker_subscribes_total", "counter", "Room channels subscribed.",
-           (double)v->broker.subscribes);
-    metric(&o, "broker_unsubscribes_total", "counter",
-           "Room channels unsubscribed after their linger.", (double)v->broker.unsubscribes);
-    metric(&o, "broker_mismatch_dropped_total", "counter",
-           "Payloads from Redis dropped because their room is not their channel's.",
-           (double)v->broker.mismatch_dropped);
-    metric(&o, "broker_forged_pod_total", "counter",
-           "Payloads from Redis carrying this pod's id that it did not publish.",
-           (double)v->broker.forged_pod);
-    metric(&o, "broker_duplicates_total", "counter",
-           "Repeated cross-pod messages dropped (resends after a broken batch).",
-           (double)v->broker.duplicates);
-    metric(&o, "broker_seq_restarts_total", "counter",
-           "Cross-pod messages whose number was too far from the last: a new stream.",
-           (double)v->broker.seq_restarts);
-    metric(&o, "broker_untracked_total", "counter",
-           "Numbered cross-pod messages of streams past the receive table's bound.",
-           (double)v->broker.untracked);
-    metric(&o, "broker_refused_total", "counter",
-           "Room subscriptions Redis refused (an ACL without the channel).",
-           (double)v->broker.refused);
-    metric(&o, "broker_rooms_refused", "gauge",
-           "Rooms whose channel Redis refuses now (retried with backoff).",
-           (double)v->broker.rooms_refused);
-    metric(&o, "broker_publish_refused_total", "counter",
-           "Messages Redis refused to publish (NOPERM), dropped.",
-           (double)v->broker.publish_refused);
-    metric(&o, "broker_failover_holds_total", "counter",
-           "Times messages of slots with a new master were held for the other pods.",
-           (double)v->broker.failover_holds);
-    metric(&o, "broker_lost_total", "counter",
-           "Cross-pod messages known to be missing (sequence gaps).", (double)v->broker.lost);
-    if (v->broker.n_origins) {
-        json_out_lit(&o, "# HELP chat_broker_lost_by_origin_total Cross-pod messages known to be "
-                         "missing, by the pod that published them.\n"
-                         "# TYPE chat_broker_lost_by_origin_total counter\n");
-        for (unsigned i = 0; i < v->broker.n_origins; i++) {
-            char line[160];
-            /* Pod ids are A-Z a-z 0-9 - _ . : (config.c): nothing to escape. */
-            snprintf(line, sizeof(line), "chat_broker_lost_by_origin_total{origin=\"%s\"} %llu\n",
-                     v->broker.origins[i].pod,
-                     (unsigned long long)load(&v->broker.origins[i].lost));
-            json_out_lit(&o, line);
-        }
+    family(&o, "uptime_seconds", "gauge", "Seconds since the server started.", &last);
+    snprintf(line, sizeof(line), "chat_uptime_seconds %.3f\n", v->uptime_seconds);
+    json_out_lit(&o, line);
+    if (v->broker.n_origins)
+        family(&o, "broker_lost_by_origin_total", "counter",
+               "Cross-pod messages known to be missing, by the pod that published them.", &last);
+    for (unsigned i = 0; i < v->broker.n_origins; i++) {
+        /* Pod ids are A-Z a-z 0-9 - _ . : (config.c): nothing to escape. */
+        snprintf(line, sizeof(line), "chat_broker_lost_by_origin_total{origin=\"%s\"} %llu\n",
+                 v->broker.origins[i].pod, (unsigned long long)load(&v->broker.origins[i].lost));
+        json_out_lit(&o, line);
     }
-    metric(&o, "auth_public_keys", "gauge", "Public keys in use for RS256 and ES256.",
-           (double)v->keys);
-    metric(&o, "auth_key_reloads_total", "counter", "Key files read again on SIGHUP.",
-           (double)v->key_reloads);
-    metric(&o, "auth_key_reload_failures_total", "counter",
-           "SIGHUPs whose key file did not load (the old keys stayed).",
-           (double)v->key_reload_failures);
-    metric(&o, "http_requests_total", "counter", "Complete HTTP request heads.",
-           (double)load(&v->acceptor->http_requests));
-    metric(&o, "http_bad_requests_total", "counter", "Requests refused with a 4xx status.",
-           (double)load(&v->acceptor->bad_requests));
-    metric(&o, "http_pending_heads", "gauge", "Clients whose request head is being read.",
-           (double)load(&v->acceptor->pending_heads));
-    metric(&o, "http_heads_evicted_total", "counter",
-           "Clients dropped before sending a whole head, to make room for others.",
-           (double)load(&v->acceptor->heads_evicted));
-    metric(&o, "http_accept_pauses_total", "counter",
-           "Times accepting stopped (1024 heads pending, or out of descriptors).",
-           (double)load(&v->acceptor->accept_pauses));
     json_out_raw(&o, "", 1); /* NUL-terminate */
     if (o.oom) {
         json_out_free(&o);
         return NULL;
     }
     return o.p;
+}
+
+void stats_print_table(FILE *out)
+{
+    fputs("| JSON field (`/ws/stats`) | metric (`/metrics`) | kind | meaning |\n"
+          "|---|---|---|---|\n",
+          out);
+    for (size_t e = 0; e < N_ENTRIES; e++) {
+        const struct stat_entry *en = &entries[e];
+        char json[96] = "-", metric[128] = "-";
+        if (!en->json && !en->metric)
+            continue; /* internal: read by another thread, shown nowhere */
+        if (en->json)
+            snprintf(json, sizeof(json), "`%s`", en->json);
+        if (en->metric)
+            snprintf(metric, sizeof(metric), "`chat_%s`", en->metric);
+        fprintf(out, "| %s | %s | %s | %s |\n", json, metric, kind_name(en->kind), en->help);
+    }
 }

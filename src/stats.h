@@ -12,40 +12,165 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-/* Written by one worker only. Aligned so two workers never share a line. */
+/* The counters, declared once each: X(field, JSON path, metric, kind, help).
+ * A JSON path is where /ws/stats shows it (dots are nesting; NULL: not
+ * shown); a metric is its /metrics name without the chat_ prefix (labels in
+ * braces; NULL: not exported); kind is COUNTER, GAUGE or INFO (a string, boolean or list). stats.c builds the
+ * JSON, the Prometheus text and `chat-api --counters` from these lists, and
+ * docs/operations.md is checked against that output: a new counter is one
+ * line here, then its increments. */
+
+/* Each worker's, summed over the workers. */
+#define WORKER_COUNTERS(X)                                                                         \
+    X(connections, "connections.current", "connections_current", GAUGE,                           \
+      "Open WebSocket connections.")                                                              \
+    X(received, "messages.received", "messages_received_total", COUNTER,                          \
+      "Messages received from clients.")                                                          \
+    X(published, "messages.published", "messages_published_total", COUNTER,                       \
+      "Messages handed to the broker.")                                                           \
+    X(delivered, "messages.delivered", "messages_delivered_total", COUNTER,                       \
+      "Messages queued to recipients: one per (message, recipient).")                             \
+    X(dropped, "messages.dropped", "messages_dropped_total", COUNTER,                             \
+      "Messages refused or lost (errors, no memory).")                                            \
+    X(too_large, "messages.too_large", "messages_too_large_total", COUNTER,                       \
+      "Client messages refused: their envelope would pass MAX_MESSAGE_SIZE + 1 KiB.")             \
+    X(read_only, "messages.read_only", "messages_read_only_total", COUNTER,                       \
+      "Messages refused because the sender's token is read-only.")                                \
+    X(slow_consumers_closed, "slow_consumers_closed", "slow_consumers_closed_total", COUNTER,      \
+      "Connections closed for a full queue.")                                                     \
+    X(heartbeat_timeouts, "heartbeat_timeouts", "heartbeat_timeouts_total", COUNTER,              \
+      "Connections closed for silence.")                                                          \
+    X(protocol_errors, "protocol_errors", "protocol_errors_total", COUNTER,                       \
+      "Connections closed for a protocol error (1002, 1003, 1007, 1009).")                        \
+    X(tokens_expired, "tokens_expired", "tokens_expired_total", COUNTER,                          \
+      "Connections closed with 1008 when their token expired.")                                   \
+    X(reads_paused, "backpressure.reads_paused", "reads_paused_total", COUNTER,                   \
+      "Times a client connection stopped being read because a worker's inbox was full.")          \
+    X(paused_now, "backpressure.paused_now", "reads_paused", GAUGE,                               \
+      "Client connections not being read right now.")                                             \
+    X(closed, NULL, NULL, COUNTER,                                                                \
+      "Handed-over connections that ended: the acceptor's count of open connections.")
+
+/* The acceptor's. */
+#define ACCEPTOR_COUNTERS(X)                                                                       \
+    X(connections_total, "connections.total", "connections_total", COUNTER,                        \
+      "WebSocket upgrades accepted.")                                                             \
+    X(rejected, "connections.rejected", "connections_rejected_total", COUNTER,                     \
+      "Upgrades refused with 503, for any reason.")                                               \
+    X(rejected_shutdown, "connections.rejected_by_reason.shutting_down",                          \
+      "connections_rejected_by_reason_total{reason=\"shutting_down\"}", COUNTER,                   \
+      "Upgrades refused with 503, by reason.")                                                    \
+    X(rejected_max, "connections.rejected_by_reason.max_connections",                             \
+      "connections_rejected_by_reason_total{reason=\"max_connections\"}", COUNTER,                 \
+      "Upgrades refused with 503, by reason.")                                                    \
+    X(rejected_per_ip, "connections.rejected_by_reason.per_ip",                                   \
+      "connections_rejected_by_reason_total{reason=\"per_ip\"}", COUNTER,                          \
+      "Upgrades refused with 503, by reason.")                                                    \
+    X(http_requests, "http.requests", "http_requests_total", COUNTER,                             \
+      "Complete HTTP request heads.")                                                             \
+    X(bad_requests, "http.bad_requests", "http_bad_requests_total", COUNTER,                      \
+      "Requests answered 4xx, or dropped half-sent.")                                             \
+    X(pending_heads, "http.pending_heads", "http_pending_heads", GAUGE,                           \
+      "Clients whose request head is being read.")                                                \
+    X(heads_evicted, "http.heads_evicted", "http_heads_evicted_total", COUNTER,                   \
+      "Clients dropped before sending a whole head, to make room for others.")                    \
+    X(accept_pauses, "http.accept_pauses", "http_accept_pauses_total", COUNTER,                   \
+      "Times accepting stopped (1024 heads pending, or out of descriptors): newcomers wait in "  \
+      "the listen backlog.")
+
+/* The broker's (struct broker_status; the Redis broker keeps them as atomics,
+ * redis/broker_internal.h says which of its threads writes which). */
+#define BROKER_COUNTERS(X)                                                                         \
+    X(reconnects, "broker.reconnects", "broker_reconnects_total", COUNTER,                         \
+      "Broker reconnections.")                                                                    \
+    X(outbox, "broker.outbox", "broker_outbox", GAUGE,                                            \
+      "Messages waiting to be published to Redis.")                                               \
+    X(outbox_dropped, "broker.outbox_dropped", "broker_outbox_dropped_total", COUNTER,             \
+      "Messages dropped from a full outbox.")                                                     \
+    X(foreign_dropped, "broker.foreign_dropped", "broker_foreign_dropped_total", COUNTER,          \
+      "Payloads from Redis dropped for not being JSON objects.")                                  \
+    X(oversize_dropped, "broker.oversize_dropped", "broker_oversize_dropped_total", COUNTER,       \
+      "Payloads from Redis dropped for being over MAX_MESSAGE_SIZE + 1 KiB.")                     \
+    X(overload_dropped, "broker.overload_dropped", "broker_overload_dropped_total", COUNTER,       \
+      "Payloads from Redis dropped because the workers had no room for them.")                    \
+    X(mismatch_dropped, "broker.mismatch_dropped", "broker_mismatch_dropped_total", COUNTER,       \
+      "Payloads from Redis dropped because their room is not their channel's.")                   \
+    X(forged_pod, "broker.forged_pod", "broker_forged_pod_total", COUNTER,                        \
+      "Payloads from Redis carrying this pod's id that it did not publish.")                      \
+    X(duplicates, "broker.duplicates", "broker_duplicates_total", COUNTER,                        \
+      "Repeated cross-pod messages dropped (resends after a broken batch).")                      \
+    X(seq_restarts, "broker.seq_restarts", "broker_seq_restarts_total", COUNTER,                  \
+      "Cross-pod messages whose number was too far from the last: a new stream.")                 \
+    X(untracked, "broker.untracked", "broker_untracked_total", COUNTER,                           \
+      "Numbered cross-pod messages of streams past the receive table's bound.")                   \
+    X(refused, "broker.refused", "broker_refused_total", COUNTER,                                 \
+      "Room subscriptions Redis refused (an ACL without the channel).")                           \
+    X(rooms_refused, "broker.rooms_refused", "broker_rooms_refused", GAUGE,                       \
+      "Rooms whose channel Redis refuses now (retried with backoff).")                            \
+    X(publish_refused, "broker.publish_refused", "broker_publish_refused_total", COUNTER,          \
+      "Messages Redis refused to publish (NOPERM), dropped.")                                     \
+    X(failover_holds, "broker.failover_holds", "broker_failover_holds_total", COUNTER,             \
+      "Times messages of slots with a new master were held for the other pods.")                  \
+    X(lost, "broker.lost", "broker_lost_total", COUNTER,                                          \
+      "Cross-pod messages known to be missing (sequence gaps).")                                  \
+    X(received, "broker.received", "broker_received_total", COUNTER,                              \
+      "Messages from other pods and backends, delivered.")                                        \
+    X(taken, "broker.taken", "broker_taken_total", COUNTER,                                       \
+      "Messages Redis sent this pod, its own echoes included.")                                   \
+    X(rooms_subscribed, "broker.rooms_subscribed", "broker_rooms_subscribed", GAUGE,              \
+      "Rooms whose Redis channel this pod is subscribed to.")                                     \
+    X(subscribes, "broker.subscribes", "broker_subscribes_total", COUNTER,                        \
+      "Room channels subscribed.")                                                                \
+    X(unsubscribes, "broker.unsubscribes", "broker_unsubscribes_total", COUNTER,                  \
+      "Room channels unsubscribed after their linger.")
+
+/* Figures of the whole server (struct stats_view), worked out when asked. */
+#define VIEW_FIGURES(X)                                                                            \
+    X(rooms, NULL, "rooms", GAUGE, "Rooms with at least one member.")                              \
+    X(inbox_work, NULL, "inbox_work_bytes", GAUGE,                                                 \
+      "Work waiting in the workers' inboxes: bytes to write, summed over recipients.")            \
+    X(connected, NULL, "broker_connected", GAUGE, "1 when the broker is connected.")               \
+    X(keys, "auth.public_keys", "auth_public_keys", GAUGE,                                         \
+      "Public keys in use for RS256 and ES256.")                                                  \
+    X(key_reloads, "auth.key_reloads", "auth_key_reloads_total", COUNTER,                          \
+      "Key files read again on SIGHUP.")                                                          \
+    X(key_reload_failures, "auth.key_reload_failures", "auth_key_reload_failures_total", COUNTER, \
+      "SIGHUPs whose key file did not load (the old keys stayed).")
+
+/* Fields written by hand in stats.c (strings, booleans, per-pod and
+ * per-worker lists), listed for the docs with the same columns. */
+#define HAND_FIGURES(X)                                                                            \
+    X(pod_id, "pod_id", NULL, INFO, "This pod's POD_ID.")                                        \
+    X(uptime, "uptime_seconds", "uptime_seconds", GAUGE, "Seconds since the server started.")      \
+    X(room_count, "rooms.count", NULL, GAUGE,                                                     \
+      "Rooms with at least one member, as of rooms.members (at most about a second old).")         \
+    X(members, "rooms.members", NULL, INFO,                                                      \
+      "Members of the largest rooms, by name (with auth on, only for a request with a token).")    \
+    X(names_hidden, "rooms.names_hidden", NULL, INFO,                                            \
+      "true when room names were left out (auth on, no valid token).")                            \
+    X(mode, "broker.mode", NULL, INFO, "standalone or redis.")                                   \
+    X(cluster, "broker.cluster", NULL, INFO, "true with REDIS_CLUSTER=true.")                    \
+    X(broker_connected, "broker.connected", NULL, INFO, "true when the broker is connected.")     \
+    X(lost_by_origin, "broker.lost_by_origin", "broker_lost_by_origin_total{origin=\"...\"}",      \
+      COUNTER, "Cross-pod messages known to be missing, by the pod that published them.")         \
+    X(workers, "workers", NULL, INFO,                                                            \
+      "Per worker: id, connections and inbox_work (bytes waiting in its inbox).")                 \
+    X(shutting_down, "shutting_down", NULL, INFO, "true once a graceful shutdown began.")
+
+#define STATS_U64_FIELD(f, ...) uint64_t f;
+#define STATS_ATOMIC_FIELD(f, ...) atomic_uint_fast64_t f;
+
+/* Written by one worker only (relaxed atomics). Aligned so two workers
+ * never share a line. */
 struct worker_counters {
-    _Alignas(64) atomic_uint_fast64_t connections; /* current */
-    atomic_uint_fast64_t received;                 /* messages from its clients */
-    atomic_uint_fast64_t published;                /* messages handed to the broker */
-    atomic_uint_fast64_t delivered;                /* (message, recipient) pairs queued */
-    atomic_uint_fast64_t dropped;                  /* messages refused (errors, no memory) */
-    atomic_uint_fast64_t slow_consumers_closed;
-    atomic_uint_fast64_t heartbeat_timeouts;
-    atomic_uint_fast64_t protocol_errors; /* connections closed 1002/1003/1007/1009 */
-    atomic_uint_fast64_t closed;          /* handed-over connections that ended */
-    atomic_uint_fast64_t too_large;       /* messages refused: envelope over the bound */
-    atomic_uint_fast64_t reads_paused;    /* times a connection stopped being read */
-    atomic_uint_fast64_t paused_now;      /* connections not read right now (gauge) */
-    atomic_uint_fast64_t read_only;       /* messages refused: read-only token */
-    atomic_uint_fast64_t tokens_expired;  /* connections closed 1008 at their token's exp */
-};
+    WORKER_COUNTERS(STATS_ATOMIC_FIELD)
+} __attribute__((aligned(64)));
 
 /* Written by the acceptor thread only. */
 struct acceptor_counters {
-    atomic_uint_fast64_t connections_total; /* upgrades accepted */
-    atomic_uint_fast64_t rejected;          /* upgrades refused with 503, for any reason: */
-    atomic_uint_fast64_t rejected_shutdown; /*   shutting down */
-    atomic_uint_fast64_t rejected_max;      /*   at MAX_CONNECTIONS */
-    atomic_uint_fast64_t rejected_per_ip;   /*   at MAX_CONNECTIONS_PER_IP */
-    atomic_uint_fast64_t http_requests;     /* every complete request head */
-    atomic_uint_fast64_t bad_requests;      /* answered 4xx, or dropped half-sent */
-    atomic_uint_fast64_t heads_evicted;     /* head-less clients past their grace dropped to
-                                               make room */
-    atomic_uint_fast64_t accept_pauses;     /* times accepting stopped (1024 heads pending, or
-                                               out of descriptors): newcomers wait in the
-                                               listen backlog */
-    atomic_uint_fast64_t pending_heads;     /* clients whose head is being read (gauge) */
+    ACCEPTOR_COUNTERS(STATS_ATOMIC_FIELD)
 };
 
 struct room_registry;
@@ -63,27 +188,7 @@ struct broker_status {
     const char *mode; /* "standalone" or "redis" */
     bool cluster;     /* REDIS_CLUSTER: Redis is a cluster, rooms use sharded pub/sub */
     int connected;
-    uint64_t reconnects;
-    uint64_t outbox;
-    uint64_t outbox_dropped;
-    uint64_t foreign_dropped;  /* payloads from Redis that were not JSON objects */
-    uint64_t oversize_dropped; /* payloads from Redis over the outgoing bound */
-    uint64_t overload_dropped; /* payloads from Redis the workers had no room for */
-    uint64_t mismatch_dropped; /* payloads whose room is not their channel's */
-    uint64_t forged_pod;       /* payloads with this pod's id it did not publish */
-    uint64_t duplicates;       /* repeats of numbered messages, dropped */
-    uint64_t seq_restarts;     /* numbers too far from the last: new streams (seq.h) */
-    uint64_t untracked;        /* numbered payloads of streams past SEQ_RX_MAX, unnumbered */
-    uint64_t refused;          /* room subscriptions Redis refused (an ACL), over time */
-    uint64_t rooms_refused;    /* rooms whose channel Redis refuses now (gauge) */
-    uint64_t publish_refused;  /* messages Redis refused to publish (NOPERM), dropped */
-    uint64_t failover_holds;   /* times slots with a new master were held (failovers) */
-    uint64_t lost;             /* numbered messages from other pods that never came */
-    uint64_t received;         /* messages from other pods and backends, delivered */
-    uint64_t taken;            /* every message Redis sent this pod, its own echoes included */
-    uint64_t rooms_subscribed; /* rooms whose channel this pod is subscribed to (gauge) */
-    uint64_t subscribes;       /* room channels subscribed, over time */
-    uint64_t unsubscribes;     /* room channels unsubscribed after their linger */
+    BROKER_COUNTERS(STATS_U64_FIELD)
     const struct broker_origin_lost *origins; /* lost, per origin pod */
     unsigned n_origins;
 };
@@ -101,6 +206,7 @@ struct stats_view {
     struct fanout *fanout; /* for the work waiting in each worker's inbox */
     uint64_t keys;         /* public keys in use (JWT_PUBLIC_KEYS_FILE) */
     uint64_t key_reloads, key_reload_failures; /* on SIGHUP */
+    /* rooms, inbox_work and connected (VIEW_FIGURES) are worked out by stats.c */
     int shutting_down;
 };
 
@@ -109,5 +215,9 @@ char *stats_json(const struct stats_view *v);
 
 /* The Prometheus text exposition of the same figures. Heap string or NULL. */
 char *stats_metrics(const struct stats_view *v);
+
+/* Writes every figure as a Markdown table (JSON field, metric, kind,
+ * meaning), for `chat-api --counters`. */
+void stats_print_table(FILE *out);
 
 #endif

@@ -33,7 +33,6 @@
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "broker_seam.h"
@@ -49,6 +48,7 @@
 #include "room/envelope.h"
 #include "room/registry.h"
 #include "room/room.h"
+#include "send_ring.h"
 #include "stats.h"
 #include "thread.h"
 #include "ws/auth.h"
@@ -56,7 +56,6 @@
 
 #define READ_BUF_SIZE 65536
 #define MAX_EVENTS 256
-#define IOV_BATCH 64
 /* Pongs a connection may have queued: each ping gets its own pong up to
  * this many unwritten ones (strict peers, Autobahn 2.10, expect one per
  * ping); past it, only the latest is answered (RFC 6455 5.5.3), so a
@@ -65,8 +64,6 @@
 /* Ring slots beyond SEND_BUFFER, kept for control frames (pongs, our ping,
  * close). */
 #define CONTROL_SLOTS (PONG_MAX + 4)
-/* The ring's size while idle: room for a few frames without growing. */
-#define RING_MIN 4
 /* How long we wait for the client's close after sending ours. */
 #define CLOSE_WAIT_MS 2000
 #define WHEEL_SPOKES 256
@@ -109,12 +106,9 @@ struct conn {
     struct room_member any_m;  /* in the worker's list of all connections */
     struct conn_ident *ident; /* who it is: id and address, one allocation */
 
-    /* Frames waiting to be written, oldest at ring_head; each slot owns one
-     * reference. RING_MIN slots while idle, up to SEND_BUFFER + CONTROL_SLOTS
-     * under a burst. */
-    struct fbuf **ring;
-    uint32_t ring_head, ring_n, ring_cap;
-    uint32_t head_off; /* bytes of the oldest frame already written */
+    /* Frames waiting to be written: SEND_RING_MIN slots once used, up to
+     * SEND_BUFFER + CONTROL_SLOTS under a burst (send_ring.h). */
+    struct send_ring ring;
 
     uint64_t last_rx_ms;
     union {
@@ -191,7 +185,7 @@ struct worker {
 };
 
 /* An idle connection costs this struct, its id, three list slots and a
- * RING_MIN ring: well under 1 KiB of user memory. Keep it that way. */
+ * SEND_RING_MIN ring: well under 1 KiB of user memory. Keep it that way. */
 _Static_assert(sizeof(struct conn) <= 256, "struct conn grew: idle connections must stay small");
 
 static uint64_t next_random(struct worker *w)
@@ -244,7 +238,7 @@ static void kill_conn(struct worker *w, struct conn *c)
  * half written, so the stream stays well formed. */
 static void write_close_now(struct conn *c, uint16_t code, const char *reason)
 {
-    if (c->head_off != 0 || c->close_queued)
+    if (c->ring.head_off != 0 || c->close_queued)
         return;
     uint8_t frame[128];
     size_t n = ws_frame_encode_close(frame, sizeof(frame), code, reason, strlen(reason));
@@ -273,11 +267,6 @@ static void set_out(struct worker *w, struct conn *c, bool on)
 static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, size_t len,
                         bool then_drop);
 
-static bool is_pong(const struct fbuf *b)
-{
-    return (b->data[0] & 0x0f) == WS_OP_PONG;
-}
-
 /* A client whose queue is full while its socket takes nothing more is closed
  * so it never holds up anyone else (interface.md). What was queued for it is
  * dropped, but for a frame already half written (the stream stays well
@@ -291,12 +280,7 @@ static void close_slow_consumer(struct worker *w, struct conn *c)
         kill_conn(w, c);
         return;
     }
-    uint32_t keep = c->head_off ? 1 : 0;
-    while (c->ring_n > keep) {
-        c->ring_n--;
-        fbuf_unref(c->ring[(c->ring_head + c->ring_n) % c->ring_cap]);
-    }
-    c->pongs_queued = keep && is_pong(c->ring[c->ring_head]) ? 1 : 0;
+    c->pongs_queued = (uint8_t)send_ring_drop_unwritten(&c->ring);
     if (c->pong) {
         fbuf_unref(c->pong);
         c->pong = NULL;
@@ -306,16 +290,6 @@ static void close_slow_consumer(struct worker *w, struct conn *c)
     size_t n = ws_frame_encode_close(frame, sizeof(frame), WS_CLOSE_POLICY, reason,
                                      sizeof(reason) - 1);
     queue_close(w, c, frame + 2, n - 2, false);
-}
-
-static void ring_pop(struct conn *c)
-{
-    if (is_pong(c->ring[c->ring_head]))
-        c->pongs_queued--;
-    fbuf_unref(c->ring[c->ring_head]);
-    c->ring_head = (c->ring_head + 1) % c->ring_cap;
-    c->ring_n--;
-    c->head_off = 0;
 }
 
 /* What happens once everything queued, our close frame included, is out. */
@@ -332,55 +306,20 @@ static void after_close_sent(struct worker *w, struct conn *c)
     }
 }
 
-static bool ring_resize(struct conn *c, uint32_t cap);
-static bool ring_grow(struct worker *w, struct conn *c);
-
 /* Writes as much of the ring as the socket takes. */
 static void flush(struct worker *w, struct conn *c)
 {
-    while (c->ring_n > 0 && c->state != CONN_DEAD) {
-        struct iovec iov[IOV_BATCH];
-        size_t k = 0, total = 0;
-        for (uint32_t i = 0; i < c->ring_n && k < IOV_BATCH; i++) {
-            struct fbuf *b = c->ring[(c->ring_head + i) % c->ring_cap];
-            size_t skip = i == 0 ? c->head_off : 0;
-            iov[k].iov_base = b->data + skip;
-            iov[k].iov_len = b->len - skip;
-            total += iov[k].iov_len;
-            k++;
-        }
-        ssize_t n = writev(c->fd, iov, (int)k);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                set_out(w, c, true);
-                return;
-            }
-            if (errno == EINTR)
-                continue;
-            kill_conn(w, c);
-            return;
-        }
-        size_t left = (size_t)n;
-        while (left > 0) {
-            struct fbuf *b = c->ring[c->ring_head];
-            size_t rest = b->len - c->head_off;
-            if (left >= rest) {
-                left -= rest;
-                ring_pop(c);
-            } else {
-                c->head_off += (uint32_t)left;
-                left = 0;
-            }
-        }
-        if ((size_t)n < total) {
-            set_out(w, c, true);
-            return;
-        }
-    }
     if (c->state == CONN_DEAD)
         return;
-    set_out(w, c, false);
-    if (c->close_queued)
+    unsigned pongs;
+    int rc = send_ring_write(&c->ring, c->fd, &pongs);
+    c->pongs_queued = (uint8_t)(c->pongs_queued - pongs);
+    if (rc < 0) {
+        kill_conn(w, c);
+        return;
+    }
+    set_out(w, c, rc == 0);
+    if (rc == 1 && c->close_queued)
         after_close_sent(w, c);
 }
 
@@ -406,49 +345,22 @@ static void mark_dirty(struct worker *w, struct conn *c)
     w->dirty = c;
 }
 
-/* Resizes the ring to cap slots (>= ring_n), oldest first at slot 0. */
-static bool ring_resize(struct conn *c, uint32_t cap)
+/* Appends b to the ring; the slot owns a reference, taken here unless the
+ * caller paid for it in advance (prepaid). The ring grows under a burst up to
+ * SEND_BUFFER plus the control slots and shrinks back when the connection is
+ * idle (heartbeat). A ring that cannot take b is a slow consumer: the
+ * connection is closed and false returned (a prepaid reference is still the
+ * caller's). */
+static bool ring_store(struct worker *w, struct conn *c, struct fbuf *b, bool prepaid)
 {
-    struct fbuf **r = malloc(cap * sizeof(*r));
-    if (!r)
-        return false;
-    for (uint32_t i = 0; i < c->ring_n; i++)
-        r[i] = c->ring[(c->ring_head + i) % c->ring_cap];
-    free(c->ring);
-    c->ring = r;
-    c->ring_cap = cap;
-    c->ring_head = 0;
-    return true;
-}
-
-/* Makes room for one more slot in a full ring: the ring starts small and
- * doubles under a burst, up to SEND_BUFFER plus the control slots; it
- * shrinks back when the connection is idle (heartbeat). A ring that cannot
- * grow is a slow consumer: the connection is closed and false returned. */
-static bool ring_grow(struct worker *w, struct conn *c)
-{
-    uint32_t max = w->cfg->send_buffer + CONTROL_SLOTS;
-    uint32_t cap = c->ring_cap ? c->ring_cap * 2 : RING_MIN;
-    if (cap > max)
-        cap = max;
-    if (c->ring_n == cap || !ring_resize(c, cap)) {
+    if (!prepaid)
+        fbuf_ref(b);
+    if (!send_ring_push(&c->ring, b, w->cfg->send_buffer + CONTROL_SLOTS)) {
+        if (!prepaid)
+            fbuf_unref(b);
         close_slow_consumer(w, c);
         return false;
     }
-    return true;
-}
-
-/* Appends b to the ring; the slot owns a reference, taken here unless the
- * caller paid for it in advance (prepaid). Returns false when it cannot
- * take b; the connection is then dropped. */
-static bool ring_store(struct worker *w, struct conn *c, struct fbuf *b, bool prepaid)
-{
-    if (c->ring_n == c->ring_cap && !ring_grow(w, c))
-        return false;
-    if (!prepaid)
-        fbuf_ref(b);
-    c->ring[(c->ring_head + c->ring_n) % c->ring_cap] = b;
-    c->ring_n++;
     mark_dirty(w, c);
     return true;
 }
@@ -465,11 +377,11 @@ static bool enqueue_message(struct worker *w, struct conn *c, struct fbuf *b, bo
 {
     if (c->state != CONN_OPEN)
         return false;
-    if (c->ring_n >= w->cfg->send_buffer) {
+    if (c->ring.n >= w->cfg->send_buffer) {
         flush(w, c);
         if (c->state != CONN_OPEN)
             return false;
-        if (c->ring_n >= w->cfg->send_buffer) {
+        if (c->ring.n >= w->cfg->send_buffer) {
             close_slow_consumer(w, c);
             return false;
         }
@@ -1015,9 +927,7 @@ static void free_conn(struct worker *w, struct conn *c)
     }
     if (c->in_all)
         room_remove(&w->all, &c->any_m);
-    while (c->ring_n > 0)
-        ring_pop(c);
-    free(c->ring);
+    send_ring_free(&c->ring);
     ws_frame_parser_free(&c->parser);
     release_ident(w, c->ident);
     free(c);
@@ -1085,8 +995,7 @@ static void heartbeat(struct worker *w, struct conn *c)
         c->last_ping_ms = since = now;
     }
     /* An idle connection gives back what a burst made it take. */
-    if (c->ring_n == 0 && c->ring_cap > RING_MIN)
-        ring_resize(c, RING_MIN);
+    send_ring_shrink(&c->ring);
     ws_frame_parser_shrink(&c->parser);
     schedule_check(w, c, since);
 }

@@ -101,39 +101,22 @@ static void redis_publish(struct broker *b, struct fbuf *msg)
 static void redis_status(struct broker *b, struct broker_status *out)
 {
     struct redis_broker *rb = b->impl;
-    pthread_mutex_lock(&rb->lock);
-    uint64_t n = rb->outbox.n, dropped = rb->outbox.dropped;
-    pthread_mutex_unlock(&rb->lock);
-    n += atomic_load(&rb->parked);
-    dropped += atomic_load(&rb->parked_dropped);
     *out = (struct broker_status){
         .mode = "redis",
         .cluster = rb->cfg->redis_cluster,
         .connected = atomic_load(&rb->pub_connected) && atomic_load(&rb->sub_ready),
-        .reconnects = atomic_load(&rb->reconnects),
-        .outbox = n,
-        .outbox_dropped = dropped,
-        .foreign_dropped = atomic_load(&rb->foreign_dropped),
-        .oversize_dropped = atomic_load(&rb->oversize_dropped),
-        .overload_dropped = atomic_load(&rb->overload_dropped),
-        .mismatch_dropped = atomic_load(&rb->mismatch_dropped),
-        .forged_pod = atomic_load(&rb->forged_pod),
-        .duplicates = atomic_load(&rb->duplicates),
-        .seq_restarts = atomic_load(&rb->seq_restarts),
-        .refused = atomic_load(&rb->refused),
-        .rooms_refused = atomic_load(&rb->rooms_refused),
-        .publish_refused = atomic_load(&rb->publish_refused),
-        .failover_holds = atomic_load(&rb->held),
-        .untracked = atomic_load(&rb->untracked),
-        .lost = atomic_load(&rb->lost),
-        .received = atomic_load(&rb->received),
-        .taken = atomic_load(&rb->taken),
-        .rooms_subscribed = registry_confirmed(rb->rooms),
-        .subscribes = atomic_load(&rb->subscribes),
-        .unsubscribes = atomic_load(&rb->unsubscribes),
         .origins = rb->origins,
         .n_origins = atomic_load_explicit(&rb->n_origins, memory_order_acquire),
     };
+#define COPY(f, ...) out->f = atomic_load_explicit(&rb->counters.f, memory_order_relaxed);
+    BROKER_COUNTERS(COPY)
+#undef COPY
+    /* The outbox is the shared queue plus what the publisher parked. */
+    pthread_mutex_lock(&rb->lock);
+    out->outbox += rb->outbox.n;
+    out->outbox_dropped += rb->outbox.dropped;
+    pthread_mutex_unlock(&rb->lock);
+    out->rooms_subscribed = registry_confirmed(rb->rooms);
 }
 
 static void redis_stop(struct broker *b, uint64_t deadline_ms)

@@ -63,26 +63,13 @@ struct redis_broker {
 
     atomic_int pub_connected;              /* written by the publisher */
     atomic_int sub_ready;                  /* written by the subscriber */
-    atomic_uint_fast64_t reconnects;       /* written by the subscriber */
-    atomic_uint_fast64_t foreign_dropped;  /* written by the subscriber */
-    atomic_uint_fast64_t oversize_dropped; /* written by the subscriber */
-    atomic_uint_fast64_t overload_dropped; /* written by the subscriber */
-    atomic_uint_fast64_t mismatch_dropped; /* written by the subscriber */
-    atomic_uint_fast64_t forged_pod;       /* written by the subscriber */
-    atomic_uint_fast64_t duplicates;       /* written by the subscriber */
-    atomic_uint_fast64_t seq_restarts;     /* written by the subscriber */
-    atomic_uint_fast64_t untracked;        /* written by the subscriber */
-    atomic_uint_fast64_t lost;             /* written by the subscriber */
-    atomic_uint_fast64_t received;         /* written by the subscriber */
-    atomic_uint_fast64_t taken;            /* written by the subscriber */
-    atomic_uint_fast64_t subscribes;       /* written by the subscriber */
-    atomic_uint_fast64_t unsubscribes;     /* written by the subscriber */
-    atomic_uint_fast64_t refused;          /* written by the subscriber: rooms' channels refused */
-    atomic_uint_fast64_t rooms_refused;    /* written by the subscriber (gauge) */
-    atomic_uint_fast64_t parked;           /* written by the publisher (gauge) */
-    atomic_uint_fast64_t parked_dropped;   /* written by the publisher */
-    atomic_uint_fast64_t publish_refused;  /* written by the publisher: NOPERM on publish */
-    atomic_uint_fast64_t held;             /* written by the publisher: failover holds */
+    /* The figures of struct broker_status (stats.h), as atomics. One writer
+     * each: outbox (messages parked for nodes that are down), outbox_dropped,
+     * publish_refused (NOPERM) and failover_holds by the publisher; the rest
+     * by the subscriber (rooms_subscribed is read from the registry instead). */
+    struct {
+        BROKER_COUNTERS(STATS_ATOMIC_FIELD)
+    } counters;
     /* Losses per origin pod, for /metrics: slots are claimed by the
      * subscriber (name first, then the count of slots, released). */
     struct broker_origin_lost origins[REDIS_LOST_ORIGINS_MAX];

@@ -108,8 +108,8 @@ static void update_gauges(struct pub *p)
         parked += p->nodes[i]->parked.n + p->nodes[i]->inflight.n;
         dropped += p->nodes[i]->parked.dropped + p->nodes[i]->inflight.dropped;
     }
-    atomic_store(&p->rb->parked, parked);
-    atomic_store(&p->rb->parked_dropped, dropped);
+    atomic_store(&p->rb->counters.outbox, parked);
+    atomic_store(&p->rb->counters.outbox_dropped, dropped);
     atomic_store(&p->rb->pub_connected,
                  p->global && p->global->link.phase == REDIS_LINK_READY ? 1 : 0);
 }
@@ -299,7 +299,7 @@ static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool h
  * it is dropped, as sending it again would be refused again. */
 static void refused(struct pub *p, const struct outbox_item *it, const char *why, uint64_t now)
 {
-    uint_fast64_t n = atomic_fetch_add(&p->rb->publish_refused, 1);
+    uint_fast64_t n = atomic_fetch_add(&p->rb->counters.publish_refused, 1);
     if (redis_episode_note(&p->refused, now, n))
         log_warn("redis: Redis refused to publish on %s%s: %s (dropped, counted as "
                  "broker.publish_refused)",
@@ -361,7 +361,7 @@ static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t
             }
         }
         if (moved) {
-            atomic_fetch_add(&p->rb->held, 1);
+            atomic_fetch_add(&p->rb->counters.failover_holds, 1);
             log_info("redis: %u slots have a new master; their messages wait %d ms for every "
                      "pod to subscribe there",
                      moved, REDIS_FAILOVER_HOLD_MS);

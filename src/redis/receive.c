@@ -36,10 +36,10 @@ void redis_receiver_tick(struct redis_receiver *s, uint64_t now)
     double secs;
     if (redis_episode_over(&s->overload, now, &secs))
         log_warn("redis: overload over after %.1f s; %llu messages from Redis were dropped", secs,
-                 (unsigned long long)(atomic_load(&rb->overload_dropped) - s->overload.at_start));
+                 (unsigned long long)(atomic_load(&rb->counters.overload_dropped) - s->overload.at_start));
     if (redis_episode_over(&s->loss, now, &secs))
         log_warn("redis: %llu messages from other pods were lost in that episode (%.1f s)",
-                 (unsigned long long)(atomic_load(&rb->lost) - s->loss.at_start), secs);
+                 (unsigned long long)(atomic_load(&rb->counters.lost) - s->loss.at_start), secs);
     if (now - s->last_sweep_ms >= REDIS_SEQ_SWEEP_MS) {
         seq_table_sweep(s->rx_seq, now > SEQ_FORGET_RX_MS ? now - SEQ_FORGET_RX_MS : 0);
         s->last_sweep_ms = now;
@@ -53,7 +53,7 @@ void redis_receiver_tick(struct redis_receiver *s, uint64_t now)
  * starts and once when it ends. */
 void redis_receive_overload(struct redis_receiver *s)
 {
-    uint_fast64_t n = atomic_fetch_add(&s->rb->overload_dropped, 1);
+    uint_fast64_t n = atomic_fetch_add(&s->rb->counters.overload_dropped, 1);
     if (redis_episode_note(&s->overload, clock_now_ms(), n))
         log_warn("redis: messages arrive faster than this pod can deliver them; dropping what "
                  "does not fit (counted in stats as broker.overload_dropped)");
@@ -90,20 +90,20 @@ static bool in_sequence(struct redis_receiver *s, const redisReply *ch, const st
     if (!e) {
         /* SEQ_RX_MAX streams are tracked already (or memory ran out): this
          * one is delivered unnumbered, so made-up origins cost no memory. */
-        atomic_fetch_add(&rb->untracked, 1);
+        atomic_fetch_add(&rb->counters.untracked, 1);
         return true;
     }
     uint64_t now = clock_now_ms(), lost = 0;
     e->stamp_ms = now;
     enum seq_verdict v = seq_accept(e, fresh, t->seq, &lost);
     if (v == SEQ_DUPLICATE) {
-        atomic_fetch_add(&rb->duplicates, 1);
+        atomic_fetch_add(&rb->counters.duplicates, 1);
         return false;
     }
     if (v == SEQ_RESTART)
-        atomic_fetch_add(&rb->seq_restarts, 1);
+        atomic_fetch_add(&rb->counters.seq_restarts, 1);
     if (v == SEQ_GAP) {
-        uint_fast64_t before = atomic_fetch_add(&rb->lost, lost);
+        uint_fast64_t before = atomic_fetch_add(&rb->counters.lost, lost);
         struct broker_origin_lost *o = origin_entry(rb, t->pod, t->pod_len);
         if (o)
             atomic_fetch_add(&o->lost, lost);
@@ -128,9 +128,9 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
 {
     struct redis_broker *rb = s->rb;
     char room[WS_HS_ROOM_MAX + 1];
-    atomic_fetch_add_explicit(&rb->taken, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&rb->counters.taken, 1, memory_order_relaxed);
     if (ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING) {
-        atomic_fetch_add(&rb->foreign_dropped, 1);
+        atomic_fetch_add(&rb->counters.foreign_dropped, 1);
         return;
     }
     bool known_channel = redis_msg_room(ch->str, ch->len, room) == 0;
@@ -162,15 +162,15 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
          * (another epoch, or no number) carries our id falsely: suppressed
          * all the same, and counted so it can be seen. */
         if (!own_tail || tail.epoch != rb->epoch)
-            count_drop(&rb->forged_pod, "forged_pod",
+            count_drop(&rb->counters.forged_pod, "forged_pod",
                        "it carries this pod's id but this pod did not publish it", ch, pl->len);
         return;
     case REDIS_MSG_INVALID:
-        count_drop(&rb->foreign_dropped, "foreign_dropped", "not a JSON object in UTF-8", ch,
+        count_drop(&rb->counters.foreign_dropped, "foreign_dropped", "not a JSON object in UTF-8", ch,
                    pl->len);
         return;
     case REDIS_MSG_ROOM_MISMATCH:
-        count_drop(&rb->mismatch_dropped, "mismatch_dropped", "its room is not its channel's", ch,
+        count_drop(&rb->counters.mismatch_dropped, "mismatch_dropped", "its room is not its channel's", ch,
                    pl->len);
         return;
     case REDIS_MSG_DELIVER: break;
@@ -178,7 +178,7 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
     /* interface.md bounds what clients receive; a backend is held to the
      * same bound as this pod's own clients (envelope.h). */
     if (pl->len > rb->cfg->max_message + ENVELOPE_SLACK) {
-        count_drop(&rb->oversize_dropped, "oversize_dropped", "over MAX_MESSAGE_SIZE + 1 KiB", ch,
+        count_drop(&rb->counters.oversize_dropped, "oversize_dropped", "over MAX_MESSAGE_SIZE + 1 KiB", ch,
                    pl->len);
         return;
     }
@@ -197,8 +197,8 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
         redis_receive_overload(s);
         return;
     }
-    atomic_fetch_add(&rb->received, 1);
+    atomic_fetch_add(&rb->counters.received, 1);
     if (rc > 0)
-        atomic_fetch_add(&rb->overload_dropped, 1);
+        atomic_fetch_add(&rb->counters.overload_dropped, 1);
 }
 

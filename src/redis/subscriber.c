@@ -211,8 +211,8 @@ static void refuse_room(struct sub *s, const char *room, const char *why)
         return;
     if (waited)
         release_waiters(s->rb, room);
-    atomic_fetch_add(&s->rb->refused, 1);
-    atomic_fetch_add(&s->rb->rooms_refused, 1);
+    atomic_fetch_add(&s->rb->counters.refused, 1);
+    atomic_fetch_add(&s->rb->counters.rooms_refused, 1);
     /* Told once per refusal, not at every retry. */
     for (size_t i = 0; i < s->ntold; i++)
         if (strcmp(s->told[i], room) == 0)
@@ -407,7 +407,7 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
             if (!send_cmd(s, sn, subscribe ? CMD_SUB : CMD_UNSUB, chans, end - i))
                 node_failed(s, sn, now, false);
             else
-                atomic_fetch_add(subscribe ? &rb->subscribes : &rb->unsubscribes,
+                atomic_fetch_add(subscribe ? &rb->counters.subscribes : &rb->counters.unsubscribes,
                                  (uint64_t)(end - i));
         } else if (subscribe) {
             /* Its node is down: a failover may have moved the slot, so the
@@ -435,7 +435,7 @@ static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool h
         else
             log_warn("redis: %s; its rooms are subscribed again where Redis then serves them",
                      l->err);
-        atomic_fetch_add(&rb->reconnects, 1);
+        atomic_fetch_add(&rb->counters.reconnects, 1);
     } else {
         redis_backoff_log(&l->bo, "subscriber", l->err);
     }
@@ -677,7 +677,7 @@ static uint64_t tend(struct sub *s, uint64_t now)
     }
     if (s->refused_retry_ms && now >= s->refused_retry_ms) {
         s->refused_retry_ms = 0;
-        atomic_store(&rb->rooms_refused, 0);
+        atomic_store(&rb->counters.rooms_refused, 0);
         registry_sub_take_refused(reg, batch_add, &s->batch);
         route(s, true, now);
     }

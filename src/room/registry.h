@@ -76,12 +76,12 @@ struct registry_top {
 int registry_init(struct room_registry *reg);
 void registry_free(struct room_registry *reg);
 
-/* A member joins room. Returns true when its welcome may go now; false when
- * the room's subscription is on its way: the subscriber's ready callback
- * (registry_sub_confirmed) or registry_sub_gone will say when; *gen is the
- * subscriber connection it waits on, so that the release for an earlier
- * connection does not release it. -1 when out
- * of memory (nothing was counted). Workers. */
+/* A member joins room. Returns 1 when its welcome may go now; 0 when the
+ * room's subscription is on its way: the subscriber's ready callback
+ * (registry_sub_confirmed) or registry_sub_gone will say when, and *gen is
+ * the subscriber connection it waits on, so that the release for an earlier
+ * connection does not release it; -1 when out of memory (nothing was
+ * counted). Workers. */
 int registry_join(struct room_registry *reg, const char *room, uint64_t *gen);
 
 /* A member leaves room; now_ms starts the linger of a room left empty. */

@@ -26,5 +26,7 @@ Suite *hmap_suite(void);
 Suite *list_suite(void);
 Suite *room_suite(void);
 Suite *inbox_suite(void);
+Suite *stats_suite(void);
+Suite *send_ring_suite(void);
 
 #endif

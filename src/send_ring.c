@@ -1,0 +1,125 @@
+/* send_ring.c: a connection's queue of frames (send_ring.h). */
+#include "send_ring.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+
+#include "ws/frame.h"
+
+static bool is_pong(const struct fbuf *b)
+{
+    return (b->data[0] & 0x0f) == WS_OP_PONG;
+}
+
+/* cap slots (>= n), oldest first at slot 0. */
+static bool resize(struct send_ring *r, uint32_t cap)
+{
+    struct fbuf **s = malloc(cap * sizeof(*s));
+    if (!s)
+        return false;
+    for (uint32_t i = 0; i < r->n; i++)
+        s[i] = r->slot[(r->head + i) % r->cap];
+    free(r->slot);
+    r->slot = s;
+    r->cap = cap;
+    r->head = 0;
+    return true;
+}
+
+bool send_ring_push(struct send_ring *r, struct fbuf *b, uint32_t max)
+{
+    if (r->n == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : SEND_RING_MIN;
+        if (cap > max)
+            cap = max;
+        if (r->n >= cap || !resize(r, cap))
+            return false;
+    }
+    r->slot[(r->head + r->n) % r->cap] = b;
+    r->n++;
+    return true;
+}
+
+static void pop(struct send_ring *r)
+{
+    fbuf_unref(r->slot[r->head]);
+    r->head = (r->head + 1) % r->cap;
+    r->n--;
+    r->head_off = 0;
+}
+
+/* Takes written bytes off the front; returns the pongs wholly written. */
+static unsigned consume(struct send_ring *r, size_t written)
+{
+    unsigned pongs = 0;
+    while (written > 0) {
+        struct fbuf *b = r->slot[r->head];
+        size_t rest = b->len - r->head_off;
+        if (written < rest) {
+            r->head_off += (uint32_t)written;
+            break;
+        }
+        written -= rest;
+        pongs += is_pong(b);
+        pop(r);
+    }
+    return pongs;
+}
+
+int send_ring_write(struct send_ring *r, int fd, unsigned *pongs)
+{
+    unsigned done = 0;
+    int rc = 1;
+    while (r->n > 0) {
+        struct iovec iov[SEND_RING_IOV];
+        size_t k = 0, total = 0;
+        for (uint32_t i = 0; i < r->n && k < SEND_RING_IOV; i++, k++) {
+            struct fbuf *b = r->slot[(r->head + i) % r->cap];
+            size_t skip = i == 0 ? r->head_off : 0;
+            iov[k].iov_base = b->data + skip;
+            iov[k].iov_len = b->len - skip;
+            total += iov[k].iov_len;
+        }
+        ssize_t n = writev(fd, iov, (int)k);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+            break;
+        }
+        done += consume(r, (size_t)n);
+        if ((size_t)n < total) {
+            rc = 0;
+            break;
+        }
+    }
+    if (pongs)
+        *pongs = done;
+    return rc;
+}
+
+unsigned send_ring_drop_unwritten(struct send_ring *r)
+{
+    uint32_t keep = r->n > 0 && r->head_off ? 1 : 0;
+    while (r->n > keep) {
+        r->n--;
+        fbuf_unref(r->slot[(r->head + r->n) % r->cap]);
+    }
+    return keep && is_pong(r->slot[r->head]) ? 1 : 0;
+}
+
+void send_ring_shrink(struct send_ring *r)
+{
+    if (r->n == 0 && r->cap > SEND_RING_MIN)
+        resize(r, SEND_RING_MIN);
+}
+
+void send_ring_free(struct send_ring *r)
+{
+    while (r->n > 0)
+        pop(r);
+    free(r->slot);
+    r->slot = NULL;
+    r->cap = r->head = r->head_off = 0;
+}
