@@ -3,7 +3,10 @@
  * config_load takes a lookup function instead of calling getenv, and the
  * machine-dependent defaults as arguments, so tests drive it with tables. A
  * value that does not parse is an error naming the variable: the server never
- * starts on a half-understood configuration. Empty counts as unset. */
+ * starts on a half-understood configuration. Empty counts as unset.
+ *
+ * Threads: the main thread loads and frees it, before the server's threads
+ * start and after they end; they only read it. */
 #ifndef CHAT_CONFIG_H
 #define CHAT_CONFIG_H
 

@@ -210,6 +210,10 @@ struct stats_view {
     int shutting_down;
 };
 
+/* stats_json and stats_metrics run on the thread that asks (the acceptor,
+ * per request): they only read the counters, with relaxed loads, and take
+ * the registry's lock for the room count. */
+
 /* The JSON of interface.md. Returns a heap string the caller frees, or NULL. */
 char *stats_json(const struct stats_view *v);
 

@@ -122,8 +122,10 @@ struct conn {
     struct conn *dead_next;
     struct fbuf *pong;      /* past PONG_MAX: the answer to the latest ping, waiting for
                              * a queued pong to be written */
-    struct backlog *paused; /* set while the connection is not read; while awaiting, a
-                             * backlog on no list, holding the bytes sent so far */
+    struct held_input *held; /* set while the connection is not read, for one of two
+                              * reasons: awaiting (its room's subscription) or on
+                              * the worker's credit_wait list (a message no inbox
+                              * could admit yet) */
 };
 
 /* Who a connection is. Allocated once at adoption, so an idle connection
@@ -134,16 +136,18 @@ struct conn_ident {
     char id[];          /* the client id, NUL-terminated */
 };
 
-/* What a connection holds while it is not read: the message no lane could
- * admit, and the bytes that came after it. Owned by the connection's worker;
- * on that worker's list of paused connections, oldest first. */
-struct backlog {
+/* What a connection holds while it is not read: the bytes that came after
+ * the point where reading stopped and, while waiting for credit, the message
+ * no inbox could admit. Owned by the connection's worker. Waiting for credit,
+ * it is on that worker's credit_wait list, oldest first; awaiting its room's
+ * subscription, on no list (the room's waiting list holds the connection). */
+struct held_input {
     struct conn *conn;
     struct fbuf *parked; /* one reference */
     uint8_t *rest;       /* heap copy of the unparsed bytes, or NULL */
     size_t rest_len;
     uint64_t gen; /* while awaiting: the subscriber connection it waits on */
-    struct list_node link; /* in the worker's paused list */
+    struct list_node link; /* waiting for credit: in the worker's credit_wait list */
 };
 
 /* Heartbeat timers: every connection sits on one spoke; a spoke's
@@ -173,7 +177,8 @@ struct worker {
     struct wheel wheel;
     struct conn *dirty;
     struct conn *dead;
-    struct list paused; /* of backlog: connections not read, oldest first */
+    struct list credit_wait; /* of held_input: connections not read until a message of
+                              * theirs is admitted, oldest first */
     struct fbuf *ping; /* shared empty ping frame */
     struct json_out out;
     uint64_t rng;
@@ -246,11 +251,11 @@ static void write_close_now(struct conn *c, uint16_t code, const char *reason)
     (void)rc;
 }
 
-/* Registers what we wait for: input unless the connection is paused,
+/* Registers what we wait for: input unless the connection holds its input,
  * output only after a short write. */
 static void watch(struct worker *w, struct conn *c, bool out)
 {
-    struct epoll_event ev = {.events = (c->paused ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0),
+    struct epoll_event ev = {.events = (c->held ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0),
                              .data.ptr = c};
     if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
         c->out_armed = out;
@@ -499,11 +504,11 @@ static bool publish(struct worker *w, struct fbuf *b)
     return true;
 }
 
-/* Stops reading c, keeping b (the caller's reference becomes the backlog's)
+/* Stops reading c, keeping b (the caller's reference becomes the held input's)
  * and the bytes after it, until retry_paused gets b admitted. */
 static void pause_reading(struct worker *w, struct conn *c, struct fbuf *b)
 {
-    struct backlog *bl = calloc(1, sizeof(*bl));
+    struct held_input *bl = calloc(1, sizeof(*bl));
     if (!bl) {
         bump(&w->counters->dropped, 1);
         fbuf_unref(b);
@@ -512,24 +517,24 @@ static void pause_reading(struct worker *w, struct conn *c, struct fbuf *b)
     }
     bl->conn = c;
     bl->parked = b;
-    list_push_tail(&w->paused, &bl->link);
-    c->paused = bl;
+    list_push_tail(&w->credit_wait, &bl->link);
+    c->held = bl;
     bump(&w->counters->reads_paused, 1);
     bump(&w->counters->paused_now, 1);
     watch(w, c, c->out_armed);
 }
 
-/* Takes c off the list of paused connections and frees its backlog (the
+/* Takes c off the credit_wait list and frees its held input (the
  * parked message is the caller's to have dealt with). Returns the unparsed
  * bytes it held, which the caller frees. */
 static uint8_t *unpause(struct worker *w, struct conn *c, size_t *rest_len)
 {
-    struct backlog *bl = c->paused;
-    list_unlink(&w->paused, &bl->link);
+    struct held_input *bl = c->held;
+    list_unlink(&w->credit_wait, &bl->link);
     uint8_t *rest = bl->rest;
     *rest_len = bl->rest_len;
     free(bl);
-    c->paused = NULL;
+    c->held = NULL;
     bump(&w->counters->paused_now, -1);
     return rest;
 }
@@ -542,16 +547,16 @@ static void process_bytes(struct worker *w, struct conn *c, uint8_t *buf, size_t
 static void retry_paused(struct worker *w)
 {
     size_t tries = 0;
-    for (struct list_node *n = w->paused.head; n; n = n->next)
+    for (struct list_node *n = w->credit_wait.head; n; n = n->next)
         tries++;
-    while (tries-- > 0 && w->paused.head) {
-        struct conn *c = list_entry(w->paused.head, struct backlog, link)->conn;
-        if (c->state == CONN_DEAD || !publish(w, c->paused->parked)) {
+    while (tries-- > 0 && w->credit_wait.head) {
+        struct conn *c = list_entry(w->credit_wait.head, struct held_input, link)->conn;
+        if (c->state == CONN_DEAD || !publish(w, c->held->parked)) {
             /* Still waiting: to the back, so every connection gets its turn. */
-            list_push_tail(&w->paused, list_pop_head(&w->paused));
+            list_push_tail(&w->credit_wait, list_pop_head(&w->credit_wait));
             continue;
         }
-        fbuf_unref(c->paused->parked);
+        fbuf_unref(c->held->parked);
         size_t len;
         uint8_t *rest = unpause(w, c, &len);
         /* The wait was ours, not the client's silence. */
@@ -659,17 +664,17 @@ static void process_bytes(struct worker *w, struct conn *c, uint8_t *buf, size_t
         case WS_EV_MESSAGE:
             if (c->state == CONN_OPEN)
                 on_message(w, c, &ev);
-            if (c->paused) {
+            if (c->held) {
                 /* Keep what came after the parked message for later; the
                  * buffer is shared (or about to be freed). */
                 if (off < n) {
-                    c->paused->rest = malloc(n - off);
-                    if (!c->paused->rest) {
+                    c->held->rest = malloc(n - off);
+                    if (!c->held->rest) {
                         kill_conn(w, c);
                         return;
                     }
-                    memcpy(c->paused->rest, buf + off, n - off);
-                    c->paused->rest_len = n - off;
+                    memcpy(c->held->rest, buf + off, n - off);
+                    c->held->rest_len = n - off;
                 }
                 return;
             }
@@ -747,7 +752,7 @@ static void admit(struct worker *w, struct conn *c)
  * its request head. Returns 0 or -ENOMEM. */
 static int hold(struct worker *w, struct conn *c, const uint8_t *extra, size_t len, uint64_t gen)
 {
-    struct backlog *bl = calloc(1, sizeof(*bl));
+    struct held_input *bl = calloc(1, sizeof(*bl));
     if (!bl || (len && !(bl->rest = malloc(len)))) {
         free(bl);
         return -ENOMEM;
@@ -757,7 +762,7 @@ static int hold(struct worker *w, struct conn *c, const uint8_t *extra, size_t l
     bl->rest_len = len;
     bl->conn = c;
     bl->gen = gen;
-    c->paused = bl;
+    c->held = bl;
     c->awaiting = 1;
     watch(w, c, c->out_armed);
     return 0;
@@ -767,8 +772,8 @@ static int hold(struct worker *w, struct conn *c, const uint8_t *extra, size_t l
  * its welcome and is read again, starting with what it sent meanwhile. */
 static void release(struct worker *w, struct conn *c)
 {
-    struct backlog *bl = c->paused;
-    c->paused = NULL;
+    struct held_input *bl = c->held;
+    c->held = NULL;
     c->awaiting = 0;
     if (room_admit(c->room, &c->room_m) < 0) {
         registry_leave(w->env.rooms, c->room->name, w->now);
@@ -801,7 +806,7 @@ static void on_room_ready(struct worker *w, const char *room, uint64_t gen)
     }
     for (uint32_t i = 0; i < w->all.n; i++) {
         struct conn *c = container_of(w->all.members[i], struct conn, any_m);
-        if (c->awaiting && c->paused->gen <= gen)
+        if (c->awaiting && c->held->gen <= gen)
             release(w, c);
     }
 }
@@ -899,14 +904,14 @@ static void free_conn(struct worker *w, struct conn *c)
     close(c->fd);
     wheel_unlink(w, c);
     if (c->awaiting) {
-        free(c->paused->rest);
-        free(c->paused);
-        c->paused = NULL;
+        free(c->held->rest);
+        free(c->held);
+        c->held = NULL;
     }
-    if (c->paused) {
+    if (c->held) {
         /* A message the client sent and we could not pass on before it went. */
         bump(&w->counters->dropped, 1);
-        fbuf_unref(c->paused->parked);
+        fbuf_unref(c->held->parked);
         size_t len;
         free(unpause(w, c, &len));
     }
@@ -971,7 +976,7 @@ static void heartbeat(struct worker *w, struct conn *c)
             wheel_schedule(w, c, c->close_deadline_ms);
         return;
     }
-    if (c->paused) {
+    if (c->held) {
         /* Not read by our choice: its silence is not the client's. */
         c->last_rx_ms = now;
     }
@@ -1126,16 +1131,16 @@ static void *worker_main(void *arg)
             }
             if (c->state == CONN_DEAD)
                 continue;
-            if (c->paused && (events[i].events & (EPOLLHUP | EPOLLERR)))
+            if (c->held && (events[i].events & (EPOLLHUP | EPOLLERR)))
                 kill_conn(w, c); /* gone while we were not reading it */
-            else if (!c->paused && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+            else if (!c->held && (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
                 on_readable(w, c);
             if (c->state != CONN_DEAD && (events[i].events & EPOLLOUT)) {
                 flush(w, c);
                 queue_held_pong(w, c);
             }
         }
-        if (w->paused.head)
+        if (w->credit_wait.head)
             retry_paused(w);
         /* SIGTERM: the main thread sets the flag and kicks every worker. */
         if (!w->draining && atomic_load(w->env.shutting_down))
