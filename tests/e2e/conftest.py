@@ -321,3 +321,26 @@ def redis_cluster():
     yield start
     for c in clusters:
         c.close()
+
+
+@pytest.fixture
+def cluster_pods(start_server, redis_cluster):
+    cl = redis_cluster()
+    pods = [start_server(REDIS_URL=cl.url(), REDIS_CLUSTER="true", POD_ID=f"pod-{i}")
+            for i in (1, 2)]
+    for p in pods:
+        wait_for(lambda: ready(p), 15, "the pod to be ready")
+    return cl, pods
+
+
+@pytest.fixture(params=["standalone", "redis", "cluster"])
+def any_pods(request, start_server):
+    """Two pods as each mode has them: in standalone mode one server stands
+    for both (its clients are all on one pod); with a single Redis and with a
+    Redis Cluster, two pods. Returns (mode, (p1, p2))."""
+    if request.param == "standalone":
+        srv = start_server(POD_ID="pod-1")
+        return request.param, (srv, srv)
+    fixture = "two_pods" if request.param == "redis" else "cluster_pods"
+    _, pods = request.getfixturevalue(fixture)
+    return request.param, pods

@@ -64,3 +64,19 @@ def test_only_main_and_server_know_the_server():
                    for p in glob.glob(os.path.join(SRC, "**", "*.[ch]"), recursive=True)
                    if '#include "server.h"' in open(p).read())
     assert knows == ["main.c", "server.c"]
+
+
+def test_test_helpers_shadow_no_module():
+    """A helper module of these tests must not take the name of a standard
+    module or an installed package (tests/e2e/jwt.py once hid PyJWT)."""
+    import importlib.machinery
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    others = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    helpers = [os.path.splitext(n)[0] for n in os.listdir(here)
+               if n.endswith(".py") and not n.startswith("test_") and n != "conftest.py"]
+    assert len(helpers) >= 5
+    for name in helpers:
+        assert name not in sys.stdlib_module_names, f"{name}.py shadows the standard library"
+        assert importlib.machinery.PathFinder.find_spec(name, others) is None, \
+            f"{name}.py shadows an installed module"

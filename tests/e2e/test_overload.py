@@ -182,7 +182,6 @@ def test_second_signal_exits_at_once(start_server):
     mute = joined(srv.port, "/ws/lobby")  # never answers the close: shutdown would wait 60 s
     srv.terminate()
     wait_for(lambda: srv.stats()["shutting_down"], 5, "the shutdown to begin")
-    t0 = time.monotonic()
     srv.proc.send_signal(2)  # SIGINT, as a second Ctrl-C
     srv.expect_code = 128 + 2
     # Without the second signal the shutdown would wait 60 s for mute.

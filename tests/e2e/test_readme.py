@@ -1,5 +1,6 @@
-"""The README's terminal examples, run as printed: the blocks under
-<!-- test: NAME --> markers, with only localhost:8080 and redis-cli's port
+"""The terminal examples of the README and docs/, run as printed: the
+blocks under <!-- test: NAME --> markers (test_docs.py checks every sh
+block has such a marker or says why it is not run), with only localhost:8080 and redis-cli's port
 changed to the test's own. websocat is the real one when installed, else
 tests/e2e/websocat.py stands in for it (same command line, same behaviour
 for lines of text)."""
@@ -10,23 +11,15 @@ import re
 import shutil
 import stat
 import subprocess
-import tempfile
 import threading
 
 import pytest
 
 from conftest import ready, wait_for
+from doc_blocks import block
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-README = os.path.join(HERE, "..", "..", "README.md")
 T = 5
-
-
-def block(name):
-    text = open(README, encoding="utf-8").read()
-    m = re.search(r"<!-- test: " + re.escape(name) + r" -->\n```sh\n(.*?)```", text, re.S)
-    assert m, f"README has no block marked test: {name}"
-    return [line for line in m.group(1).splitlines() if line.strip()]
 
 
 @pytest.fixture
