@@ -51,6 +51,7 @@
 #include "send_ring.h"
 #include "stats.h"
 #include "thread.h"
+#include "wheel.h"
 #include "ws/auth.h"
 #include "ws/frame.h"
 
@@ -66,7 +67,6 @@
 #define CONTROL_SLOTS (PONG_MAX + 4)
 /* How long we wait for the client's close after sending ours. */
 #define CLOSE_WAIT_MS 2000
-#define WHEEL_SPOKES 256
 /* The envelope buffer is kept between messages up to this size; a larger
  * one (a big message) is given back at once. */
 #define OUT_KEEP (256u << 10)
@@ -116,8 +116,7 @@ struct conn {
         uint64_t close_deadline_ms; /* CONN_CLOSING: when we stop waiting for the client */
     };
     uint64_t expires_ms; /* when its token expires (monotonic); 0: never */
-    uint64_t due_tick;
-    struct list_node tw; /* in its timer wheel spoke */
+    struct wheel_timer timer; /* its next heartbeat look (or close deadline) */
     struct conn *dirty_next;
     struct conn *dead_next;
     struct fbuf *pong;      /* past PONG_MAX: the answer to the latest ping, waiting for
@@ -148,16 +147,6 @@ struct held_input {
     size_t rest_len;
     uint64_t gen; /* while awaiting: the subscriber connection it waits on */
     struct list_node link; /* waiting for credit: in the worker's credit_wait list */
-};
-
-/* Heartbeat timers: every connection sits on one spoke; a spoke's
- * connections are looked at when its tick comes, and put back where their
- * next deadline falls. Receiving data only updates last_rx_ms, so a busy
- * connection costs nothing until its spoke comes round. */
-struct wheel {
-    struct list spoke[WHEEL_SPOKES]; /* of conn, by tw */
-    uint64_t tick_ms;
-    uint64_t cur_tick;
 };
 
 struct worker {
@@ -205,26 +194,6 @@ static uint64_t next_random(struct worker *w)
 static void bump(atomic_uint_fast64_t *c, int64_t by)
 {
     atomic_fetch_add_explicit(c, (uint_fast64_t)by, memory_order_relaxed);
-}
-
-/* ---- timer wheel ---- */
-
-static void wheel_unlink(struct worker *w, struct conn *c)
-{
-    struct list *spoke = &w->wheel.spoke[c->due_tick % WHEEL_SPOKES];
-    if (c->tw.prev || spoke->head == &c->tw) /* scheduled at all */
-        list_unlink(spoke, &c->tw);
-}
-
-static void wheel_schedule(struct worker *w, struct conn *c, uint64_t at_ms)
-{
-    uint64_t tick = at_ms / w->wheel.tick_ms;
-    if (tick <= w->wheel.cur_tick)
-        tick = w->wheel.cur_tick + 1;
-    if (tick - w->wheel.cur_tick >= WHEEL_SPOKES)
-        tick = w->wheel.cur_tick + WHEEL_SPOKES - 1;
-    c->due_tick = tick;
-    list_push_head(&w->wheel.spoke[tick % WHEEL_SPOKES], &c->tw);
 }
 
 /* ---- connection death and writing ---- */
@@ -453,8 +422,8 @@ static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, s
     fbuf_unref(b);
     c->close_queued = 1;
     c->close_deadline_ms = w->draining ? w->drain_deadline_ms : w->now + CLOSE_WAIT_MS;
-    wheel_unlink(w, c);
-    wheel_schedule(w, c, c->close_deadline_ms);
+    wheel_cancel(&w->wheel, &c->timer);
+    wheel_schedule(&w->wheel, &c->timer, c->close_deadline_ms);
 }
 
 /* Starts the closing handshake from our side, after what is queued. */
@@ -811,82 +780,101 @@ static void on_room_ready(struct worker *w, const char *room, uint64_t gen)
     }
 }
 
-static void adopt(struct worker *w, struct conn_handoff *h)
+/* A connection for h's socket, registered with epoll and counted in the
+ * worker's list of all connections; NULL (the socket closed, h still the
+ * caller's) when that fails. */
+static struct conn *new_conn(struct worker *w, const struct conn_handoff *h)
 {
     struct conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        close(h->fd);
-        free(h);
-        return;
-    }
-    c->fd = h->fd;
-    c->kind = (uint8_t)h->kind;
     size_t idlen = strlen(h->client_id);
-    c->ident = malloc(sizeof(*c->ident) + idlen + 1);
-    if (c->ident) {
-        c->ident->addr = h->client_addr;
-        c->ident->counted = h->ip_counted;
-        memcpy(c->ident->id, h->client_id, idlen + 1);
+    struct conn_ident *ident = malloc(sizeof(*ident) + idlen + 1);
+    if (ident) {
+        ident->addr = h->client_addr;
+        ident->counted = h->ip_counted;
+        memcpy(ident->id, h->client_id, idlen + 1);
     } else if (h->ip_counted) {
         ip_counts_release(w->env.ip_counts, &h->client_addr);
     }
-    ws_frame_parser_init(&c->parser, WS_ROLE_SERVER, w->cfg->max_message);
-    c->last_rx_ms = w->now;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    bool ok = c->ident && epoll_ctl(w->epfd, EPOLL_CTL_ADD, c->fd, &ev) == 0 &&
-              room_add(&w->all, &c->any_m) == 0;
-    if (!ok) {
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
-        release_ident(w, c->ident);
+    if (!c || !ident || epoll_ctl(w->epfd, EPOLL_CTL_ADD, h->fd, &ev) < 0 ||
+        room_add(&w->all, &c->any_m) < 0) {
+        if (c && ident)
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+        close(h->fd);
+        release_ident(w, ident);
         free(c);
-        free(h);
         bump(&w->counters->closed, 1);
+        return NULL;
+    }
+    c->fd = h->fd;
+    c->kind = (uint8_t)h->kind;
+    c->ident = ident;
+    c->in_all = 1;
+    c->read_only = h->read_only;
+    c->last_rx_ms = w->now;
+    ws_frame_parser_init(&c->parser, WS_ROLE_SERVER, w->cfg->max_message);
+    w->nconns++;
+    return c;
+}
+
+/* The token is good until exp plus the leeway the upgrade allowed (auth.h):
+ * one rule. exp is wall-clock time (at most WS_AUTH_EXP_MAX, so this cannot
+ * overflow); the wheel runs on the monotonic clock. */
+static void token_deadline(struct worker *w, struct conn *c, int64_t exp)
+{
+    int64_t left = (exp + WS_AUTH_LEEWAY_S) * 1000 - (int64_t)clock_wall_ms();
+    c->expires_ms = w->now + (left > 0 ? (uint64_t)left : 0);
+    if (c->expires_ms == 0)
+        c->expires_ms = 1;
+}
+
+/* A chat connection joins its room (or the global scope): admitted at once
+ * when the room is ready on this pod, held until its subscription is
+ * confirmed otherwise. */
+static void enter_room(struct worker *w, struct conn *c, struct conn_handoff *h)
+{
+    uint64_t gen = 0;
+    int ready = h->has_room ? registry_join(w->env.rooms, h->room, &gen) : 1;
+    if (ready > 0) {
+        c->room = h->has_room ? room_join(&w->rooms, h->room, &c->room_m) : NULL;
+        if (h->has_room && !c->room)
+            registry_leave(w->env.rooms, h->room, w->now);
+        if (h->has_room == (c->room != NULL))
+            admit(w, c);
+        else
+            kill_conn(w, c);
         return;
     }
-    c->in_all = 1;
-    w->nconns++;
-    c->read_only = h->read_only;
-    if (h->token_exp) {
-        /* The token is good until exp plus the leeway the upgrade allowed
-         * (auth.h): one rule. exp is wall-clock time (at most
-         * WS_AUTH_EXP_MAX, so this cannot overflow); the wheel runs on the
-         * monotonic clock. */
-        int64_t left = (h->token_exp + WS_AUTH_LEEWAY_S) * 1000 - (int64_t)clock_wall_ms();
-        c->expires_ms = w->now + (left > 0 ? (uint64_t)left : 0);
-        if (c->expires_ms == 0)
-            c->expires_ms = 1;
+    if (ready < 0) {
+        kill_conn(w, c);
+        return;
     }
-    schedule_check(w, c, w->now);
+    /* Its room's subscription is on its way: the welcome (and reading what
+     * it sends) waits for Redis' confirmation. */
+    c->room = room_join_waiting(&w->rooms, h->room, &c->room_m);
+    if (c->room && hold(w, c, h->extra, h->extra_len, gen) == 0) {
+        h->extra_len = 0;
+        return;
+    }
+    if (c->room)
+        room_leave_waiting(&w->rooms, c->room, &c->room_m);
+    c->room = NULL;
+    registry_leave(w->env.rooms, h->room, w->now);
+    kill_conn(w, c);
+}
 
-    if (c->kind == CONN_CHAT) {
-        uint64_t gen = 0;
-        int ready = h->has_room ? registry_join(w->env.rooms, h->room, &gen) : 1;
-        if (ready > 0) {
-            c->room = h->has_room ? room_join(&w->rooms, h->room, &c->room_m) : NULL;
-            if (h->has_room && !c->room)
-                registry_leave(w->env.rooms, h->room, w->now);
-            if (h->has_room == (c->room != NULL))
-                admit(w, c);
-            else
-                kill_conn(w, c);
-        } else if (ready == 0) {
-            /* Its room's subscription is on its way: the welcome (and
-             * reading what it sends) waits for Redis' confirmation. */
-            c->room = room_join_waiting(&w->rooms, h->room, &c->room_m);
-            if (c->room && hold(w, c, h->extra, h->extra_len, gen) == 0) {
-                h->extra_len = 0;
-            } else {
-                if (c->room)
-                    room_leave_waiting(&w->rooms, c->room, &c->room_m);
-                c->room = NULL;
-                registry_leave(w->env.rooms, h->room, w->now);
-                kill_conn(w, c);
-            }
-        } else {
-            kill_conn(w, c);
-        }
+static void adopt(struct worker *w, struct conn_handoff *h)
+{
+    struct conn *c = new_conn(w, h);
+    if (!c) {
+        free(h);
+        return;
     }
+    if (h->token_exp)
+        token_deadline(w, c, h->token_exp);
+    schedule_check(w, c, w->now);
+    if (c->kind == CONN_CHAT)
+        enter_room(w, c, h);
     /* Counted once it is in its room, so stats never show a connection
      * without its room. */
     bump(&w->counters->connections, 1);
@@ -902,7 +890,7 @@ static void free_conn(struct worker *w, struct conn *c)
 {
     epoll_ctl(w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
-    wheel_unlink(w, c);
+    wheel_cancel(&w->wheel, &c->timer);
     if (c->awaiting) {
         free(c->held->rest);
         free(c->held);
@@ -963,7 +951,7 @@ static void schedule_check(struct worker *w, struct conn *c, uint64_t since)
         at = timeout;
     if (c->expires_ms && c->expires_ms < at)
         at = c->expires_ms;
-    wheel_schedule(w, c, at);
+    wheel_schedule(&w->wheel, &c->timer, at);
 }
 
 static void heartbeat(struct worker *w, struct conn *c)
@@ -973,7 +961,7 @@ static void heartbeat(struct worker *w, struct conn *c)
         if (now >= c->close_deadline_ms)
             kill_conn(w, c);
         else
-            wheel_schedule(w, c, c->close_deadline_ms);
+            wheel_schedule(&w->wheel, &c->timer, c->close_deadline_ms);
         return;
     }
     if (c->held) {
@@ -1005,22 +993,15 @@ static void heartbeat(struct worker *w, struct conn *c)
     schedule_check(w, c, since);
 }
 
-/* Fires every spoke up to now, taking each connection off its spoke before
- * its heartbeat; heartbeat() marks, never frees, and reschedules only into
- * later spokes (wheel_schedule keeps a tick ahead of cur_tick and less than
- * a turn away), so the spoke being fired only ever shrinks. */
+/* Looks at every connection whose tick has come; heartbeat() marks, never
+ * frees, and schedules again only into later ticks (wheel.h). */
 static void run_timers(struct worker *w)
 {
-    uint64_t target = w->now / w->wheel.tick_ms;
-    while (w->wheel.cur_tick < target) {
-        w->wheel.cur_tick++;
-        struct list *spoke = &w->wheel.spoke[w->wheel.cur_tick % WHEEL_SPOKES];
-        struct list_node *n;
-        while ((n = list_pop_head(spoke))) {
-            struct conn *c = list_entry(n, struct conn, tw);
-            if (c->state != CONN_DEAD)
-                heartbeat(w, c);
-        }
+    struct wheel_timer *t;
+    while ((t = wheel_expire(&w->wheel, w->now))) {
+        struct conn *c = list_entry(t, struct conn, timer);
+        if (c->state != CONN_DEAD)
+            heartbeat(w, c);
     }
 }
 
@@ -1113,7 +1094,6 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct epoll_event events[MAX_EVENTS];
     w->now = clock_now_ms();
-    w->wheel.cur_tick = w->now / w->wheel.tick_ms;
 
     for (;;) {
         int timeout = (int)w->wheel.tick_ms;
@@ -1178,13 +1158,14 @@ struct worker *worker_create(const struct worker_env *env, unsigned id)
     uint32_t grace = w->cfg->pong_timeout_ms - w->cfg->ping_interval_ms;
     if (grace < shortest)
         shortest = grace;
-    w->wheel.tick_ms = shortest / 8;
-    if (w->wheel.tick_ms < 5)
-        w->wheel.tick_ms = 5;
+    uint64_t tick_ms = shortest / 8;
+    if (tick_ms < 5)
+        tick_ms = 5;
     /* At most a quarter second: a token's expiry closes its connection
      * within a second of exp. */
-    if (w->wheel.tick_ms > 250)
-        w->wheel.tick_ms = 250;
+    if (tick_ms > 250)
+        tick_ms = 250;
+    wheel_init(&w->wheel, tick_ms, clock_now_ms());
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || w->rng == 0)
         w->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)id;
     w->ping = fbuf_new_frame(WS_OP_PING, NULL, 0);

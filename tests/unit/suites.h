@@ -28,5 +28,6 @@ Suite *room_suite(void);
 Suite *inbox_suite(void);
 Suite *stats_suite(void);
 Suite *send_ring_suite(void);
+Suite *wheel_suite(void);
 
 #endif
