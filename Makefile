@@ -6,7 +6,7 @@ BUILD   ?= build
 CK_FORK ?= yes
 WERROR  ?= 1
 
-PKGS      := libhiredis-dev libssl-dev libcjson-dev check redis-server pkg-config \
+PKGS      := libhiredis-dev libssl-dev libcjson-dev liburing-dev check redis-server pkg-config \
              python3 python3-websockets python3-pytest python3-redis valgrind \
              docker-compose nginx-light openssl python3-cryptography curl
 FUZZ_PKGS := clang libclang-rt-14-dev
@@ -19,8 +19,8 @@ endif
 # The protocol code takes bytes from peers: it also builds with -Wconversion.
 PROTO_WARN := -Wconversion -Wsign-conversion
 
-PKG_CFLAGS := $(shell pkg-config --cflags libcjson hiredis openssl 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libcjson hiredis openssl 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags libcjson hiredis openssl liburing 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libcjson hiredis openssl liburing 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 # CFLAGS and LDFLAGS are the caller's (the sanitizer targets set them);
@@ -35,7 +35,7 @@ PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
              src/redis/seq.c src/redis/cluster.c
 CORE_SRC  := $(PROTO_SRC) src/hmap.c src/config.c src/fbuf.c src/room/room.c src/room/registry.c \
              src/redis/outbox.c src/inbox.c src/fanout.c src/ipaddr.c src/ws/keys.c src/stats.c \
-             src/send_ring.c src/wheel.c
+             src/send_ring.c src/wheel.c src/send_batch.c
 # The threaded server: main, acceptor, workers, logging, the Redis broker.
 MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c \
              src/log.c src/redis/broker.c src/redis/publisher.c src/redis/subscriber.c \
@@ -48,7 +48,7 @@ TEST_SRC := $(wildcard tests/unit/*.c)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 
 .PHONY: all deps browser-deps fuzz-deps test unit e2e compose-check run run-cluster fleet asan tsan fuzz lint \
-        format docs bench soak clean
+        format docs bench compare soak clean
 
 all: $(BUILD)/chat-api
 
@@ -96,13 +96,21 @@ compose-check:
 unit: $(BUILD)/unit-tests
 	CK_FORK=$(CK_FORK) $(BUILD)/unit-tests
 
-# The load generator drives the reconnect-storm test (test_storm.py).
-e2e: $(BUILD)/chat-api $(BUILD)/chat-bench
-	@if ls tests/e2e/test_*.py >/dev/null 2>&1; then \
-	  CHAT_API_BIN=$(abspath $(BUILD)/chat-api) CHAT_BENCH_BIN=$(abspath $(BUILD)/chat-bench) \
-	  CHAT_API_SANITIZER=$(SANITIZER) \
-	    /usr/bin/python3 -m pytest -q tests/e2e; \
-	else echo "e2e: no end-to-end tests yet"; fi
+# The load generator drives the reconnect-storm test (test_storm.py); no-uring
+# runs the server with io_uring refused (test_send_path.py). The send-path
+# suites run a second time with IO_URING=off, so both ways of writing pass
+# them (docs/operations.md, "The send path").
+E2E_ENV = CHAT_API_BIN=$(abspath $(BUILD)/chat-api) CHAT_BENCH_BIN=$(abspath $(BUILD)/chat-bench) \
+          CHAT_NO_URING_BIN=$(abspath $(BUILD)/no-uring) CHAT_API_SANITIZER=$(SANITIZER)
+SEND_PATH_SUITES := tests/e2e/test_chat.py tests/e2e/test_protocol.py tests/e2e/test_overload.py \
+                    tests/e2e/test_send_path.py
+e2e: $(BUILD)/chat-api $(BUILD)/chat-bench $(BUILD)/no-uring
+	$(E2E_ENV) /usr/bin/python3 -m pytest -q tests/e2e
+	$(E2E_ENV) IO_URING=off /usr/bin/python3 -m pytest -q $(SEND_PATH_SUITES)
+
+$(BUILD)/no-uring: tests/helpers/no_uring.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -o $@ $<
 
 # After deps, a fresh make: pkg-config's flags are read once the packages exist.
 run: deps
@@ -149,6 +157,17 @@ bench: deps
 	@./scripts/deps.sh $(BENCH_PKGS)
 	@$(MAKE) --no-print-directory $(BUILD)/chat-api $(BUILD)/chat-bench
 	bench/run.sh
+
+# chat-api against uWebSockets and Node's ws, side by side (bench/compare.sh;
+# the peers in bench/peers/, their versions locked). Not part of make test.
+compare: deps
+	@./scripts/deps.sh $(BENCH_PKGS)
+	@command -v npm >/dev/null 2>&1 || ./scripts/deps.sh nodejs npm
+	@cd bench/peers && if [ ! -f node_modules/.package-lock.json ] || \
+	  [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+	  npm ci --no-audit --no-fund --loglevel=error; fi
+	@$(MAKE) --no-print-directory $(BUILD)/chat-api $(BUILD)/chat-bench
+	bench/compare.sh
 
 # Ten minutes of mixed traffic against two pods and Redis; RSS and descriptors
 # must end flat (bench/soak.py). Not part of make test.

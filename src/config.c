@@ -289,6 +289,16 @@ static int log_level(struct config *c, const char *v, const struct config_defaul
     return say(why, n, "must be debug, info, warn or error");
 }
 
+static int io_uring(struct config *c, const char *v, const struct config_defaults *d, char *why,
+                    size_t n)
+{
+    (void)d;
+    if (strcasecmp(v, "auto") && strcasecmp(v, "off"))
+        return say(why, n, "must be auto or off");
+    c->io_uring = !strcasecmp(v, "auto");
+    return 0;
+}
+
 static int redis_sentinel(struct config *c, const char *v, const struct config_defaults *d,
                           char *why, size_t n)
 {
@@ -423,6 +433,11 @@ static const struct setting settings[] = {
          "the least severe line written to stderr"),
     BOOLEAN("ECHO_ENDPOINT", echo_endpoint, 0,
             "`true`: serve `/api/chat-api/echo` for conformance suites"),
+    TEXT("IO_URING", io_uring, "auto", NULL, "`auto`, `off`",
+         "`auto`: each worker writes its connections through an io_uring, all of a loop "
+         "pass's sends in one system call, and falls back to `writev` where the kernel or a "
+         "container's seccomp profile refuses io_uring (the log says which path runs); `off`: "
+         "always `writev`"),
 };
 
 static void store(struct config *c, const struct setting *s, uint64_t v)

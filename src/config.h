@@ -65,6 +65,7 @@ struct config {
     char redis_tls_cert[512]; /* REDIS_TLS_CERT_FILE; empty: no client certificate */
     char redis_tls_key[512];  /* REDIS_TLS_KEY_FILE */
     bool redis_tls_verify;    /* REDIS_TLS_VERIFY (default true) */
+    bool io_uring;            /* IO_URING: try io_uring for the workers' sends (auto) or not (off) */
 };
 
 /* What the machine says, for the defaults that depend on it. */

@@ -49,8 +49,7 @@ static void pop(struct send_ring *r)
     r->head_off = 0;
 }
 
-/* Takes written bytes off the front; returns the pongs wholly written. */
-static unsigned consume(struct send_ring *r, size_t written)
+unsigned send_ring_consume(struct send_ring *r, size_t written)
 {
     unsigned pongs = 0;
     while (written > 0) {
@@ -67,20 +66,28 @@ static unsigned consume(struct send_ring *r, size_t written)
     return pongs;
 }
 
+size_t send_ring_iov(const struct send_ring *r, struct iovec *iov, size_t max, size_t *total)
+{
+    size_t k = 0, bytes = 0;
+    for (uint32_t i = 0; i < r->n && k < max; i++, k++) {
+        struct fbuf *b = r->slot[(r->head + i) % r->cap];
+        size_t skip = i == 0 ? r->head_off : 0;
+        iov[k].iov_base = b->data + skip;
+        iov[k].iov_len = b->len - skip;
+        bytes += iov[k].iov_len;
+    }
+    *total = bytes;
+    return k;
+}
+
 int send_ring_write(struct send_ring *r, int fd, unsigned *pongs)
 {
     unsigned done = 0;
     int rc = 1;
     while (r->n > 0) {
         struct iovec iov[SEND_RING_IOV];
-        size_t k = 0, total = 0;
-        for (uint32_t i = 0; i < r->n && k < SEND_RING_IOV; i++, k++) {
-            struct fbuf *b = r->slot[(r->head + i) % r->cap];
-            size_t skip = i == 0 ? r->head_off : 0;
-            iov[k].iov_base = b->data + skip;
-            iov[k].iov_len = b->len - skip;
-            total += iov[k].iov_len;
-        }
+        size_t total;
+        size_t k = send_ring_iov(r, iov, SEND_RING_IOV, &total);
         ssize_t n = writev(fd, iov, (int)k);
         if (n < 0 && errno == EINTR)
             continue;
@@ -88,7 +95,7 @@ int send_ring_write(struct send_ring *r, int fd, unsigned *pongs)
             rc = errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
             break;
         }
-        done += consume(r, (size_t)n);
+        done += send_ring_consume(r, (size_t)n);
         if ((size_t)n < total) {
             rc = 0;
             break;

@@ -12,7 +12,9 @@
 #define CHAT_SEND_RING_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "fbuf.h"
 
@@ -35,6 +37,14 @@ bool send_ring_push(struct send_ring *r, struct fbuf *b, uint32_t max);
  * Returns 1 when the ring is empty, 0 when the socket took no more (a short
  * write or EAGAIN: wait for EPOLLOUT), -1 on an error (errno says which). */
 int send_ring_write(struct send_ring *r, int fd, unsigned *pongs);
+
+/* The two halves of a write, for a caller that submits it itself (an
+ * io_uring): send_ring_iov fills iov with up to max of the oldest frames
+ * (the first from its unwritten part) and their byte count in *total;
+ * send_ring_consume takes written bytes off the front and returns how many
+ * pongs went out wholly. */
+size_t send_ring_iov(const struct send_ring *r, struct iovec *iov, size_t max, size_t *total);
+unsigned send_ring_consume(struct send_ring *r, size_t written);
 
 /* Drops every frame not yet begun; a frame half written stays, so the
  * stream stays well formed. Returns the pongs left (0 or 1). */

@@ -48,6 +48,7 @@
 #include "room/envelope.h"
 #include "room/registry.h"
 #include "room/room.h"
+#include "send_batch.h"
 #include "send_ring.h"
 #include "stats.h"
 #include "thread.h"
@@ -164,6 +165,7 @@ struct worker {
     size_t nconns;
 
     struct wheel wheel;
+    struct send_batch *batch; /* this worker's io_uring for sends; NULL: writev (IO_URING) */
     struct conn *dirty;
     struct conn *dead;
     struct list credit_wait; /* of held_input: connections not read until a message of
@@ -280,6 +282,27 @@ static void after_close_sent(struct worker *w, struct conn *c)
     }
 }
 
+static void mark_dirty(struct worker *w, struct conn *c);
+
+/* What a write of c's ring came to (rc as send_ring_write's, or 2: all that
+ * was submitted went out and more is queued, so it is written again in this
+ * pass). */
+static void written(struct worker *w, struct conn *c, int rc, unsigned pongs)
+{
+    c->pongs_queued = (uint8_t)(c->pongs_queued - pongs);
+    if (rc < 0) {
+        kill_conn(w, c);
+        return;
+    }
+    if (rc == 2) {
+        mark_dirty(w, c);
+        return;
+    }
+    set_out(w, c, rc == 0);
+    if (rc == 1 && c->close_queued)
+        after_close_sent(w, c);
+}
+
 /* Writes as much of the ring as the socket takes. */
 static void flush(struct worker *w, struct conn *c)
 {
@@ -287,14 +310,7 @@ static void flush(struct worker *w, struct conn *c)
         return;
     unsigned pongs;
     int rc = send_ring_write(&c->ring, c->fd, &pongs);
-    c->pongs_queued = (uint8_t)(c->pongs_queued - pongs);
-    if (rc < 0) {
-        kill_conn(w, c);
-        return;
-    }
-    set_out(w, c, rc == 0);
-    if (rc == 1 && c->close_queued)
-        after_close_sent(w, c);
+    written(w, c, rc, pongs);
 }
 
 static bool queue_pong(struct worker *w, struct conn *c, struct fbuf *pong);
@@ -1062,6 +1078,40 @@ static void process_inbox(struct worker *w)
     fanout_batch_done(w->fan, w->id);
 }
 
+/* A batched write's outcome (send_batch.h). */
+static void batch_written(void *arg, void *owner, int rc, int err, unsigned pongs)
+{
+    struct worker *w = arg;
+    struct conn *c = owner;
+    (void)err;
+    written(w, c, rc, pongs);
+    queue_held_pong(w, c); /* marks it dirty again: flush_dirty writes it */
+}
+
+static void run_batch(struct worker *w)
+{
+    if (!send_batch_run(w->batch, batch_written, w)) {
+        log_warn("worker %u: io_uring failed; writing with writev from now on", w->id);
+        send_batch_destroy(w->batch);
+        w->batch = NULL;
+    }
+}
+
+/* Adds c's ring to the worker's batch, running the batch first when it is
+ * full. False when the worker writes with writev. */
+static bool batch_add(struct worker *w, struct conn *c)
+{
+    if (!w->batch)
+        return false;
+    if (send_batch_add(w->batch, &c->ring, c->fd, c))
+        return true;
+    run_batch(w);
+    return w->batch && send_batch_add(w->batch, &c->ring, c->fd, c);
+}
+
+/* Writes every connection that got something this pass: through the
+ * worker's io_uring, all of them in one system call per SEND_BATCH_MAX, or
+ * one writev each. */
 static void flush_dirty(struct worker *w)
 {
     while (w->dirty) {
@@ -1071,10 +1121,14 @@ static void flush_dirty(struct worker *w)
             struct conn *c = list;
             list = c->dirty_next;
             c->dirty = 0;
+            if (c->state != CONN_DEAD && c->ring.n > 0 && batch_add(w, c))
+                continue; /* batch_written has its outcome */
             if (c->state != CONN_DEAD)
                 flush(w, c);
             queue_held_pong(w, c); /* marks it dirty again: this loop writes it */
         }
+        if (w->batch)
+            run_batch(w);
     }
 }
 
@@ -1180,6 +1234,14 @@ struct worker *worker_create(const struct worker_env *env, unsigned id)
         worker_destroy(w);
         return NULL;
     }
+    char why[128] = "IO_URING=off";
+    if (w->cfg->io_uring)
+        w->batch = send_batch_create(why, sizeof(why));
+    /* One line for all the workers: they all meet the same kernel. */
+    if (id == 0 && w->batch)
+        log_info("workers send through io_uring (IO_URING=off writes with writev)");
+    else if (id == 0)
+        log_info("workers send with writev (%s)", why);
     return w;
 }
 
@@ -1205,6 +1267,7 @@ void worker_destroy(struct worker *w)
     free(w->chat.members);
     free(w->all.members);
     json_out_free(&w->out);
+    send_batch_destroy(w->batch);
     fbuf_unref(w->ping);
     if (w->epfd >= 0)
         close(w->epfd);

@@ -29,5 +29,6 @@ Suite *inbox_suite(void);
 Suite *stats_suite(void);
 Suite *send_ring_suite(void);
 Suite *wheel_suite(void);
+Suite *send_batch_suite(void);
 
 #endif
