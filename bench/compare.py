@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Prints make compare's table: medians per server and scenario, and the
+ratio ours / each peer, with the targets of issue 19 marked met or not.
+Usage: compare.py DIR ours PEER..."""
+import json
+import os
+import statistics
+import sys
+
+# scenario: (field, what it is, better when, target ratio ours/peer or None)
+FIGURES = [
+    ("fanout", "deliveries_per_server_cpu_s", "deliveries per server CPU-second", "higher", 1.25),
+    ("rooms", "deliveries_per_server_cpu_s", "deliveries per server CPU-second", "higher", 1.25),
+    ("fixed", "server_cores", "server cores at 250,000 deliveries/s", "lower", 0.8),
+    ("fixed", "p99_us", "p99 latency at 250,000 deliveries/s, us", "lower", 1.0),
+    ("idle", "bytes_per_connection", "server bytes per idle connection", "lower", 0.75),
+    ("storm", "handshakes_per_s", "handshakes per second in a storm", "higher", 1.0),
+]
+
+
+def runs(d, server, scenario):
+    path = os.path.join(d, server, scenario + ".jsonl")
+    if not os.path.exists(path):
+        return []
+    return [json.loads(line) for line in open(path) if line.strip()]
+
+
+def main():
+    d, ours, peers = sys.argv[1], sys.argv[2], sys.argv[3:]
+    print(f"{'scenario':8} {'figure':42} {ours:>12} " +
+          " ".join(f"{p:>12} {'ours/' + p:>9} {'target':>8}" for p in peers))
+    clean = True
+    for scenario, field, what, better, target in FIGURES:
+        med = {}
+        for s in [ours] + peers:
+            rs = runs(d, s, scenario)
+            vals = [r[field] for r in rs if field in r]
+            med[s] = statistics.median(vals) if vals else None
+            for r in rs:
+                if r.get("loss", 0) or r.get("dup_or_reorder", 0):
+                    clean = False
+                    print(f"  {s} {scenario}: loss {r.get('loss')}, "
+                          f"duplicates or reordering {r.get('dup_or_reorder')}")
+        cells = f"{scenario:8} {what:42} " + (f"{med[ours]:12.6g}" if med[ours] else f"{'-':>12}")
+        for p in peers:
+            if med[ours] and med[p]:
+                ratio = med[ours] / med[p]
+                met = ratio >= target if better == "higher" else ratio <= target
+                mark = ("met" if met else "not met") if p == "uws" else ""
+                cells += f" {med[p]:12.6g} {ratio:9.2f} {(('>=' if better == 'higher' else '<=') + str(target)) if p == 'uws' else '':>8} {mark}"
+            else:
+                cells += f" {'-':>12} {'-':>9} {'':>8}"
+        print(cells)
+    print("loss, duplicates, reordering: " + ("0 in every run" if clean else "SEE ABOVE"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# make compare: chat-api against uWebSockets (bench/peers/uws.js, the C++
+# core through uWebSockets.js, with its own pub/sub) and Node's ws
+# (bench/peers/ws.js), on the same scenarios with the same generator, server
+# by server within each run, so the machine's mood touches all alike. Each
+# server gets CPU 0 (chat-api with WORKERS=1), the generator CPU 1.
+# RUNS (default 3), DUR (seconds per scenario, default 5), ONLY="fanout idle"
+# and PEERS="uws" narrow it. Results: bench/results/compare/<server>/*.jsonl,
+# the table from bench/compare.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNS=${RUNS:-3}
+DUR=${DUR:-5}
+SERVER_CPU=${SERVER_CPU:-0}
+GEN_CPU=${GEN_CPU:-1}
+OUT=${OUT:-bench/results/compare}
+BIN=${BIN:-build/chat-api}
+PEERS=${PEERS:-uws ws}
+GEN=build/chat-bench
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+for s in ours $PEERS; do mkdir -p "$OUT/$s"; rm -f "$OUT/$s"/*.jsonl; done
+
+pid=""
+cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start() { # server port; sets pid
+    case $1 in
+    ours) env PORT="$2" BIND_ADDR=127.0.0.1 WORKERS=1 LOG_LEVEL=warn \
+              taskset -c "$SERVER_CPU" "$BIN" & ;;
+    uws|ws) env PORT="$2" POD_ID="$1-1" taskset -c "$SERVER_CPU" node "bench/peers/$1.js" & ;;
+    esac
+    pid=$!
+    for _ in $(seq 200); do
+        curl -sf "http://127.0.0.1:$2/healthz" >/dev/null 2>&1 && return 0
+        sleep 0.05
+    done
+    echo "compare: $1 on :$2 did not answer /healthz" >&2
+    exit 1
+}
+
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
+
+scenario() { # name generator-args...
+    local name=$1; shift
+    want "$name" || return 0
+    for s in ours $PEERS; do
+        local port; port=$(free_port)
+        start "$s" "$port"
+        taskset -c "$GEN_CPU" "$GEN" --scenario "$name" --port "$port" --server-pid "$pid" \
+            --duration "$DUR" "$@" >> "$OUT/$s/$name.jsonl" </dev/null
+        kill -TERM "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        pid=""
+    done
+}
+
+echo "compare: ours ($BIN) against $PEERS; $RUNS runs of ${DUR}s; load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+for run in $(seq "$RUNS"); do
+    echo "compare: run $run of $RUNS"
+    scenario fanout --rooms 1 --members 1000 --publishers 1 --window 256
+    scenario rooms  --rooms 100 --members 10 --publishers 2 --window 32
+    scenario fixed  --rooms 1 --members 1000 --publishers 1 --rate 250
+    scenario idle   --idle --rooms 150 --members 100 --sources 16
+    scenario storm  --storm 10000 --rooms 100 --sources 8 --duration 60
+done
+echo "compare: load after: $(cut -d' ' -f1-3 /proc/loadavg)"
+/usr/bin/python3 bench/compare.py "$OUT" ours $PEERS
