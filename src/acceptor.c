@@ -33,6 +33,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -61,6 +62,8 @@
 #define HEAD_DEADLINE_MS 10000
 #define BACKLOG 4096
 #define MAX_EVENTS 256
+/* Pending clients a burst must have reached for its end to trim the heap. */
+#define TRIM_AFTER_BURST 64
 #define FIRST_BUF 512 /* most upgrade requests fit; the buffer doubles up to 8 KiB */
 #define PENDING_MAX ACCEPTOR_PENDING_MAX
 /* How long a client has to send its whole head before it may be evicted to
@@ -112,6 +115,7 @@ struct acceptor {
     struct list pending; /* of struct pending, oldest first */
     struct list gone;    /* dropped during this batch, freed after it */
     unsigned npending;
+    unsigned burst_peak; /* the most clients pending since the last malloc_trim */
     uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
     uint64_t rng;
     uint64_t now;              /* monotonic ms at the start of the batch */
@@ -139,6 +143,8 @@ static void bump(atomic_uint_fast64_t *c)
 static void set_pending(struct acceptor *a, unsigned n)
 {
     a->npending = n;
+    if (n > a->burst_peak)
+        a->burst_peak = n;
     atomic_store_explicit(&a->env.counters->pending_heads, n, memory_order_relaxed);
 }
 
@@ -648,6 +654,16 @@ static void *acceptor_main(void *arg)
             drop(a, p, true);
         }
         bury(a);
+        /* A burst of clients (a storm, a deploy) leaves its heads' buffers
+         * and handoffs free but held by the allocator: once nobody is
+         * pending, they go back to the kernel, so RSS shows the connections
+         * that stayed, not the peak of the burst. */
+        if (a->npending == 0 && a->burst_peak >= TRIM_AFTER_BURST) {
+            a->burst_peak = 0;
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+            malloc_trim(0); /* the sanitizers' allocators keep their own pages */
+#endif
+        }
     }
 }
 

@@ -75,6 +75,10 @@
  * a flood's backlog is freed when it is delivered, but the allocator would
  * keep the pages, and RSS would show the peak of the last burst forever. */
 #define TRIM_EVERY_MS 10000
+/* After a burst of this many new connections the trim comes within
+ * TRIM_SOON_MS: their handoffs, freed here, were the acceptor's. */
+#define TRIM_AFTER_BURST 64
+#define TRIM_SOON_MS 200
 
 #define container_of(p, type, member) ((type *)((char *)(p)-offsetof(type, member)))
 
@@ -105,7 +109,7 @@ struct conn {
     struct room_member room_m; /* in room */
     struct room_member chat_m; /* in the worker's list of chat connections */
     struct room_member any_m;  /* in the worker's list of all connections */
-    struct conn_ident *ident; /* who it is: id and address, one allocation */
+    uint8_t counted;           /* in the server's per-address counts: released on free */
 
     /* Frames waiting to be written: SEND_RING_MIN slots once used, up to
      * SEND_BUFFER + CONTROL_SLOTS under a burst (send_ring.h). */
@@ -126,13 +130,8 @@ struct conn {
                               * reasons: awaiting (its room's subscription) or on
                               * the worker's credit_wait list (a message no inbox
                               * could admit yet) */
-};
-
-/* Who a connection is. Allocated once at adoption, so an idle connection
- * pays for its identity in one block. */
-struct conn_ident {
+    /* Who it is, in the same allocation: an idle connection is one block. */
     struct ipaddr addr; /* the client address (ipaddr.h) */
-    bool counted;       /* in the server's per-address counts: released on free */
     char id[];          /* the client id, NUL-terminated */
 };
 
@@ -176,13 +175,16 @@ struct worker {
     bool draining;
     uint64_t drain_deadline_ms;
     uint64_t next_trim_ms;
+    unsigned adopted_since_trim;
     uint64_t now;
     uint8_t rbuf[READ_BUF_SIZE];
 };
 
-/* An idle connection costs this struct, its id, three list slots and a
- * SEND_RING_MIN ring: well under 1 KiB of user memory. Keep it that way. */
-_Static_assert(sizeof(struct conn) <= 256, "struct conn grew: idle connections must stay small");
+/* An idle connection costs this struct with its id (one allocation: with
+ * the 16-character ids the server makes, a 304-byte block) and three list
+ * slots; its send ring is allocated when something must wait in it. Keep it
+ * that way: bench/README.md measures it (idle). */
+_Static_assert(sizeof(struct conn) <= 272, "struct conn grew: idle connections must stay small");
 
 static uint64_t next_random(struct worker *w)
 {
@@ -251,7 +253,7 @@ static void queue_close(struct worker *w, struct conn *c, const uint8_t *body, s
 static void close_slow_consumer(struct worker *w, struct conn *c)
 {
     bump(&w->counters->slow_consumers_closed, 1);
-    log_debug("worker %u: closing slow consumer %s", w->id, c->ident->id);
+    log_debug("worker %u: closing slow consumer %s", w->id, c->id);
     if (c->state != CONN_OPEN) {
         kill_conn(w, c);
         return;
@@ -463,9 +465,33 @@ static void send_system(struct worker *w, struct conn *c, const struct json_out 
     fbuf_unref(b);
 }
 
+/* The welcome is a connection's first frame: written at once when the
+ * socket takes it whole (it nearly always does), so an idle connection never
+ * allocates its send ring; queued like any frame otherwise. */
+static void send_welcome(struct worker *w, struct conn *c, const struct json_out *o)
+{
+    struct fbuf *b = fbuf_new_frame(WS_OP_TEXT, o->p, o->len);
+    if (!b)
+        return;
+    size_t sent = 0;
+    if (c->ring.n == 0) {
+        ssize_t n = send(c->fd, b->data, b->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            kill_conn(w, c);
+            fbuf_unref(b);
+            return;
+        }
+        sent = n > 0 ? (size_t)n : 0;
+    }
+    /* Part of it went out: it is the ring's only frame, its rest goes first. */
+    if (sent < b->len && enqueue_message(w, c, b, false) && sent > 0)
+        c->ring.head_off = (uint32_t)sent;
+    fbuf_unref(b);
+}
+
 static void fill_ctx(struct worker *w, struct conn *c, struct envelope_ctx *ctx)
 {
-    ctx->client_id = c->ident->id;
+    ctx->client_id = c->id;
     ctx->room = c->room ? c->room->name : NULL;
     ctx->pod_id = w->cfg->pod_id;
     ctx->max_len = w->cfg->max_message + ENVELOPE_SLACK;
@@ -703,12 +729,11 @@ static void on_readable(struct worker *w, struct conn *c)
 
 static void schedule_check(struct worker *w, struct conn *c, uint64_t since);
 
-/* Frees an identity, counting its connection out of its address. */
-static void release_ident(struct worker *w, struct conn_ident *ident)
+/* Counts a connection out of its client address. */
+static void release_addr(struct worker *w, const struct ipaddr *addr, bool counted)
 {
-    if (ident && ident->counted)
-        ip_counts_release(w->env.ip_counts, &ident->addr);
-    free(ident);
+    if (counted)
+        ip_counts_release(w->env.ip_counts, addr);
 }
 
 /* Makes c a recipient (of its room, if any, and of global messages) and
@@ -729,7 +754,7 @@ static void admit(struct worker *w, struct conn *c)
         w->out.len = 0;
         envelope_welcome(&ctx, &w->out);
         if (!w->out.oom)
-            send_system(w, c, &w->out);
+            send_welcome(w, c, &w->out);
     }
 }
 
@@ -801,30 +826,24 @@ static void on_room_ready(struct worker *w, const char *room, uint64_t gen)
  * caller's) when that fails. */
 static struct conn *new_conn(struct worker *w, const struct conn_handoff *h)
 {
-    struct conn *c = calloc(1, sizeof(*c));
     size_t idlen = strlen(h->client_id);
-    struct conn_ident *ident = malloc(sizeof(*ident) + idlen + 1);
-    if (ident) {
-        ident->addr = h->client_addr;
-        ident->counted = h->ip_counted;
-        memcpy(ident->id, h->client_id, idlen + 1);
-    } else if (h->ip_counted) {
-        ip_counts_release(w->env.ip_counts, &h->client_addr);
-    }
+    struct conn *c = calloc(1, sizeof(*c) + idlen + 1);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    if (!c || !ident || epoll_ctl(w->epfd, EPOLL_CTL_ADD, h->fd, &ev) < 0 ||
+    if (!c || epoll_ctl(w->epfd, EPOLL_CTL_ADD, h->fd, &ev) < 0 ||
         room_add(&w->all, &c->any_m) < 0) {
-        if (c && ident)
+        if (c)
             epoll_ctl(w->epfd, EPOLL_CTL_DEL, h->fd, NULL);
         close(h->fd);
-        release_ident(w, ident);
+        release_addr(w, &h->client_addr, h->ip_counted);
         free(c);
         bump(&w->counters->closed, 1);
         return NULL;
     }
+    memcpy(c->id, h->client_id, idlen + 1);
+    c->addr = h->client_addr;
+    c->counted = h->ip_counted;
     c->fd = h->fd;
     c->kind = (uint8_t)h->kind;
-    c->ident = ident;
     c->in_all = 1;
     c->read_only = h->read_only;
     c->last_rx_ms = w->now;
@@ -881,6 +900,7 @@ static void enter_room(struct worker *w, struct conn *c, struct conn_handoff *h)
 
 static void adopt(struct worker *w, struct conn_handoff *h)
 {
+    w->adopted_since_trim++;
     struct conn *c = new_conn(w, h);
     if (!c) {
         free(h);
@@ -938,7 +958,7 @@ static void free_conn(struct worker *w, struct conn *c)
         room_remove(&w->all, &c->any_m);
     send_ring_free(&c->ring);
     ws_frame_parser_free(&c->parser);
-    release_ident(w, c->ident);
+    release_addr(w, &c->addr, c->counted);
     free(c);
     w->nconns--;
     bump(&w->counters->connections, -1);
@@ -1188,9 +1208,12 @@ static void *worker_main(void *arg)
         reap(w);
         if (w->draining && w->nconns == 0)
             break;
+        if (w->adopted_since_trim >= TRIM_AFTER_BURST && w->next_trim_ms > w->now + TRIM_SOON_MS)
+            w->next_trim_ms = w->now + TRIM_SOON_MS;
         if (w->now >= w->next_trim_ms) {
             give_back_memory();
             w->next_trim_ms = w->now + TRIM_EVERY_MS;
+            w->adopted_since_trim = 0;
         }
     }
     atomic_fetch_add(w->env.workers_ended, 1);
