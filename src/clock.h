@@ -17,14 +17,6 @@ static inline uint64_t clock_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* Nanoseconds on the monotonic clock, for measuring short spans. */
-static inline uint64_t clock_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Unix time in milliseconds. */
 static inline int64_t clock_wall_ms(void)
 {

@@ -10,10 +10,10 @@
  * two rooms holds the sum of both: an overestimate, never an underestimate.
  *
  * Admission is all or nothing across lanes, and on each lane
- *   - the lane's work stays within its budget for client messages, and
+ *   - the lane's work stays within FANOUT_BUDGET for client messages, and
  *     within three quarters of it for Redis input, so a flood from Redis
  *     always leaves room for this pod's own clients;
- *   - one bucket's work stays within half of the budget, so one flooded
+ *   - one bucket's work stays within half of FANOUT_BUDGET, so one flooded
  *     room (or the global scope) never fills a lane and other rooms' messages
  *     are admitted and delivered after at most a budget's worth of work;
  *   - an empty lane or bucket admits anything, so a single message larger
@@ -62,23 +62,15 @@ struct conn_handoff {
 
 struct fanout;
 
-/* The budget: work a lane may hold, and so at most this much memory of
- * frames. It is what the lane's worker writes in FANOUT_TARGET_MS, measured
- * (fanout_lane_pace: work delivered over time busy, in windows of
- * FANOUT_PACE_NS), within FANOUT_BUDGET_MIN..MAX: large enough that one
- * room's burst is written in big batches (fan-out throughput falls with
- * smaller budgets: 16 MiB cost 38% of it in bench/README.md's fanout
- * scenario, 64 MiB 13%), small enough that another room's message waits
- * about FANOUT_TARGET_MS at most, on any machine: a slower one (or one under
- * a sanitizer) gets a smaller budget. FANOUT_BUDGET is where it starts. */
+/* Work a lane may hold, and so at most this much memory of frames. About
+ * 40 ms of writing on loopback here: large enough that one room's burst is
+ * written in big batches (fan-out throughput falls with smaller budgets:
+ * 16 MiB cost 38% of it in bench/README.md's fanout scenario, 64 MiB 13%),
+ * small enough that another room's message waits well under 250 ms. */
 #ifndef FANOUT_BUDGET_MIB /* a build-time knob, for benchmarks */
 #define FANOUT_BUDGET_MIB 64u
 #endif
-#define FANOUT_BUDGET ((uint64_t)FANOUT_BUDGET_MIB << 20)
-#define FANOUT_BUDGET_MIN (8ull << 20)
-#define FANOUT_BUDGET_MAX (256ull << 20)
-#define FANOUT_TARGET_MS 100u
-#define FANOUT_PACE_NS (20u * 1000000u)
+#define FANOUT_BUDGET (FANOUT_BUDGET_MIB << 20)
 /* Counted per item on top of its bytes: the queue entry and ring append. */
 #define FANOUT_ITEM_OVERHEAD 64u
 #define FANOUT_BUCKETS 512u
@@ -144,11 +136,5 @@ void fanout_kick_all(struct fanout *f);
 
 /* The work now waiting in lane, in the units above, for stats. Any thread. */
 uint64_t fanout_lane_work(struct fanout *f, unsigned lane);
-
-/* Lane's worker: it delivered work (the costs of the items it took) in
- * busy_ns (from taking its inbox to the end of its writes); the budget
- * follows. Any thread: the lane's current budget. */
-void fanout_lane_pace(struct fanout *f, unsigned lane, uint64_t work, uint64_t busy_ns);
-uint64_t fanout_lane_budget(struct fanout *f, unsigned lane);
 
 #endif

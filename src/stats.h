@@ -131,8 +131,6 @@
     X(rooms, NULL, "rooms", GAUGE, "Rooms with at least one member.")                              \
     X(inbox_work, NULL, "inbox_work_bytes", GAUGE,                                                 \
       "Work waiting in the workers' inboxes: bytes to write, summed over recipients.")            \
-    X(inbox_budget, NULL, "inbox_budget_bytes", GAUGE,                                             \
-      "The workers' inbox budgets, summed: what each writes in 100 ms, as measured.")             \
     X(connected, NULL, "broker_connected", GAUGE, "1 when the broker is connected.")               \
     X(keys, "auth.public_keys", "auth_public_keys", GAUGE,                                         \
       "Public keys in use for RS256 and ES256.")                                                  \
@@ -158,8 +156,7 @@
     X(lost_by_origin, "broker.lost_by_origin", "broker_lost_by_origin_total{origin=\"...\"}",      \
       COUNTER, "Cross-pod messages known to be missing, by the pod that published them.")         \
     X(workers, "workers", NULL, INFO,                                                            \
-      "Per worker: id, connections, inbox_work (bytes of work waiting in its inbox) and "         \
-      "inbox_budget (how much may wait: what it writes in 100 ms, as measured).")                 \
+      "Per worker: id, connections and inbox_work (bytes waiting in its inbox).")                 \
     X(shutting_down, "shutting_down", NULL, INFO, "true once a graceful shutdown began.")
 
 #define STATS_U64_FIELD(f, ...) uint64_t f;

@@ -176,7 +176,6 @@ struct worker {
     uint64_t drain_deadline_ms;
     uint64_t next_trim_ms;
     unsigned adopted_since_trim;
-    uint64_t pass_work; /* costs of the frames taken from the inbox in this pass */
     uint64_t now;
     uint8_t rbuf[READ_BUF_SIZE];
 };
@@ -1090,7 +1089,6 @@ static void process_inbox(struct worker *w)
             free(items[i].ptr);
             break;
         case INBOX_FRAME:
-            w->pass_work += items[i].cost;
             deliver(w, items[i].ptr);
             fanout_delivered(w->fan, w->id, &items[i]);
             fbuf_unref(items[i].ptr);
@@ -1179,8 +1177,6 @@ static void *worker_main(void *arg)
             abort();
         }
         w->now = clock_now_ms();
-        uint64_t busy_from = clock_now_ns();
-        w->pass_work = 0;
         for (int i = 0; i < n; i++) {
             struct conn *c = events[i].data.ptr;
             if (!c) {
@@ -1205,9 +1201,6 @@ static void *worker_main(void *arg)
             begin_drain(w);
         run_timers(w);
         flush_dirty(w);
-        /* The inbox's budget follows what this worker writes while busy. */
-        if (w->pass_work)
-            fanout_lane_pace(w->fan, w->id, w->pass_work, clock_now_ns() - busy_from);
         if (w->draining && w->now >= w->drain_deadline_ms) {
             for (uint32_t i = 0; i < w->all.n; i++)
                 kill_conn(w, container_of(w->all.members[i], struct conn, any_m));

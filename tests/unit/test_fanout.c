@@ -168,43 +168,6 @@ START_TEST(refused_client_is_kicked_when_credit_returns)
 }
 END_TEST
 
-/* The budget follows what the worker writes: 1 MiB per millisecond while
- * busy wants 100 MiB (FANOUT_TARGET_MS); each 20 ms window moves it halfway
- * there; it never leaves FANOUT_BUDGET_MIN..MAX; and a smaller budget
- * admits less (one room: half of it). */
-START_TEST(budget_follows_the_workers_pace)
-{
-    struct fanout *f = fanout_create(1);
-    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET);
-    uint64_t want = (uint64_t)FANOUT_TARGET_MS << 20;
-    fanout_lane_pace(f, 0, 10u << 20, 10 * 1000000u); /* half a window: no change yet */
-    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET);
-    fanout_lane_pace(f, 0, 10u << 20, 10 * 1000000u);
-    ck_assert_uint_eq(fanout_lane_budget(f, 0), (FANOUT_BUDGET + want) / 2);
-    for (int i = 0; i < 30; i++)
-        fanout_lane_pace(f, 0, 20u << 20, 20 * 1000000u);
-    ck_assert_uint_le(fanout_lane_budget(f, 0), want);
-    ck_assert_uint_ge(fanout_lane_budget(f, 0), want - (1u << 20));
-    for (int i = 0; i < 30; i++) /* a very fast worker: capped */
-        fanout_lane_pace(f, 0, 1u << 30, 20 * 1000000u);
-    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MAX);
-    for (int i = 0; i < 60; i++) /* a very slow one: floored */
-        fanout_lane_pace(f, 0, 1000, 20 * 1000000u);
-    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MIN);
-    /* At the floor one room may hold half of it, and no more. */
-    fanout_member(f, 0, 7, 99);
-    struct fbuf *b = fbuf_new_broadcast("{}", 2, "r");
-    unsigned admitted = 0;
-    b->room_hash = 7;
-    while (fanout_post(f, b, FANOUT_FROM_CLIENT) == 0)
-        admitted++;
-    uint64_t cost = 100 * ((uint64_t)b->len + FANOUT_ITEM_OVERHEAD);
-    ck_assert_uint_eq(admitted, FANOUT_BUDGET_MIN / 2 / cost);
-    fbuf_unref(b);
-    fanout_destroy(f);
-}
-END_TEST
-
 Suite *fanout_suite(void)
 {
     Suite *s = suite_create("fanout");
@@ -215,7 +178,6 @@ Suite *fanout_suite(void)
     tcase_add_test(tc, big_message_goes_alone);
     tcase_add_test(tc, all_or_nothing_across_lanes);
     tcase_add_test(tc, refused_client_is_kicked_when_credit_returns);
-    tcase_add_test(tc, budget_follows_the_workers_pace);
     suite_add_tcase(s, tc);
     return s;
 }
