@@ -88,8 +88,14 @@ def test_redis_flood_is_dropped_and_counted(start_server, redis_server):
     and other rooms, whether their messages come from a local client or
     from Redis, are served within 250 ms."""
     r = redis_server()
-    srv = start_server(WORKERS=2, REDIS_URL=f"redis://127.0.0.1:{r.port}", POD_ID="p1",
-                       **server_env())
+    env = server_env()
+    if SANITIZER == "tsan":
+        # ThreadSanitizer slows the subscriber's reading 5-15 times but not
+        # the kernel's writes; through io_uring the workers then keep up
+        # with this flood in bursts, and episodes come and go. With writev
+        # (IO_URING=off) the overload this test is calibrated for holds.
+        env["IO_URING"] = "off"
+    srv = start_server(WORKERS=2, REDIS_URL=f"redis://127.0.0.1:{r.port}", POD_ID="p1", **env)
     wait_for(lambda: ready(srv), 10, "the pod to be ready")
     pid = srv.proc.pid
     big = readers(srv.port, "/ws/big", 100)
