@@ -10,23 +10,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3}
-DUR=${DUR:-5}
-SERVER_CPU=${SERVER_CPU:-0}
-GEN_CPU=${GEN_CPU:-1}
+. bench/lib.sh
 OUT=${OUT:-bench/results/compare}
-BIN=${BIN:-build/chat-api}
 PEERS=${PEERS:-uws ws}
-GEN=build/chat-bench
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 for s in ours $PEERS; do mkdir -p "$OUT/$s"; rm -f "$OUT/$s"/*.jsonl; done
 
 pid=""
 cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null; wait 2>/dev/null || true; }
 trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start() { # server port; sets pid
     case $1 in
@@ -35,15 +27,8 @@ start() { # server port; sets pid
     uws|ws) env PORT="$2" POD_ID="$1-1" taskset -c "$SERVER_CPU" node "bench/peers/$1.js" & ;;
     esac
     pid=$!
-    for _ in $(seq 200); do
-        curl -sf "http://127.0.0.1:$2/healthz" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "compare: $1 on :$2 did not answer /healthz" >&2
-    exit 1
+    wait_http "$2" /healthz
 }
-
-want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 scenario() { # name generator-args...
     local name=$1; shift

@@ -8,20 +8,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUNS=${RUNS:-3}
-DUR=${DUR:-5}
-SERVER_CPU=${SERVER_CPU:-0}
-GEN_CPU=${GEN_CPU:-1}
+. bench/lib.sh
 # ONLY runs write to a folder of their own, so summary.json never mixes runs.
 if [ -n "${ONLY:-}" ]; then OUT=${OUT:-bench/results/only}; else OUT=${OUT:-bench/results}; fi
-BIN=${BIN:-build/chat-api}  # BIN=... compares another build
-GEN=build/chat-bench
 mkdir -p "$OUT"
 rm -f "$OUT"/*.jsonl
-
-# 15000 idle connections (and the 10,000 of the storm) need more descriptors
-# than the default; 20000 is this machine's hard limit.
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 pids=()
 cleanup() {
@@ -29,17 +20,6 @@ cleanup() {
     wait 2>/dev/null || true
 }
 trap cleanup EXIT
-
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-wait_http() { # port path
-    for _ in $(seq 200); do
-        curl -sf "http://127.0.0.1:$1$2" >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "bench: server on :$1 did not answer $2" >&2
-    exit 1
-}
 
 start_server() { # port [VAR=value ...]; sets SRV_PID
     local port=$1; shift
@@ -52,8 +32,6 @@ start_server() { # port [VAR=value ...]; sets SRV_PID
 stop_pid() { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
 gen() { taskset -c "$GEN_CPU" "$GEN" "$@"; }
-
-want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 one_server() { # scenario generator-args...
     local name=$1; shift

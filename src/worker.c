@@ -345,14 +345,12 @@ static void mark_dirty(struct worker *w, struct conn *c)
  * caller's). */
 static bool ring_store(struct worker *w, struct conn *c, struct fbuf *b, bool prepaid)
 {
-    if (!prepaid)
-        fbuf_ref(b);
     if (!send_ring_push(&c->ring, b, w->cfg->send_buffer + CONTROL_SLOTS)) {
-        if (!prepaid)
-            fbuf_unref(b);
         close_slow_consumer(w, c);
         return false;
     }
+    if (!prepaid)
+        fbuf_ref(b); /* the slot's; the caller still holds b */
     mark_dirty(w, c);
     return true;
 }
