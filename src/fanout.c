@@ -15,7 +15,10 @@
 struct lane {
     struct inbox inbox;
     _Alignas(64) atomic_uint_fast64_t work;
+    atomic_uint_fast64_t budget; /* set by the lane's worker (fanout_lane_pace) */
     atomic_int starved; /* a producer was refused since the last batch */
+    /* The lane's worker's own: the window being measured. */
+    uint64_t paced_work, paced_since_ms;
     atomic_uint_fast64_t bucket_work[FANOUT_BUCKETS + 1];
     atomic_uint_fast32_t members[FANOUT_BUCKETS + 1];
 };
@@ -40,7 +43,9 @@ struct fanout *fanout_create(unsigned nlanes)
     for (unsigned i = 0; i < nlanes; i++) {
         struct lane *l = &f->lanes[i];
         atomic_init(&l->work, 0);
+        atomic_init(&l->budget, FANOUT_BUDGET_MIN);
         atomic_init(&l->starved, 0);
+        l->paced_work = l->paced_since_ms = 0;
         for (unsigned s = 0; s <= FANOUT_BUCKETS; s++) {
             atomic_init(&l->bucket_work[s], 0);
             atomic_init(&l->members[s], 0);
@@ -115,11 +120,16 @@ static bool take(atomic_uint_fast64_t *c, uint64_t cost, uint64_t cap)
     return false;
 }
 
+static uint64_t budget_of(const struct lane *l)
+{
+    return atomic_load_explicit(&l->budget, memory_order_relaxed);
+}
+
 static bool reserve(struct lane *l, unsigned bucket, uint64_t cost, uint64_t lane_cap)
 {
     if (!take(&l->work, cost, lane_cap))
         return false;
-    if (take(&l->bucket_work[bucket], cost, FANOUT_BUDGET / 2))
+    if (take(&l->bucket_work[bucket], cost, budget_of(l) / 2))
         return true;
     atomic_fetch_sub(&l->work, cost);
     return false;
@@ -137,9 +147,10 @@ static bool fits(const atomic_uint_fast64_t *c, uint64_t cost, uint64_t cap)
     return now == 0 || now + cost <= cap;
 }
 
-static uint64_t lane_cap(enum fanout_source src)
+static uint64_t lane_cap(const struct lane *l, enum fanout_source src)
 {
-    return src == FANOUT_FROM_REDIS ? FANOUT_BUDGET / 4 * 3 : FANOUT_BUDGET;
+    uint64_t budget = budget_of(l);
+    return src == FANOUT_FROM_REDIS ? budget / 4 * 3 : budget;
 }
 
 static uint64_t cost_on(struct lane *l, unsigned bucket, size_t frame_len)
@@ -153,7 +164,8 @@ bool fanout_admits(struct fanout *f, unsigned bucket, size_t frame_len, enum fan
     for (unsigned i = 0; i < f->nlanes; i++) {
         struct lane *l = &f->lanes[i];
         uint64_t cost = cost_on(l, bucket, frame_len);
-        if (!fits(&l->work, cost, lane_cap(src)) || !fits(&l->bucket_work[bucket], cost, FANOUT_BUDGET / 2))
+        if (!fits(&l->work, cost, lane_cap(l, src)) ||
+            !fits(&l->bucket_work[bucket], cost, budget_of(l) / 2))
             return false;
     }
     return true;
@@ -163,18 +175,17 @@ int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src)
 {
     uint64_t cost[FANOUT_MAX_LANES];
     unsigned bucket = fanout_bucket(msg);
-    uint64_t cap = lane_cap(src);
     for (unsigned i = 0; i < f->nlanes; i++) {
         struct lane *l = &f->lanes[i];
         cost[i] = cost_on(l, bucket, msg->len);
-        bool ok = reserve(l, bucket, cost[i], cap);
+        bool ok = reserve(l, bucket, cost[i], lane_cap(l, src));
         if (!ok && src == FANOUT_FROM_CLIENT) {
             /* Say that we wait, then look once more: either this second try
              * sees the credit the worker gave back, or the worker, which
              * gives credit back before it reads the flag, sees the flag and
              * kicks us (both sequentially consistent). */
             atomic_store(&l->starved, 1);
-            ok = reserve(l, bucket, cost[i], cap);
+            ok = reserve(l, bucket, cost[i], lane_cap(l, src));
         }
         if (!ok) {
             while (i-- > 0)
@@ -232,6 +243,34 @@ void fanout_kick_all(struct fanout *f)
 {
     for (unsigned i = 0; i < f->nlanes; i++)
         inbox_wake(&f->lanes[i].inbox);
+}
+
+void fanout_lane_pace(struct fanout *f, unsigned lane, uint64_t work, uint64_t now_ms)
+{
+    struct lane *l = &f->lanes[lane];
+    l->paced_work += work;
+    if (l->paced_since_ms == 0) {
+        l->paced_since_ms = now_ms;
+        return;
+    }
+    uint64_t span = now_ms - l->paced_since_ms;
+    if (span < FANOUT_PACE_MS)
+        return;
+    uint64_t want = l->paced_work * FANOUT_BUDGET_MS / span;
+    uint64_t old = budget_of(l);
+    uint64_t next = want < old ? want : old + (want - old) / 2;
+    if (next < FANOUT_BUDGET_MIN)
+        next = FANOUT_BUDGET_MIN;
+    if (next > FANOUT_BUDGET_MAX)
+        next = FANOUT_BUDGET_MAX;
+    atomic_store_explicit(&l->budget, next, memory_order_relaxed);
+    l->paced_work = 0;
+    l->paced_since_ms = now_ms;
+}
+
+uint64_t fanout_lane_budget(struct fanout *f, unsigned lane)
+{
+    return budget_of(&f->lanes[lane]);
 }
 
 uint64_t fanout_lane_work(struct fanout *f, unsigned lane)

@@ -10,10 +10,10 @@
  * two rooms holds the sum of both: an overestimate, never an underestimate.
  *
  * Admission is all or nothing across lanes, and on each lane
- *   - the lane's work stays within FANOUT_BUDGET for client messages, and
- *     within three quarters of it for Redis input, so a flood from Redis
+ *   - the lane's work stays within the lane's budget for client messages,
+ *     and within three quarters of it for Redis input, so a flood from Redis
  *     always leaves room for this pod's own clients;
- *   - one bucket's work stays within half of FANOUT_BUDGET, so one flooded
+ *   - one bucket's work stays within half of the budget, so one flooded
  *     room (or the global scope) never fills a lane and other rooms' messages
  *     are admitted and delivered after at most a budget's worth of work;
  *   - an empty lane or bucket admits anything, so a single message larger
@@ -62,15 +62,28 @@ struct conn_handoff {
 
 struct fanout;
 
-/* Work a lane may hold, and so at most this much memory of frames. About
- * 40 ms of writing on loopback here: large enough that one room's burst is
- * written in big batches (fan-out throughput falls with smaller budgets:
- * 16 MiB cost 38% of it in bench/README.md's fanout scenario, 64 MiB 13%),
- * small enough that another room's message waits well under 250 ms. */
-#ifndef FANOUT_BUDGET_MIB /* a build-time knob, for benchmarks */
+/* A lane's budget: work it may hold, and so at most this much memory of
+ * frames. A larger budget lets one room's burst be written in bigger batches
+ * (a constant 64 MiB cost fan-out 13% of its deliveries per CPU-second with
+ * writev, about 8% with io_uring; bench/README.md); a smaller one makes
+ * another room's message wait less, as it waits behind at most a budget's
+ * worth of work. So the budget is set in time: what the lane's worker took
+ * and wrote in FANOUT_BUDGET_MS, measured by the wall clock over windows of
+ * FANOUT_PACE_MS (fanout_lane_pace), idle time included, so a worker that
+ * shares its CPU, or has little to do, measures less, never more. It rises
+ * halfway towards what a window measured and falls to it at once, within
+ * FANOUT_BUDGET_MIN (the constant it used to be) and FANOUT_BUDGET_MAX. The
+ * budget only binds while a worker has more than it can write at once, and
+ * then what it measures is what it writes: a flood gets the larger budget on
+ * a machine fast enough to write it in FANOUT_BUDGET_MS, the smaller one
+ * elsewhere (under ThreadSanitizer, whose build lowers the floor). */
+#ifndef FANOUT_BUDGET_MIB /* a build-time knob, for benchmarks: the floor */
 #define FANOUT_BUDGET_MIB 64u
 #endif
-#define FANOUT_BUDGET (FANOUT_BUDGET_MIB << 20)
+#define FANOUT_BUDGET_MIN ((uint64_t)FANOUT_BUDGET_MIB << 20)
+#define FANOUT_BUDGET_MAX (FANOUT_BUDGET_MIN * 2)
+#define FANOUT_BUDGET_MS 100u
+#define FANOUT_PACE_MS 100u
 /* Counted per item on top of its bytes: the queue entry and ring append. */
 #define FANOUT_ITEM_OVERHEAD 64u
 #define FANOUT_BUCKETS 512u
@@ -136,5 +149,13 @@ void fanout_kick_all(struct fanout *f);
 
 /* The work now waiting in lane, in the units above, for stats. Any thread. */
 uint64_t fanout_lane_work(struct fanout *f, unsigned lane);
+
+/* Lane's worker, once per loop pass: it took work (the costs of the frames
+ * it took from its inbox this pass) and now_ms is the monotonic clock after
+ * writing them. Moves the budget at the end of each FANOUT_PACE_MS window. */
+void fanout_lane_pace(struct fanout *f, unsigned lane, uint64_t work, uint64_t now_ms);
+
+/* The lane's budget now, for stats. Any thread. */
+uint64_t fanout_lane_budget(struct fanout *f, unsigned lane);
 
 #endif

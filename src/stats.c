@@ -65,8 +65,10 @@ static void take(const struct stats_view *v, struct snapshot *s)
     s->acceptor = v->acceptor;
     s->broker = &v->broker;
     s->view.rooms = registry_rooms(v->rooms);
-    for (unsigned i = 0; v->fanout && i < v->nworkers; i++)
+    for (unsigned i = 0; v->fanout && i < v->nworkers; i++) {
         s->view.inbox_work += fanout_lane_work(v->fanout, i);
+        s->view.inbox_budget += fanout_lane_budget(v->fanout, i);
+    }
     s->view.connected = v->broker.connected ? 1 : 0;
     s->view.keys = v->keys;
     s->view.key_reloads = v->key_reloads;
@@ -153,8 +155,10 @@ char *stats_json(const struct stats_view *v)
         cJSON *w = cJSON_CreateObject();
         cJSON_AddNumberToObject(w, "id", i);
         cJSON_AddNumberToObject(w, "connections", (double)load(&v->workers[i].connections));
-        if (v->fanout)
+        if (v->fanout) {
             cJSON_AddNumberToObject(w, "inbox_work", (double)fanout_lane_work(v->fanout, i));
+            cJSON_AddNumberToObject(w, "inbox_budget", (double)fanout_lane_budget(v->fanout, i));
+        }
         cJSON_AddItemToArray(ws, w);
     }
     put(o, "shutting_down", cJSON_CreateBool(v->shutting_down));

@@ -131,6 +131,8 @@
     X(rooms, NULL, "rooms", GAUGE, "Rooms with at least one member.")                              \
     X(inbox_work, NULL, "inbox_work_bytes", GAUGE,                                                 \
       "Work waiting in the workers' inboxes: bytes to write, summed over recipients.")            \
+    X(inbox_budget, NULL, "inbox_budget_bytes", GAUGE,                                             \
+      "How much work the workers' inboxes may hold, summed: what each writes in 100 ms.")         \
     X(connected, NULL, "broker_connected", GAUGE, "1 when the broker is connected.")               \
     X(keys, "auth.public_keys", "auth_public_keys", GAUGE,                                         \
       "Public keys in use for RS256 and ES256.")                                                  \
@@ -156,7 +158,8 @@
     X(lost_by_origin, "broker.lost_by_origin", "broker_lost_by_origin_total{origin=\"...\"}",      \
       COUNTER, "Cross-pod messages known to be missing, by the pod that published them.")         \
     X(workers, "workers", NULL, INFO,                                                            \
-      "Per worker: id, connections and inbox_work (bytes waiting in its inbox).")                 \
+      "Per worker: id, connections, inbox_work (bytes of work waiting in its inbox) and "         \
+      "inbox_budget (how much may wait: what it writes in 100 ms, as measured).")                 \
     X(shutting_down, "shutting_down", NULL, INFO, "true once a graceful shutdown began.")
 
 #define STATS_U64_FIELD(f, ...) uint64_t f;
@@ -206,7 +209,7 @@ struct stats_view {
     struct fanout *fanout; /* for the work waiting in each worker's inbox */
     uint64_t keys;         /* public keys in use (JWT_PUBLIC_KEYS_FILE) */
     uint64_t key_reloads, key_reload_failures; /* on SIGHUP */
-    /* rooms, inbox_work and connected (VIEW_FIGURES) are worked out by stats.c */
+    /* rooms, inbox_work, inbox_budget and connected (VIEW_FIGURES) are worked out by stats.c */
     int shutting_down;
 };
 

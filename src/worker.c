@@ -176,6 +176,7 @@ struct worker {
     uint64_t drain_deadline_ms;
     uint64_t next_trim_ms;
     unsigned adopted_since_trim;
+    uint64_t pass_work; /* costs of the frames taken from the inbox since the last pass began */
     uint64_t now;
     uint8_t rbuf[READ_BUF_SIZE];
 };
@@ -1087,6 +1088,7 @@ static void process_inbox(struct worker *w)
             free(items[i].ptr);
             break;
         case INBOX_FRAME:
+            w->pass_work += items[i].cost;
             deliver(w, items[i].ptr);
             fanout_delivered(w->fan, w->id, &items[i]);
             fbuf_unref(items[i].ptr);
@@ -1175,6 +1177,9 @@ static void *worker_main(void *arg)
             abort();
         }
         w->now = clock_now_ms();
+        /* The last pass took and wrote pass_work: the budget follows. */
+        fanout_lane_pace(w->fan, w->id, w->pass_work, w->now);
+        w->pass_work = 0;
         for (int i = 0; i < n; i++) {
             struct conn *c = events[i].data.ptr;
             if (!c) {

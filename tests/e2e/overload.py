@@ -36,10 +36,12 @@ def open_fds(pid):
 
 
 class Sampler:
-    """Samples the server's RSS every 100 ms in a thread."""
+    """Samples the server's RSS every 100 ms in a thread, and with stats (a
+    callable giving /ws/stats) the largest inbox budget a worker had."""
 
-    def __init__(self, pid):
+    def __init__(self, pid, stats=None):
         self.pid, self.samples = pid, []
+        self.stats, self.budget_mib = stats, 0
         self.stop_ev = threading.Event()
         self.t = threading.Thread(target=self._run, daemon=True)
         self.t.start()
@@ -48,7 +50,10 @@ class Sampler:
         while not self.stop_ev.wait(0.1):
             try:
                 self.samples.append(rss_mb(self.pid))
-            except (FileNotFoundError, AssertionError):
+                if self.stats:
+                    budgets = [w["inbox_budget"] for w in self.stats()["workers"]]
+                    self.budget_mib = max([self.budget_mib] + [b / 2**20 for b in budgets])
+            except (FileNotFoundError, AssertionError, OSError):
                 return  # the process has ended
 
     def stop(self):

@@ -60,7 +60,8 @@ def test_client_flood_is_slowed_not_buffered(start_server):
     drain = Drain(big)
     member, sender = joined(srv.port, "/ws/quiet"), joined(srv.port, "/ws/quiet")
     base = rss_mb(pid)
-    sampler = Sampler(pid)
+    floor_mib = max(w["inbox_budget"] for w in srv.stats()["workers"]) / 2**20
+    sampler = Sampler(pid, srv.stats)
     flood = Flooder(srv.port, "/ws/big")
     lat = run_probes(FLOOD_S, (send_text(sender), member))
     peak = sampler.stop()
@@ -70,11 +71,16 @@ def test_client_flood_is_slowed_not_buffered(start_server):
     flood.stop()
     drain.stop()
     print(f"client flood: {flood.frames_sent} frames sent, peak RSS {peak:.0f} MB "
-          f"(base {base:.0f}), probes max {max(lat) * 1000:.0f} ms over {len(lat)}, "
+          f"(base {base:.0f}), inbox budget up to {sampler.budget_mib:.0f} MiB, "
+          f"probes max {max(lat) * 1000:.0f} ms over {len(lat)}, "
           f"reads paused {st['backpressure']['reads_paused']}, slow closed "
           f"{st['slow_consumers_closed']}, drained {drain.bytes >> 20} MiB")
     assert st["backpressure"]["reads_paused"] > 0, "the flood outran the workers and was slowed"
     assert st["messages"]["dropped"] == 0, "nothing a client sent was dropped for the flood"
+    if not SANITIZER:
+        # The budget follows what the workers write: the flood raised it, so
+        # the wait below was measured with the larger budget.
+        assert sampler.budget_mib > floor_mib, f"the inbox budget stayed at {floor_mib:.0f} MiB"
     assert_prompt(lat)
     assert peak - base < MEM_GROWTH_MB * MEM_SCALE, f"RSS grew {peak - base:.0f} MB"
     for r in big + [member, sender]:
@@ -110,7 +116,7 @@ def test_redis_flood_is_dropped_and_counted(start_server, redis_server):
                      json.dumps({"type": "chat", "room": "quiet", "data": {"text": text}}))
 
     base = rss_mb(pid)
-    sampler = Sampler(pid)
+    sampler = Sampler(pid, srv.stats)
     # 30,000 messages/s of 4 KB to 100 members is 12 GB/s of delivery: far past
     # what the pod can write, well within what its subscriber can read (a
     # backend faster than that fills Redis' buffer instead, and no pod design
@@ -132,7 +138,8 @@ def test_redis_flood_is_dropped_and_counted(start_server, redis_server):
     b = wait_for(accounted, 20, "every published message to be delivered or counted")
     drain.stop()
     print(f"redis flood: {backend.published} published, {b['overload_dropped']} dropped, "
-          f"peak RSS {peak:.0f} MB (base {base:.0f}), probes max {max(lat) * 1000:.0f} ms")
+          f"peak RSS {peak:.0f} MB (base {base:.0f}), inbox budget up to {sampler.budget_mib:.0f} MiB, "
+          f"probes max {max(lat) * 1000:.0f} ms, median {sorted(lat)[len(lat) // 2] * 1000:.0f} ms")
     assert b["overload_dropped"] > 0, "the flood outran the pod"
     assert b["reconnects"] == 0, "the subscriber kept up with Redis: nothing was lost uncounted"
     assert_prompt(lat)

@@ -50,7 +50,7 @@ START_TEST(cost_grows_with_recipients)
     /* Alone in its bucket, a room may hold half the budget. */
     unsigned none = fill(f, "big", 936, FANOUT_FROM_CLIENT);
     /* 936 bytes framed with a 4-byte header, plus the per-item overhead. */
-    ck_assert_uint_eq(none, FANOUT_BUDGET / 2 / (940 + FANOUT_ITEM_OVERHEAD));
+    ck_assert_uint_eq(none, FANOUT_BUDGET_MIN / 2 / (940 + FANOUT_ITEM_OVERHEAD));
     deliver_all(f, 0);
     ck_assert_uint_eq(fanout_lane_work(f, 0), 0);
     for (int i = 0; i < 99; i++)
@@ -69,7 +69,7 @@ START_TEST(one_room_never_fills_a_lane)
     ck_assert_ptr_nonnull(f);
     unsigned big = fill(f, "big", 1000, FANOUT_FROM_CLIENT);
     ck_assert_uint_gt(big, 0);
-    ck_assert_uint_le(fanout_lane_work(f, 0), FANOUT_BUDGET / 2);
+    ck_assert_uint_le(fanout_lane_work(f, 0), FANOUT_BUDGET_MIN / 2);
     /* Another room (in another bucket) still gets in, on every lane. */
     ck_assert_uint_ne(bucket_of("big"), bucket_of("quiet"));
     struct fbuf *q = to_room("quiet", 10);
@@ -95,8 +95,8 @@ START_TEST(redis_leaves_a_quarter_for_clients)
     for (size_t i = 0; i < 8; i++)
         fill(f, rooms[i], 4000, FANOUT_FROM_REDIS);
     uint64_t work = fanout_lane_work(f, 0);
-    ck_assert_uint_le(work, FANOUT_BUDGET / 4 * 3);
-    ck_assert_uint_gt(work, FANOUT_BUDGET / 4 * 3 - 2 * (4000 + 4 + FANOUT_ITEM_OVERHEAD));
+    ck_assert_uint_le(work, FANOUT_BUDGET_MIN / 4 * 3);
+    ck_assert_uint_gt(work, FANOUT_BUDGET_MIN / 4 * 3 - 2 * (4000 + 4 + FANOUT_ITEM_OVERHEAD));
     /* A client of this pod still gets in, even to a room the flood uses. */
     struct fbuf *b = to_room("i", 4000);
     ck_assert(!fanout_admits(f, bucket_of("i"), b->len, FANOUT_FROM_REDIS));
@@ -118,7 +118,7 @@ START_TEST(big_message_goes_alone)
      * still takes it, but nothing more of that room until it is delivered. */
     struct fbuf *b = to_room("r", 65536);
     ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
-    ck_assert_uint_gt(fanout_lane_work(f, 0), FANOUT_BUDGET);
+    ck_assert_uint_gt(fanout_lane_work(f, 0), FANOUT_BUDGET_MIN);
     ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), -EAGAIN);
     deliver_all(f, 0);
     ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
@@ -168,6 +168,49 @@ START_TEST(refused_client_is_kicked_when_credit_returns)
 }
 END_TEST
 
+/* What the worker writes per FANOUT_PACE_MS window, as the budget would be
+ * were it set to that rate at once. */
+static void pace_window(struct fanout *f, uint64_t *now, uint64_t budget_rate)
+{
+    uint64_t work = budget_rate * FANOUT_PACE_MS / FANOUT_BUDGET_MS;
+    fanout_lane_pace(f, 0, work / 2, *now += FANOUT_PACE_MS / 2);
+    fanout_lane_pace(f, 0, work - work / 2, *now += FANOUT_PACE_MS - FANOUT_PACE_MS / 2);
+}
+
+START_TEST(budget_follows_what_the_worker_writes)
+{
+    struct fanout *f = fanout_create(1);
+    uint64_t now = 1000;
+    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MIN);
+    fanout_lane_pace(f, 0, 0, now); /* the first pass starts the window */
+    unsigned small = fill(f, "r", 1000, FANOUT_FROM_CLIENT);
+    deliver_all(f, 0);
+    /* A fast worker: the budget rises halfway per window, up to the cap. */
+    const uint64_t fast = FANOUT_BUDGET_MIN * 3 / 2;
+    pace_window(f, &now, fast);
+    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MIN * 5 / 4);
+    pace_window(f, &now, fast);
+    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MIN * 11 / 8);
+    for (int i = 0; i < 20; i++)
+        pace_window(f, &now, 100 * FANOUT_BUDGET_MIN);
+    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MAX);
+    /* And admits that much more of one room. */
+    unsigned big = fill(f, "r", 1000, FANOUT_FROM_CLIENT);
+    ck_assert_uint_eq(big, small * (FANOUT_BUDGET_MAX / FANOUT_BUDGET_MIN));
+    deliver_all(f, 0);
+    /* Half a window changes nothing; */
+    fanout_lane_pace(f, 0, 0, now += FANOUT_PACE_MS / 2);
+    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MAX);
+    /* a slow (or idle, or descheduled) window brings it down at once. */
+    fanout_lane_pace(f, 0, 0, now += 10 * FANOUT_PACE_MS);
+    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MIN);
+    pace_window(f, &now, fast);
+    pace_window(f, &now, FANOUT_BUDGET_MIN * 9 / 8);
+    ck_assert_uint_eq(fanout_lane_budget(f, 0), FANOUT_BUDGET_MIN * 9 / 8);
+    fanout_destroy(f);
+}
+END_TEST
+
 Suite *fanout_suite(void)
 {
     Suite *s = suite_create("fanout");
@@ -178,6 +221,7 @@ Suite *fanout_suite(void)
     tcase_add_test(tc, big_message_goes_alone);
     tcase_add_test(tc, all_or_nothing_across_lanes);
     tcase_add_test(tc, refused_client_is_kicked_when_credit_returns);
+    tcase_add_test(tc, budget_follows_what_the_worker_writes);
     suite_add_tcase(s, tc);
     return s;
 }
