@@ -127,9 +127,9 @@ asan: deps browser-deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZER=asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" unit e2e CK_FORK=no
-# ThreadSanitizer runs the code 5-15 times slower. The workers' inbox budget
-# (fanout.h) is work, bytes to write, so the same wait in time for other rooms
-# (interface: under 250 ms in a flood) needs a quarter of the budget there.
+# ThreadSanitizer runs the code 5-15 times slower. The floor of the workers'
+# inbox budget (fanout.h) is work, bytes to write, so the same wait in time for
+# other rooms (under 250 ms in a flood) needs a quarter of that floor there.
 tsan: deps browser-deps
 	@$(MAKE) --no-print-directory BUILD=build/tsan SANITIZER=tsan \
 	  CFLAGS="-O1 -g -fsanitize=thread -DFANOUT_BUDGET_MIB=16u" LDFLAGS="-fsanitize=thread" \
