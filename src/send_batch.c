@@ -13,14 +13,15 @@ struct entry {
     int fd;
     void *owner;
     size_t total; /* bytes submitted */
-    struct msghdr msg;
-    struct iovec iov[SEND_RING_IOV];
+    struct msghdr msg; /* its msg_iov points into the batch's iov */
 };
 
 struct send_batch {
     struct io_uring uring;
-    unsigned n; /* entries added */
+    unsigned n;    /* entries added */
+    unsigned niov; /* iov used by them */
     struct entry e[SEND_BATCH_MAX];
+    struct iovec iov[SEND_BATCH_IOV];
 };
 
 struct send_batch *send_batch_create(char *why, size_t n)
@@ -49,7 +50,7 @@ void send_batch_destroy(struct send_batch *b)
 
 bool send_batch_add(struct send_batch *b, struct send_ring *r, int fd, void *owner)
 {
-    if (b->n == SEND_BATCH_MAX)
+    if (b->n == SEND_BATCH_MAX || b->niov == SEND_BATCH_IOV)
         return false;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&b->uring);
     if (!sqe)
@@ -58,8 +59,14 @@ bool send_batch_add(struct send_batch *b, struct send_ring *r, int fd, void *own
     e->ring = r;
     e->fd = fd;
     e->owner = owner;
-    size_t k = send_ring_iov(r, e->iov, SEND_RING_IOV, &e->total);
-    e->msg = (struct msghdr){.msg_iov = e->iov, .msg_iovlen = k};
+    /* Up to SEND_RING_IOV frames, fewer when the batch's iov runs short:
+     * the outcome says more is queued, and the worker writes it again
+     * in the same pass. */
+    size_t room = SEND_BATCH_IOV - b->niov;
+    struct iovec *iov = &b->iov[b->niov];
+    size_t k = send_ring_iov(r, iov, room < SEND_RING_IOV ? room : SEND_RING_IOV, &e->total);
+    b->niov += (unsigned)k;
+    e->msg = (struct msghdr){.msg_iov = iov, .msg_iovlen = k};
     io_uring_prep_sendmsg(sqe, fd, &e->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
     io_uring_sqe_set_data64(sqe, b->n);
     b->n++;
@@ -126,5 +133,6 @@ bool send_batch_run(struct send_batch *b, send_batch_done_fn *done, void *arg)
     }
     bool whole = rc >= 0 && submitted == b->n;
     b->n = 0;
+    b->niov = 0;
     return whole;
 }

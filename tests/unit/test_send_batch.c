@@ -191,11 +191,38 @@ START_TEST(a_full_batch_refuses_more)
 }
 END_TEST
 
+START_TEST(rings_share_the_batch_iov)
+{
+    struct send_batch *b = batch_or_skip();
+    if (!b)
+        return;
+    enum { RINGS = SEND_BATCH_IOV / SEND_RING_IOV };
+    int sv[2];
+    pair(sv, 0);
+    static struct send_ring r[RINGS + 1];
+    struct outcome o[RINGS + 1];
+    memset(o, 0, sizeof(o));
+    for (int i = 0; i <= RINGS; i++)
+        for (int f = 0; f < SEND_RING_IOV + 1; f++)
+            ck_assert(send_ring_push(&r[i], text((unsigned)f, 3), 2 * SEND_RING_IOV));
+    /* Each ring brings SEND_RING_IOV frames: the iov is full after RINGS. */
+    for (int i = 0; i < RINGS; i++)
+        ck_assert(send_batch_add(b, &r[i], sv[0], &o[i]));
+    ck_assert(!send_batch_add(b, &r[RINGS], sv[0], &o[RINGS]));
+    send_batch_destroy(b); /* never run: nothing was sent */
+    for (int i = 0; i <= RINGS; i++)
+        send_ring_free(&r[i]);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 Suite *send_batch_suite(void)
 {
     Suite *s = suite_create("send_batch");
     TCase *t = tcase_create("core");
     tcase_add_test(t, many_rings_in_order);
+    tcase_add_test(t, rings_share_the_batch_iov);
     tcase_add_test(t, a_full_socket_is_answered_at_once);
     tcase_add_test(t, more_than_one_submission_and_pongs);
     tcase_add_test(t, a_broken_socket_is_an_error);
