@@ -150,9 +150,10 @@ void fanout_kick_all(struct fanout *f);
 /* The work now waiting in lane, in the units above, for stats. Any thread. */
 uint64_t fanout_lane_work(struct fanout *f, unsigned lane);
 
-/* Lane's worker, once per loop pass: it took work (the costs of the frames
- * it took from its inbox this pass) and now_ms is the monotonic clock after
- * writing them. Moves the budget at the end of each FANOUT_PACE_MS window. */
+/* Lane's worker, as each loop pass begins: the last pass took work (the
+ * costs of the frames it took from the inbox and wrote), and now_ms is the
+ * monotonic clock now, so a window spans whole passes and the waits between
+ * them. Moves the budget at the end of each FANOUT_PACE_MS window. */
 void fanout_lane_pace(struct fanout *f, unsigned lane, uint64_t work, uint64_t now_ms);
 
 /* The lane's budget now, for stats. Any thread. */
