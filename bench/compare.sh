@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 . bench/lib.sh
 OUT=${OUT:-bench/results/compare}
-PEERS=${PEERS:-uws ws}
+PEERS=${PEERS:-writev uws ws}
 
 for s in ours $PEERS; do mkdir -p "$OUT/$s"; rm -f "$OUT/$s"/*.jsonl; done
 
@@ -22,7 +22,9 @@ trap cleanup EXIT
 
 start() { # server port; sets pid
     case $1 in
-    ours) env PORT="$2" BIND_ADDR=127.0.0.1 WORKERS=1 LOG_LEVEL=warn \
+    ours|writev)
+          env PORT="$2" BIND_ADDR=127.0.0.1 WORKERS=1 LOG_LEVEL=warn \
+              IO_URING="$([ "$1" = writev ] && echo off || echo auto)" \
               taskset -c "$SERVER_CPU" "$BIN" & ;;
     uws|ws) env PORT="$2" POD_ID="$1-1" taskset -c "$SERVER_CPU" node "bench/peers/$1.js" & ;;
     esac
