@@ -52,6 +52,8 @@ for run in $(seq "$RUNS"); do
     scenario fanout --rooms 1 --members 1000 --publishers 1 --window 256
     scenario rooms  --rooms 100 --members 10 --publishers 2 --window 32
     scenario fixed  --rooms 1 --members 1000 --publishers 1 --rate 250
+    # Below where any server saturates (no target: what sparse traffic costs).
+    scenario fixed100 --rooms 1 --members 1000 --publishers 1 --rate 100
     scenario idle   --idle --rooms 150 --members 100 --sources 16
     scenario storm  --storm 10000 --rooms 100 --sources 8 --duration 60
 done
