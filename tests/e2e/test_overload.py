@@ -171,8 +171,20 @@ def test_sigterm_during_a_flood_keeps_shutdown_timeout(start_server, redis_serve
     # The flood has outrun someone: the flooder is paused, or (on a loaded
     # machine, where one Python thread drains 50 readers slowly) readers
     # were dropped as slow consumers. Either way work is queued.
-    wait_for(lambda: (lambda s: s["backpressure"]["reads_paused"] > 0 or
-                      s["slow_consumers_closed"] > 0)(srv.stats()), 10, "the flood to bite")
+    # Usually within 1-3 s; but the readers can keep up with the flood for
+    # much longer (27 s once under ASan): after 5 s they stop reading, and
+    # the flood outruns them at once.
+    t_b = time.monotonic()
+
+    def bitten():
+        if time.monotonic() - t_b > 5:
+            drain.stop_ev.set()
+        s = srv.stats()
+        return (s["backpressure"]["reads_paused"] > 0 or s["slow_consumers_closed"] > 0) and s
+    st = wait_for(bitten, 30, "the flood to bite")
+    print(f"the flood bit after {time.monotonic() - t_b:.1f} s: reads paused "
+          f"{st['backpressure']['reads_paused']}, slow consumers {st['slow_consumers_closed']}, "
+          f"inbox budgets {[w['inbox_budget'] >> 20 for w in st['workers']]} MiB")
     t0 = time.monotonic()
     srv.terminate()
     code = srv.proc.wait(10)
