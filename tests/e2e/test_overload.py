@@ -178,7 +178,7 @@ def test_sigterm_during_a_flood_keeps_shutdown_timeout(start_server, redis_serve
 
     def bitten():
         if time.monotonic() - t_b > 5:
-            drain.stop_ev.set()
+            drain.stop()  # the readers stop reading
         s = srv.stats()
         return (s["backpressure"]["reads_paused"] > 0 or s["slow_consumers_closed"] > 0) and s
     st = wait_for(bitten, 30, "the flood to bite")
