@@ -89,6 +89,15 @@ uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max)
     return k;
 }
 
+bool outbox_take_newest(struct outbox *o, struct outbox_item *it)
+{
+    if (o->n == 0)
+        return false;
+    o->n--;
+    *it = o->items[(o->head + o->n) % o->size];
+    return true;
+}
+
 void outbox_requeue(struct outbox *o, const struct outbox_item *items, uint32_t n)
 {
     /* Walk back from the newest of them, placing each before the head; what

@@ -10,6 +10,7 @@
 #ifndef CHAT_REDIS_OUTBOX_H
 #define CHAT_REDIS_OUTBOX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct fbuf;
@@ -43,6 +44,10 @@ void outbox_append(struct outbox *o, const struct outbox_item *it);
 /* Moves up to max of the oldest messages into out; the caller owns their
  * references. Returns how many. */
 uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max);
+
+/* Moves the newest message to *it (the caller owns its reference).
+ * Returns false when empty. */
+bool outbox_take_newest(struct outbox *o, struct outbox_item *it);
 
 /* Puts n messages taken earlier (and not published) back in front, in their
  * order, giving their references back. Messages that no longer fit are the

@@ -4,13 +4,16 @@
  * this thread takes them in batches and sends each to the node that serves
  * its channel's slot (route.h), pipelined on that node's link: PUBLISH in
  * single Redis and Sentinel mode and for realtime:global, SPUBLISH for a
- * cluster's rooms. Each node has its own queues:
+ * cluster's rooms. Each node has its own queues (pub_queue.h):
  *   - in flight: sent, awaiting Redis' answer, in order. An answer confirms
- *     the oldest. No answer for REDIS_LINK_COMMAND_MS means the node hangs;
- *   - parked: waiting for the node (its link is connecting or down, or its
- *     slot is held after a failover). A node's failure puts what it had in
- *     flight back in front of its parked messages, in order, with their
- *     numbers: receivers drop what they already had.
+ *     the oldest, so this queue never drops; at its bound (REDIS_OUTBOX)
+ *     nothing more is written to the node. No answer for
+ *     REDIS_LINK_COMMAND_MS means the node hangs;
+ *   - parked: waiting for the node (its link is connecting or down, its
+ *     slot is held after a failover, or the in-flight bound is reached).
+ *     A node's failure puts what it had in flight back in front of its
+ *     parked messages, in order, with their numbers: receivers drop what
+ *     they already had.
  * So a node that hangs, dies or refuses delays only the messages of the
  * slots it serves; the others go on. realtime:global goes to one master,
  * a different one after each failure of its link (classic pub/sub reaches
@@ -39,6 +42,7 @@
 #include "redis/broker_internal.h"
 #include "redis/link.h"
 #include "redis/message.h"
+#include "redis/pub_queue.h"
 #include "redis/route.h"
 #include "redis/seq.h"
 #include "room/envelope.h"
@@ -50,9 +54,7 @@
 
 struct pub_node {
     struct redis_link link;
-    struct outbox inflight; /* sent, awaiting answers, oldest first */
-    struct outbox parked;   /* waiting for this node, oldest first */
-    uint64_t progress_ms;   /* last answer, or when inflight became non-empty */
+    struct pub_queue q; /* in flight and parked (pub_queue.h) */
 };
 
 struct pub {
@@ -88,12 +90,8 @@ static struct pub_node *node_for(struct pub *p, const struct redis_cluster_node 
     if (p->nnodes == REDIS_NODES_MAX)
         return NULL;
     struct pub_node *pn = calloc(1, sizeof(*pn));
-    if (!pn || outbox_init(&pn->inflight, p->rb->cfg->redis_outbox) < 0 ||
-        outbox_init(&pn->parked, p->rb->cfg->redis_outbox) < 0) {
-        if (pn) {
-            free(pn->inflight.items);
-            free(pn);
-        }
+    if (!pn || pub_queue_init(&pn->q, p->rb->cfg->redis_outbox) < 0) {
+        free(pn);
         return NULL;
     }
     redis_link_init(&pn->link, n->host, n->port, &p->rt.env);
@@ -105,8 +103,8 @@ static void update_gauges(struct pub *p)
 {
     uint64_t parked = p->unrouted.n, dropped = p->unrouted.dropped;
     for (unsigned i = 0; i < p->nnodes; i++) {
-        parked += p->nodes[i]->parked.n + p->nodes[i]->inflight.n;
-        dropped += p->nodes[i]->parked.dropped + p->nodes[i]->inflight.dropped;
+        parked += pub_queue_len(&p->nodes[i]->q);
+        dropped += p->nodes[i]->q.parked.dropped;
     }
     atomic_store(&p->rb->counters.outbox, parked);
     atomic_store(&p->rb->counters.outbox_dropped, dropped);
@@ -169,7 +167,8 @@ static size_t numbered(struct pub *p, struct outbox_item *it, const char *channe
                            p->rb->epoch, p->scratch, p->scratch_cap);
 }
 
-/* Sends one item on a ready link. Returns false when the link failed. */
+/* Writes one item on a ready link; the caller records it as in flight.
+ * Returns false when the link failed. */
 static bool send_item(struct pub *p, struct pub_node *pn, struct outbox_item *it,
                       const struct dest *d, uint64_t now)
 {
@@ -182,9 +181,6 @@ static bool send_item(struct pub *p, struct pub_node *pn, struct outbox_item *it
     bool sharded = p->rt.mode == REDIS_ROUTE_CLUSTER && d->slot != SLOT_GLOBAL;
     const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", d->channel, payload};
     size_t len[3] = {sharded ? 8 : 7, d->clen, plen};
-    if (pn->inflight.n == 0)
-        pn->progress_ms = now;
-    outbox_append(&pn->inflight, it);
     return redis_link_send(&pn->link, 3, argv, len);
 }
 
@@ -202,26 +198,31 @@ static void hold(struct pub *p, unsigned slot, uint64_t now)
         p->hold_end_ms = now + REDIS_FAILOVER_HOLD_MS;
 }
 
-/* Sends what the node has parked, in order, leaving what is held. */
+struct drain_ctx {
+    struct pub *p;
+    struct pub_node *pn;
+    uint64_t now;
+};
+
+static enum pub_queue_verdict drain_one(void *ctx, struct outbox_item *it)
+{
+    struct drain_ctx *c = ctx;
+    struct dest d;
+    dest_of(it->msg, &d);
+    if (held(c->p, d.slot, c->now))
+        return PUB_QUEUE_KEEP;
+    return send_item(c->p, c->pn, it, &d, c->now) ? PUB_QUEUE_SENT : PUB_QUEUE_FAIL;
+}
+
+/* Sends what the node has parked, in order, leaving what is held and what
+ * the in-flight bound does not admit yet. */
 static void drain(struct pub *p, struct pub_node *pn, uint64_t now)
 {
-    if (pn->link.phase != REDIS_LINK_READY || pn->parked.n == 0)
+    if (pn->link.phase != REDIS_LINK_READY)
         return;
-    uint32_t n = pn->parked.n;
-    for (uint32_t k = 0; k < n && pn->link.phase == REDIS_LINK_READY; k++) {
-        struct outbox_item it;
-        outbox_take(&pn->parked, &it, 1);
-        struct dest d;
-        dest_of(it.msg, &d);
-        if (held(p, d.slot, now)) {
-            outbox_append(&pn->parked, &it);
-            continue;
-        }
-        if (!send_item(p, pn, &it, &d, now)) {
-            node_failed(p, pn, now, false);
-            return;
-        }
-    }
+    struct drain_ctx c = {p, pn, now};
+    if (!pub_queue_drain(&pn->q, drain_one, &c, now))
+        node_failed(p, pn, now, false);
 }
 
 /* Routes one item: to its node's link when that is ready and nothing of
@@ -237,11 +238,14 @@ static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
         redis_route_want(&p->rt);
         return;
     }
-    if (pn->link.phase != REDIS_LINK_READY || pn->parked.n > 0 || held(p, d.slot, now)) {
-        outbox_append(&pn->parked, it);
+    if (pn->link.phase != REDIS_LINK_READY || !pub_queue_may_send(&pn->q) ||
+        held(p, d.slot, now)) {
+        pub_queue_park(&pn->q, it);
         return;
     }
-    if (!send_item(p, pn, it, &d, now))
+    bool ok = send_item(p, pn, it, &d, now);
+    pub_queue_sent(&pn->q, it, now);
+    if (!ok)
         node_failed(p, pn, now, false);
 }
 
@@ -249,10 +253,10 @@ static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
  * slot another node now serves) to unrouted, keeping the order of both. */
 static void evict(struct pub *p, struct pub_node *pn, bool global_only)
 {
-    uint32_t n = pn->parked.n;
+    uint32_t n = pn->q.parked.n;
     for (uint32_t k = 0; k < n; k++) {
         struct outbox_item it;
-        outbox_take(&pn->parked, &it, 1);
+        outbox_take(&pn->q.parked, &it, 1);
         struct dest d;
         dest_of(it.msg, &d);
         bool move;
@@ -261,7 +265,7 @@ static void evict(struct pub *p, struct pub_node *pn, bool global_only)
         else
             move = !global_only && !redis_same_node(redis_route_owner(&p->rt, d.slot),
                                                     pn->link.host, pn->link.port);
-        outbox_append(move ? &p->unrouted : &pn->parked, &it);
+        outbox_append(move ? &p->unrouted : &pn->q.parked, &it);
     }
 }
 
@@ -271,14 +275,9 @@ static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool h
 {
     char err[600];
     snprintf(err, sizeof(err), "%s; %u messages for it wait", pn->link.err,
-             pn->inflight.n + pn->parked.n);
+             pub_queue_len(&pn->q));
     redis_backoff_log(&pn->link.bo, who, err);
-    struct outbox_item it;
-    while (outbox_take(&pn->parked, &it, 1))
-        outbox_append(&pn->inflight, &it);
-    struct outbox t = pn->parked;
-    pn->parked = pn->inflight;
-    pn->inflight = t;
+    pub_queue_failed(&pn->q);
     if (hung)
         redis_route_sick(&p->rt, pn->link.host, pn->link.port, now);
     redis_link_close(&pn->link, now, hung);
@@ -314,13 +313,12 @@ static bool answers(struct pub *p, struct pub_node *pn, uint64_t now)
     int got;
     while ((got = redis_link_reply(&pn->link, &r)) > 0) {
         struct outbox_item it;
-        if (!outbox_take(&pn->inflight, &it, 1)) {
+        if (!pub_queue_answered(&pn->q, &it, now)) {
             freeReplyObject(r);
             snprintf(pn->link.err, sizeof(pn->link.err), "%s:%u: an answer to nothing sent",
                      pn->link.host, pn->link.port);
             return false;
         }
-        pn->progress_ms = now;
         if (r->type != REDIS_REPLY_ERROR) {
             fbuf_unref(it.msg);
             redis_link_worked(&pn->link);
@@ -334,8 +332,7 @@ static bool answers(struct pub *p, struct pub_node *pn, uint64_t now)
         } else {
             /* READONLY (a demoted master), LOADING, OOM...: the node cannot
              * take it now; it and what follows wait for the node. */
-            struct outbox_item back[1] = {it};
-            outbox_requeue(&pn->inflight, back, 1);
+            pub_queue_unanswer(&pn->q, &it);
             snprintf(pn->link.err, sizeof(pn->link.err), "%s:%u answered %.200s", pn->link.host,
                      pn->link.port, r->str);
             freeReplyObject(r);
@@ -403,7 +400,7 @@ static void reroute(struct pub *p, uint64_t now)
 
 static bool has_work(const struct pub_node *pn)
 {
-    return pn->parked.n > 0 || pn->inflight.n > 0;
+    return pub_queue_len(&pn->q) > 0;
 }
 
 /* Per pass: opens links that have messages waiting (and the global one),
@@ -431,8 +428,8 @@ static uint64_t tend(struct pub *p, uint64_t now)
         }
         if (l->phase != REDIS_LINK_DOWN && l->phase != REDIS_LINK_READY && l->deadline_ms < next)
             next = l->deadline_ms;
-        if (l->phase == REDIS_LINK_READY && pn->inflight.n) {
-            uint64_t due = pn->progress_ms + REDIS_LINK_COMMAND_MS;
+        if (l->phase == REDIS_LINK_READY && pn->q.inflight.n) {
+            uint64_t due = pn->q.progress_ms + REDIS_LINK_COMMAND_MS;
             if (now >= due) {
                 snprintf(l->err, sizeof(l->err), "%s:%u: no answer for %d ms", l->host, l->port,
                          REDIS_LINK_COMMAND_MS);
@@ -461,7 +458,7 @@ static bool idle(const struct pub *p)
         return false;
     for (unsigned i = 0; i < p->nnodes; i++) {
         const struct pub_node *pn = p->nodes[i];
-        if (pn->inflight.n || (pn->parked.n && pn->link.phase == REDIS_LINK_READY))
+        if (pn->q.inflight.n || (pn->q.parked.n && pn->link.phase == REDIS_LINK_READY))
             return false;
     }
     return true;
@@ -596,10 +593,9 @@ void *redis_pub_main(void *arg)
     uint64_t left = p->unrouted.n;
     for (unsigned i = 0; i < p->nnodes; i++) {
         struct pub_node *pn = p->nodes[i];
-        left += pn->parked.n + pn->inflight.n;
+        left += pub_queue_len(&pn->q);
         redis_link_free(&pn->link);
-        outbox_free(&pn->inflight);
-        outbox_free(&pn->parked);
+        pub_queue_free(&pn->q);
         free(pn);
     }
     if (left)

@@ -16,6 +16,7 @@ int main(void)
     srunner_add_suite(sr, redis_url_suite());
     srunner_add_suite(sr, fbuf_suite());
     srunner_add_suite(sr, outbox_suite());
+    srunner_add_suite(sr, pub_queue_suite());
     srunner_add_suite(sr, redis_message_suite());
     srunner_add_suite(sr, fanout_suite());
     srunner_add_suite(sr, seq_suite());

@@ -15,6 +15,7 @@ Suite *config_suite(void);
 Suite *redis_url_suite(void);
 Suite *fbuf_suite(void);
 Suite *outbox_suite(void);
+Suite *pub_queue_suite(void);
 Suite *redis_message_suite(void);
 Suite *fanout_suite(void);
 Suite *seq_suite(void);
