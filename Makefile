@@ -39,7 +39,7 @@ CORE_SRC  := $(PROTO_SRC) src/hmap.c src/config.c src/fbuf.c src/room/room.c src
 # The threaded server: main, acceptor, workers, logging, the Redis broker.
 MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c \
              src/log.c src/redis/broker.c src/redis/publisher.c src/redis/subscriber.c \
-             src/redis/link.c src/redis/route.c src/redis/backoff.c src/redis/receive.c
+             src/redis/link.c src/redis/route.c src/redis/resolve.c src/redis/backoff.c src/redis/receive.c
 MAIN_ASM  := src/web_assets.S
 
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
@@ -101,16 +101,22 @@ unit: $(BUILD)/unit-tests
 # suites run a second time with IO_URING=off, so both ways of writing pass
 # them (docs/operations.md, "The send path").
 E2E_ENV = CHAT_API_BIN=$(abspath $(BUILD)/chat-api) CHAT_BENCH_BIN=$(abspath $(BUILD)/chat-bench) \
-          CHAT_NO_URING_BIN=$(abspath $(BUILD)/no-uring) CHAT_API_SANITIZER=$(SANITIZER)
+          CHAT_NO_URING_BIN=$(abspath $(BUILD)/no-uring) CHAT_API_SANITIZER=$(SANITIZER) \
+          CHAT_SLOW_RESOLVER=$(abspath $(BUILD)/slow-resolver.so)
 SEND_PATH_SUITES := tests/e2e/test_chat.py tests/e2e/test_protocol.py tests/e2e/test_overload.py \
                     tests/e2e/test_send_path.py
-e2e: $(BUILD)/chat-api $(BUILD)/chat-bench $(BUILD)/no-uring
+e2e: $(BUILD)/chat-api $(BUILD)/chat-bench $(BUILD)/no-uring $(BUILD)/slow-resolver.so
 	$(E2E_ENV) /usr/bin/python3 -m pytest -q tests/e2e
 	$(E2E_ENV) IO_URING=off /usr/bin/python3 -m pytest -q $(SEND_PATH_SUITES)
 
 $(BUILD)/no-uring: tests/helpers/no_uring.c
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -o $@ $<
+
+# A getaddrinfo that takes its time (tests/e2e/test_resolve.py).
+$(BUILD)/slow-resolver.so: tests/helpers/slow_resolver.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -shared -fPIC -o $@ $< -ldl
 
 # After deps, a fresh make: pkg-config's flags are read once the packages exist.
 run: deps

@@ -47,6 +47,8 @@ void redis_link_free(struct redis_link *l)
     free(l->out);
     l->out = NULL;
     l->out_cap = 0;
+    redis_lookup_drop(l->lookup);
+    l->lookup = NULL;
 }
 
 static void watch(struct redis_link *l, uint32_t events)
@@ -126,6 +128,96 @@ static bool queue_hello(struct redis_link *l)
     return format(l, 1, &ping, &plen);
 }
 
+/* Starts connecting to the next address of this round. Returns false
+ * (why in l->err) when none is left: the name is looked up again at the
+ * next open. */
+static bool connect_next(struct redis_link *l, uint64_t now)
+{
+    while (l->addr_tries < l->addrs.n) {
+        unsigned i = (l->addr_good + l->addr_tries++) % l->addrs.n;
+        const struct sockaddr *sa = (const struct sockaddr *)&l->addrs.addr[i];
+        int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0 || (connect(fd, sa, l->addrs.len[i]) < 0 && errno != EINPROGRESS)) {
+            fail(l, "cannot connect: ", strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        l->fd = fd;
+        l->addr_cur = i;
+        l->events = 0;
+        l->phase = REDIS_LINK_CONNECTING;
+        l->deadline_ms = now + REDIS_LINK_CONNECT_MS;
+        watch(l, EPOLLIN | EPOLLOUT);
+        return true;
+    }
+    redis_resolve_forget(l->host, l->port); /* looked up again next time */
+    return false;
+}
+
+/* The address being tried failed: the next one, if any, is tried now. */
+static bool try_next(struct redis_link *l, uint64_t now)
+{
+    if (l->fd >= 0)
+        close(l->fd); /* leaves the epoll set with it */
+    l->fd = -1;
+    l->events = 0;
+    return connect_next(l, now);
+}
+
+static void unwatch_lookup(struct redis_link *l)
+{
+    if (l->lookup_watched)
+        epoll_ctl(l->env->epfd, EPOLL_CTL_DEL, redis_lookup_fd(l->lookup), NULL);
+    l->lookup_watched = false;
+}
+
+/* The lookup under way is done (or not yet: true, nothing changes).
+ * Returns false when it failed or no address could be connected to. */
+static bool looked_up(struct redis_link *l, uint64_t now)
+{
+    char why[120];
+    int rc = redis_lookup_result(l->lookup, &l->addrs, why, sizeof(why));
+    if (rc == 0)
+        return true;
+    unwatch_lookup(l);
+    redis_lookup_drop(l->lookup);
+    l->lookup = NULL;
+    if (rc < 0)
+        return fail(l, "cannot resolve the host: ", why);
+    l->addr_tries = 0;
+    return connect_next(l, now);
+}
+
+/* Where the host's addresses come from: a numeric host, a recent lookup,
+ * or a lookup off this thread (one at a time: a lookup that outlived a
+ * deadline is waited for again, not started twice). */
+static bool find_addresses(struct redis_link *l, uint64_t now)
+{
+    l->addr_tries = 0;
+    if (l->lookup && !redis_lookup_is(l->lookup, l->host, l->port)) {
+        unwatch_lookup(l); /* the probe moved to another source */
+        redis_lookup_drop(l->lookup);
+        l->lookup = NULL;
+    }
+    if (redis_resolve_numeric(l->host, l->port, &l->addrs) ||
+        redis_resolve_kept(l->host, l->port, now, &l->addrs))
+        return connect_next(l, now);
+    l->addrs.n = 0;
+    if (!l->lookup && !(l->lookup = redis_lookup_start(l->host, l->port)))
+        return fail(l, "cannot resolve the host: ", "no thread for the lookup");
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    if (!l->lookup_watched &&
+        epoll_ctl(l->env->epfd, EPOLL_CTL_ADD, redis_lookup_fd(l->lookup), &ev) == 0)
+        l->lookup_watched = true;
+    l->phase = REDIS_LINK_RESOLVING;
+    l->deadline_ms = now + REDIS_LINK_RESOLVE_MS;
+    return looked_up(l, now);
+}
+
 bool redis_link_open(struct redis_link *l, uint64_t now)
 {
     l->err[0] = '\0';
@@ -137,38 +229,12 @@ bool redis_link_open(struct redis_link *l, uint64_t now)
         redis_link_close(l, now, false);
         return false;
     }
-    char port[8];
-    snprintf(port, sizeof(port), "%u", l->port);
-    /* A numeric host resolves at once; a name goes through the system's
-     * resolver (/etc/hosts, DNS), the one step that may wait. Cluster nodes
-     * announce themselves by address. */
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    int rc = getaddrinfo(l->host, port, &hints, &res);
-    if (rc != 0 || !res) {
-        fail(l, "cannot resolve the host: ", gai_strerror(rc));
-        redis_link_close(l, now, false);
-        return false;
-    }
-    l->fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (l->fd < 0 || (connect(l->fd, res->ai_addr, res->ai_addrlen) < 0 && errno != EINPROGRESS)) {
-        fail(l, "cannot connect: ", strerror(errno));
-        freeaddrinfo(res);
-        redis_link_close(l, now, false);
-        return false;
-    }
-    freeaddrinfo(res);
-    int one = 1;
-    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    setsockopt(l->fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    l->phase = REDIS_LINK_CONNECTING;
-    l->deadline_ms = now + REDIS_LINK_CONNECT_MS;
     l->last_read_ms = now;
-    l->events = 0;
-    if (!queue_hello(l)) {
+    /* Queued now, written once connected. */
+    if (!queue_hello(l) || !find_addresses(l, now)) {
         redis_link_close(l, now, false);
         return false;
     }
-    watch(l, EPOLLIN | EPOLLOUT);
     return true;
 }
 
@@ -321,6 +387,7 @@ static bool hello_answers(struct redis_link *l, bool *became_ready)
     }
     l->phase = REDIS_LINK_READY;
     l->deadline_ms = 0;
+    l->addr_good = l->addr_cur;
     l->ever_ready = true;
     *became_ready = true;
     return true;
@@ -331,6 +398,8 @@ bool redis_link_io(struct redis_link *l, uint32_t events, uint64_t now, bool *be
     *became_ready = false;
     if (l->phase == REDIS_LINK_DOWN)
         return true;
+    if (l->phase == REDIS_LINK_RESOLVING)
+        return looked_up(l, now);
     if (l->phase == REDIS_LINK_CONNECTING) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return true;
@@ -338,8 +407,10 @@ bool redis_link_io(struct redis_link *l, uint32_t events, uint64_t now, bool *be
         socklen_t sl = sizeof(soerr);
         if (getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
             soerr = errno;
-        if (soerr)
-            return fail(l, "cannot connect: ", strerror(soerr));
+        if (soerr) {
+            fail(l, "cannot connect: ", strerror(soerr));
+            return try_next(l, now);
+        }
         if (l->env->tls) {
             if (!start_tls(l))
                 return false;
@@ -407,6 +478,7 @@ void redis_link_close(struct redis_link *l, uint64_t now, bool hung)
         close(l->fd); /* leaves the epoll set with it */
     l->fd = -1;
     l->events = 0;
+    unwatch_lookup(l); /* a lookup under way is kept for the next open */
     l->out_len = l->out_off = 0;
     l->hello_left = 0;
     l->deadline_ms = 0;
@@ -420,6 +492,14 @@ void redis_link_close(struct redis_link *l, uint64_t now, bool hung)
 bool redis_link_late(struct redis_link *l, uint64_t now)
 {
     if (l->phase == REDIS_LINK_DOWN || l->phase == REDIS_LINK_READY || now < l->deadline_ms)
+        return false;
+    if (l->phase == REDIS_LINK_RESOLVING) {
+        snprintf(l->err, sizeof(l->err), "%.100s:%u: no answer from the resolver within %d ms",
+                 l->host, l->port, REDIS_LINK_RESOLVE_MS);
+        return true;
+    }
+    /* An address that does not answer: the next one has its own deadline. */
+    if (l->phase == REDIS_LINK_CONNECTING && try_next(l, now))
         return false;
     snprintf(l->err, sizeof(l->err), "%.100s:%u: not ready within %d ms (connect, TLS, AUTH)",
              l->host, l->port, REDIS_LINK_CONNECT_MS);

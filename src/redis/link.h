@@ -1,7 +1,9 @@
 /* link.h: one non-blocking connection to one Redis node.
  *
  * DESIGN: a link is a state machine driven by its owner thread's epoll:
- * connect (non-blocking), TLS handshake when the URL is rediss://, then the
+ * the host name looked up off the thread when it is not an address
+ * (resolve.h), connect (non-blocking, each address in turn, starting from
+ * the one that answered last), TLS handshake when the URL is rediss://, then the
  * hello (AUTH with REDIS_URL's user and password, SELECT, PING) pipelined
  * and checked, then ready. hiredis is only the codec: commands are
  * formatted with redisFormatCommandArgv into the link's output buffer and
@@ -23,12 +25,16 @@
 #include <stdint.h>
 
 #include "redis/backoff.h"
+#include "redis/resolve.h"
 
 struct ssl_ctx_st;
 struct ssl_st;
 
-/* A node's connection has this long to be ready (connect, TLS, hello). */
+/* A node's connection has this long to be ready (connect, TLS, hello),
+ * counted from the connect; each of a name's addresses gets as long. */
 #define REDIS_LINK_CONNECT_MS 1000
+/* A host name's lookup has this long (off the owner thread: resolve.h). */
+#define REDIS_LINK_RESOLVE_MS 5000
 /* A command without an answer for this long means the node hangs. */
 #define REDIS_LINK_COMMAND_MS 3000
 /* A node that hung is skipped by slot-map fetches for this long. */
@@ -36,6 +42,7 @@ struct ssl_st;
 
 enum redis_link_phase {
     REDIS_LINK_DOWN,       /* no socket; may be opened at retry_at_ms */
+    REDIS_LINK_RESOLVING,  /* the host name is being looked up */
     REDIS_LINK_CONNECTING, /* TCP connect under way */
     REDIS_LINK_TLS,        /* TLS handshake under way */
     REDIS_LINK_HELLO,      /* AUTH/SELECT/PING sent, answers awaited */
@@ -68,6 +75,11 @@ struct redis_link {
     uint64_t sick_until_ms;
     bool ever_ready;
     bool more;             /* the last read may have left more to read */
+    struct redis_addrs addrs;     /* what host is, in order, this round */
+    unsigned addr_good;           /* the address that answered last */
+    unsigned addr_cur, addr_tries; /* the one being tried; how many this round */
+    struct redis_lookup *lookup;  /* a lookup under way, or NULL */
+    bool lookup_watched;          /* its eventfd is in the owner's epoll */
     struct redis_backoff bo;
     char err[300]; /* why it last failed */
 };
