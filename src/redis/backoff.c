@@ -16,15 +16,27 @@ uint32_t redis_backoff_next(struct redis_backoff *bo)
     bo->rng ^= bo->rng << 17;
     uint32_t d = bo->next_ms;
     uint32_t wait = d / 2 + (uint32_t)(bo->rng % (d / 2 + 1));
-    bo->next_ms = d * 2 > REDIS_BACKOFF_MAX_MS ? REDIS_BACKOFF_MAX_MS : d * 2;
+    bo->next_ms = d * 2 > bo->max_ms ? bo->max_ms : d * 2;
     return wait;
 }
 
 void redis_backoff_init(struct redis_backoff *bo)
 {
-    *bo = (struct redis_backoff){0};
+    *bo = (struct redis_backoff){.max_ms = REDIS_BACKOFF_MAX_MS};
     if (getrandom(&bo->rng, sizeof(bo->rng), 0) != sizeof(bo->rng) || bo->rng == 0)
         bo->rng = 88172645463325252ull;
+}
+
+void redis_backoff_cap(struct redis_backoff *bo, uint32_t max_ms)
+{
+    bo->max_ms = max_ms < REDIS_BACKOFF_MIN_MS ? REDIS_BACKOFF_MIN_MS : max_ms;
+    if (bo->next_ms > bo->max_ms)
+        bo->next_ms = bo->max_ms;
+}
+
+bool redis_backoff_failing(const struct redis_backoff *bo)
+{
+    return bo->next_ms != 0;
 }
 
 void redis_backoff_reset(struct redis_backoff *bo)

@@ -25,6 +25,7 @@
 
 struct redis_backoff {
     uint32_t next_ms;
+    uint32_t max_ms;      /* the longest wait: REDIS_BACKOFF_MAX_MS unless capped */
     uint32_t logged_step; /* next_ms when last_err was logged */
     uint64_t rng;
     char last_err[600];
@@ -33,6 +34,10 @@ struct redis_backoff {
 void redis_backoff_init(struct redis_backoff *bo);
 /* The wait before the next try. */
 uint32_t redis_backoff_next(struct redis_backoff *bo);
+/* Caps the wait at max_ms (at least REDIS_BACKOFF_MIN_MS). */
+void redis_backoff_cap(struct redis_backoff *bo, uint32_t max_ms);
+/* Whether a try failed since Redis last did real work. */
+bool redis_backoff_failing(const struct redis_backoff *bo);
 /* Redis did real work: the next failure starts from the shortest wait. */
 void redis_backoff_reset(struct redis_backoff *bo);
 /* Logs why a try failed, at warn the first time and whenever the failure

@@ -26,6 +26,23 @@
 #include "room/registry.h"
 #include "stats.h"
 
+void redis_broker_node_back(struct redis_broker *rb, bool from_publisher)
+{
+    atomic_fetch_add(&rb->back_gen, 1);
+    uint64_t one = 1;
+    ssize_t w = write(from_publisher ? rb->wake_efd : rb->pub_efd, &one, sizeof(one));
+    (void)w; /* a full eventfd counter is a wake-up already pending */
+}
+
+bool redis_broker_back_news(struct redis_broker *rb, unsigned *seen)
+{
+    unsigned g = atomic_load(&rb->back_gen);
+    if (g == *seen)
+        return false;
+    *seen = g;
+    return true;
+}
+
 bool redis_broker_stopping(struct redis_broker *rb)
 {
     pthread_mutex_lock(&rb->lock);

@@ -61,6 +61,11 @@ struct redis_broker {
     int wake_efd; /* written by workers (through the registry): rooms to subscribe */
     struct thread pub_thread, sub_thread; /* started and joined by the main thread */
 
+    /* Counts links that became ready after failing: a node is reachable
+     * again. Either thread adds and wakes the other (pub_efd, wake_efd),
+     * which then tries its own links that are down at once instead of
+     * waiting out a backoff grown during the outage. */
+    atomic_uint back_gen;
     atomic_int pub_connected;              /* written by the publisher */
     atomic_int sub_ready;                  /* written by the subscriber */
     /* The figures of struct broker_status (stats.h), as atomics. One writer
@@ -77,6 +82,15 @@ struct redis_broker {
 };
 
 bool redis_broker_stopping(struct redis_broker *rb);
+
+/* A link of the calling thread became ready after failing: bumps back_gen
+ * and wakes the other thread (the publisher when the subscriber calls, and
+ * the other way round). */
+void redis_broker_node_back(struct redis_broker *rb, bool from_publisher);
+
+/* Whether back_gen moved since *seen (updated): some node answered again,
+ * so the caller's links that are down should be tried at once. */
+bool redis_broker_back_news(struct redis_broker *rb, unsigned *seen);
 
 /* The threads (publisher.c, subscriber.c). */
 void *redis_pub_main(void *arg);

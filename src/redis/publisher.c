@@ -74,6 +74,7 @@ struct pub {
     size_t scratch_cap;
     struct redis_episode refused;
     uint64_t last_sweep_ms;
+    unsigned back_seen; /* rb->back_gen when last looked at */
 };
 
 static const char *who = "publisher";
@@ -382,6 +383,25 @@ static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t
         evict(p, p->nodes[i], false);
 }
 
+/* A node whose link failed answers again without a failover (a restart,
+ * a freeze, a network cut): the other pods' subscribers are coming back to
+ * it too (they retry at least every second), so its slots, and global when
+ * it is carried here, are held as after a failover. */
+static void hold_node(struct pub *p, const struct pub_node *pn, uint64_t now)
+{
+    for (unsigned s = 0; s < REDIS_CLUSTER_SLOTS; s++) {
+        const struct redis_cluster_node *o = redis_route_owner(&p->rt, s);
+        if (o && redis_same_node(o, pn->link.host, pn->link.port))
+            hold(p, s, now);
+    }
+    if (pn == p->global)
+        hold(p, SLOT_GLOBAL, now);
+    atomic_fetch_add(&p->rb->counters.failover_holds, 1);
+    log_info("redis: %s:%u answers again; its messages wait %d ms for every pod to subscribe "
+             "there",
+             pn->link.host, pn->link.port, REDIS_FAILOVER_HOLD_MS);
+}
+
 /* Routes what waits in unrouted (before anything newer). */
 static void reroute(struct pub *p, uint64_t now)
 {
@@ -409,9 +429,13 @@ static uint64_t tend(struct pub *p, uint64_t now)
 {
     uint64_t next = now + 1000;
     struct pub_node *g = global_node(p, now);
+    /* The subscriber reached a node again: links down are tried now. */
+    bool back = redis_broker_back_news(p->rb, &p->back_seen);
     for (unsigned i = 0; i < p->nnodes; i++) {
         struct pub_node *pn = p->nodes[i];
         struct redis_link *l = &pn->link;
+        if (back && l->phase == REDIS_LINK_DOWN && l->retry_at_ms > now)
+            l->retry_at_ms = now;
         if (l->phase == REDIS_LINK_DOWN && (has_work(pn) || pn == g)) {
             /* A failover may have given its slots to another node. */
             redis_route_want(&p->rt);
@@ -487,6 +511,10 @@ static void on_event(struct pub *p, void *ptr, uint32_t events, uint64_t now)
             return;
         }
         if (ready) {
+            if (redis_backoff_failing(&pn->link.bo)) {
+                redis_broker_node_back(p->rb, true);
+                hold_node(p, pn, now);
+            }
             if (pn == p->global)
                 log_info("redis: publisher connected to %s:%u", pn->link.host, pn->link.port);
             drain(p, pn, now);

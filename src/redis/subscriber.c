@@ -46,6 +46,8 @@
 
 /* Each link is pinged this often while nothing else is asked of it. */
 #define SUB_PING_MS 1000
+/* A subscriber link that is down is tried at least this often. */
+#define SUB_RETRY_MAX_MS 1000
 /* Stalled rooms are tried again this often. */
 #define STALL_RETRY_MS 500
 /* Refused rooms remembered as told (more are told at every retry). */
@@ -92,6 +94,7 @@ struct sub {
     bool ever_ready;
     struct redis_backoff refused_bo; /* refused rooms are retried this slowly */
     uint64_t refused_retry_ms;       /* 0: none refused */
+    unsigned back_seen;              /* rb->back_gen when last looked at */
     char **told;                     /* refused rooms whose members were told */
     size_t ntold;
     struct redis_receiver in; /* checks and delivers what arrives */
@@ -249,6 +252,10 @@ static struct sub_node *node_for(struct sub *s, const struct redis_cluster_node 
     if (!sn)
         return NULL;
     redis_link_init(&sn->link, n->host, n->port, &s->rt.env);
+    /* While a subscription is down, other pods' messages are lost for this
+     * pod: its links retry at least every SUB_RETRY_MAX_MS, which is also
+     * what a publisher's hold on a node that returns waits for. */
+    redis_backoff_cap(&sn->link.bo, SUB_RETRY_MAX_MS);
     s->nodes[s->nnodes++] = sn;
     return sn;
 }
@@ -659,6 +666,18 @@ static void step_route(struct sub *s, uint32_t events, uint64_t now)
     }
 }
 
+/* A node answered the publisher again: links that are down, and the
+ * rooms stalled on them, are tried now rather than after their backoff. */
+static void retry_now(struct sub *s, uint64_t now)
+{
+    for (unsigned i = 0; i < s->nnodes; i++) {
+        struct redis_link *l = &s->nodes[i]->link;
+        if (l->phase == REDIS_LINK_DOWN && l->retry_at_ms > now)
+            l->retry_at_ms = now;
+    }
+    s->next_stall_try_ms = now;
+}
+
 /* Per pass: new rooms, rooms let go, stalled and refused rooms, global,
  * pings and hangs. Returns the next deadline. */
 static uint64_t tend(struct sub *s, uint64_t now)
@@ -669,6 +688,8 @@ static uint64_t tend(struct sub *s, uint64_t now)
     uint64_t next = now + SUB_PING_MS / 2;
     if (!s->live)
         return next;
+    if (redis_broker_back_news(rb, &s->back_seen))
+        retry_now(s, now);
     if (s->stalled && now >= s->next_stall_try_ms) {
         s->next_stall_try_ms = now + STALL_RETRY_MS;
         s->stalled = false;
@@ -757,8 +778,11 @@ static void on_event(struct sub *s, void *ptr, uint32_t events, uint64_t now)
             node_failed(s, sn, now, false);
             return;
         }
-        if (ready)
+        if (ready) {
+            if (redis_backoff_failing(&sn->link.bo))
+                redis_broker_node_back(s->rb, false);
             link_ready(s, sn, now);
+        }
         /* The replies of each chunk before the next (link.h). */
         redisReply *r;
         int got;

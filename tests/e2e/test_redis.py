@@ -279,3 +279,40 @@ def test_a_burst_past_the_inflight_bound_never_desyncs(start_server, redis_serve
     assert len(came) + dropped == burst, (len(came), dropped)
     assert len(came) >= 8, "what the bound let through reached the other pod"
     assert p2.stats()["broker"]["lost"] == 0
+
+
+def test_a_redis_restart_loses_nothing_parked_and_both_links_come_back(two_pods):
+    """Issue 25, items 4 and 5: a Redis that comes back without a failover.
+    The publisher used to send what it had parked as soon as its own link
+    was back, while the other pod's subscriber still waited out a backoff
+    grown during the outage (up to 5 s): most of it was lost. Now a node
+    that answers again is held as after a failover, subscribers retry at
+    least every second, and a thread whose link is back makes the other
+    try at once: everything parked arrives, and a pod that delivers again
+    is also ready."""
+    r, (p1, p2) = two_pods
+
+    async def go():
+        a = await connect(p1, "/ws/back")
+        b = await connect(p2, "/ws/back")
+        r.kill()
+        for p in (p1, p2):
+            await asyncio.to_thread(wait_for, lambda: not ready(p), 10, "readyz 503")
+        for i in range(50):
+            await a.send(str(i))
+        for i in range(50):
+            assert (await recv_json(a))["data"]["text"] == str(i)
+        # The publisher's backoff has grown past a second before Redis returns.
+        await asyncio.to_thread(wait_for, lambda: "backoff up to 1600 ms" in p1.log(), 20,
+                                "the publisher's backoff to grow")
+        await asyncio.to_thread(r.start)
+        got = [int((await recv_json(b, 15))["data"]["text"])]
+        # Cross-pod delivery has resumed: both pods say so within a moment.
+        for p in (p1, p2):
+            await asyncio.to_thread(wait_for, lambda: ready(p), 1, "readyz 200 once delivering")
+        while len(got) < 50:
+            got.append(int((await recv_json(b))["data"]["text"]))
+        assert got == list(range(50))
+    run(go())
+    assert p2.stats()["broker"]["lost"] == 0
+    assert p1.stats()["broker"]["failover_holds"] >= 1
