@@ -121,9 +121,10 @@ bool ipnet_contains(const struct ipnet *nets, int n, const struct ipaddr *a)
 }
 
 /* Whether s[0..len) is 1 to 5 decimal digits (a port). */
+/* A port as proxies write it after an address: digits, or nothing ("1.2.3.4:"). */
 static bool is_port(const char *s, size_t len)
 {
-    if (len == 0 || len > 5)
+    if (len > 5)
         return false;
     for (size_t i = 0; i < len; i++)
         if (s[i] < '0' || s[i] > '9')
@@ -131,8 +132,11 @@ static bool is_port(const char *s, size_t len)
     return true;
 }
 
-/* One X-Forwarded-For entry: an address, "[v6]" or "[v6]:port", or
- * "v4:port" (what some proxies write). */
+/* One X-Forwarded-For entry: an address, or an address in brackets, or
+ * either with a port ("[v6]:port", "v4:port", "[v4]:port"): what proxies
+ * write. Any form that names an address names the client (issue 25: these
+ * used to fall back to the proxy's own address, so every client behind it
+ * shared one quota). */
 static bool parse_hop(const char *s, size_t len, struct ipaddr *out)
 {
     if (len > 0 && s[0] == '[') {
@@ -142,7 +146,7 @@ static bool parse_hop(const char *s, size_t len, struct ipaddr *out)
         size_t in = (size_t)(close - s) - 1, after = len - in - 2;
         if (after > 0 && (close[1] != ':' || !is_port(close + 2, after - 1)))
             return false;
-        return ipaddr_parse(s + 1, in, out) && memcmp(out->b, V4_MAPPED, 12) != 0;
+        return ipaddr_parse(s + 1, in, out);
     }
     const char *colon = memchr(s, ':', len);
     if (colon && !memchr(colon + 1, ':', len - (size_t)(colon + 1 - s))) {
