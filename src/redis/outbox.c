@@ -78,6 +78,21 @@ void outbox_append(struct outbox *o, const struct outbox_item *it)
     o->n++;
 }
 
+/* An emptied ring that grew past its first size goes back to it: what a
+ * long outage parked costs memory while it waits, not afterwards. */
+static void shrink_if_empty(struct outbox *o)
+{
+    if (o->n > 0 || o->size <= 4 * FIRST_SIZE)
+        return; /* small rings stay: no churn between bursts */
+    struct outbox_item *v = malloc(FIRST_SIZE * sizeof(*v));
+    if (!v)
+        return; /* keeps the larger ring */
+    free(o->items);
+    o->items = v;
+    o->size = FIRST_SIZE;
+    o->head = 0;
+}
+
 uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max)
 {
     uint32_t k = 0;
@@ -86,6 +101,7 @@ uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max)
         o->head = (o->head + 1) % o->size;
         o->n--;
     }
+    shrink_if_empty(o);
     return k;
 }
 

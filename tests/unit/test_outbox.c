@@ -92,6 +92,37 @@ START_TEST(free_releases_references)
 }
 END_TEST
 
+START_TEST(an_emptied_ring_gives_its_memory_back)
+{
+    /* Issue 25: what a long outage parked used to keep its memory. */
+    struct outbox o;
+    outbox_init(&o, 100000);
+    for (int i = 0; i < 5000; i++) {
+        struct fbuf *b = msg(i);
+        outbox_push(&o, b);
+        fbuf_unref(b);
+    }
+    ck_assert_uint_ge(o.size, 5000);
+    struct outbox_item out[64];
+    uint32_t k;
+    int next = 0;
+    while ((k = outbox_take(&o, out, 64)) > 0)
+        for (uint32_t i = 0; i < k; i++) {
+            ck_assert_int_eq(id(out[i].msg), next++);
+            fbuf_unref(out[i].msg);
+        }
+    ck_assert_int_eq(next, 5000);
+    ck_assert_uint_le(o.size, 256);
+    struct fbuf *b = msg(7); /* and it still works */
+    outbox_push(&o, b);
+    fbuf_unref(b);
+    ck_assert_uint_eq(outbox_take(&o, out, 64), 1);
+    ck_assert_int_eq(id(out[0].msg), 7);
+    fbuf_unref(out[0].msg);
+    outbox_free(&o);
+}
+END_TEST
+
 Suite *outbox_suite(void)
 {
     Suite *s = suite_create("outbox");
@@ -99,6 +130,7 @@ Suite *outbox_suite(void)
     tcase_add_test(tc, order_and_drop_oldest);
     tcase_add_test(tc, requeue_goes_back_in_front);
     tcase_add_test(tc, free_releases_references);
+    tcase_add_test(tc, an_emptied_ring_gives_its_memory_back);
     suite_add_tcase(s, tc);
     return s;
 }
