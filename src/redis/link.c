@@ -267,7 +267,7 @@ static bool tls_failed(struct redis_link *l)
 {
     long v = SSL_get_verify_result(l->ssl);
     if (v != X509_V_OK)
-        return fail(l, "TLS: the server's certificate is refused: %s",
+        return fail(l, "TLS: the server's certificate is refused: ",
                     X509_verify_cert_error_string(v));
     unsigned long e = ERR_get_error();
     char buf[160];
@@ -336,6 +336,20 @@ static bool read_in(struct redis_link *l, uint64_t now)
     return true;
 }
 
+/* An output buffer that grew while a node was slow or frozen is given back
+ * once all of it is written: a sick node's backlog costs memory while it
+ * lasts, not for the rest of the pod's life. */
+#define OUT_KEEP (64u * 1024)
+
+static void give_back(struct redis_link *l)
+{
+    if (l->out_cap <= OUT_KEEP)
+        return;
+    free(l->out);
+    l->out = NULL;
+    l->out_cap = 0;
+}
+
 static bool write_out(struct redis_link *l)
 {
     while (l->out_off < l->out_len) {
@@ -361,8 +375,10 @@ static bool write_out(struct redis_link *l)
         }
         l->out_off += (size_t)n;
     }
-    if (l->out_off == l->out_len)
+    if (l->out_off == l->out_len) {
         l->out_off = l->out_len = 0;
+        give_back(l);
+    }
     watch(l, l->out_len ? EPOLLIN | EPOLLOUT : EPOLLIN);
     return true;
 }
@@ -480,6 +496,7 @@ void redis_link_close(struct redis_link *l, uint64_t now, bool hung)
     l->events = 0;
     unwatch_lookup(l); /* a lookup under way is kept for the next open */
     l->out_len = l->out_off = 0;
+    give_back(l);
     l->hello_left = 0;
     l->deadline_ms = 0;
     if (now)
