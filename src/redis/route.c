@@ -38,7 +38,7 @@ static int one_range(struct redis_cluster_map *m, const char *host, uint16_t por
 int redis_route_init(struct redis_route *rt, const struct config *cfg, int epfd,
                      struct ssl_ctx_st *tls)
 {
-    *rt = (struct redis_route){.cfg = cfg};
+    *rt = (struct redis_route){.cfg = cfg, .checking = -1};
     rt->mode = cfg->redis_cluster       ? REDIS_ROUTE_CLUSTER
                : cfg->redis_sentinel[0] ? REDIS_ROUTE_SENTINEL
                                         : REDIS_ROUTE_SINGLE;
@@ -144,6 +144,7 @@ static bool next_source(struct redis_route *rt, uint64_t now)
             continue; /* tried in the first pass */
         snprintf(rt->probe.host, sizeof(rt->probe.host), "%s", host);
         rt->probe.port = port;
+        rt->probe.env = &rt->probe_env;
         rt->probe_asked = false;
         if (redis_link_open(&rt->probe, now))
             return true;
@@ -160,6 +161,89 @@ static void round_over(struct redis_route *rt, uint64_t now)
     log_debug("redis: no usable map yet: %s", rt->err);
 }
 
+/* A round that worked: the next is due after the poll interval (Sentinel)
+ * or when a map is wanted again. */
+static void round_done(struct redis_route *rt, uint64_t now)
+{
+    redis_backoff_reset(&rt->bo);
+    rt->wanted = false;
+    rt->round_tries = 0;
+    rt->next_round_ms = now + (rt->mode == REDIS_ROUTE_SENTINEL ? REDIS_ROUTE_SENTINEL_POLL_MS
+                                                                : REDIS_ROUTE_REFRESH_MIN_MS);
+}
+
+/* Sentinel: one sentinel named node. */
+static void vote(struct redis_route *rt, const struct redis_cluster_node *node)
+{
+    rt->answered++;
+    for (unsigned i = 0; i < rt->nnamed; i++)
+        if (redis_same_node(&rt->named[i].node, node->host, node->port)) {
+            rt->named[i].votes++;
+            return;
+        }
+    if (rt->nnamed < REDIS_ROUTE_NAMED_MAX)
+        rt->named[rt->nnamed++] = (struct redis_route_named){*node, 1};
+}
+
+/* Sentinel: opens the probe to the next address named, most named first,
+ * to ask it ROLE. The round is over when none is left. */
+static void check_next(struct redis_route *rt, uint64_t now)
+{
+    while (++rt->checking < (int)rt->nnamed) {
+        const struct redis_cluster_node *n = &rt->named[rt->checking].node;
+        snprintf(rt->probe.host, sizeof(rt->probe.host), "%s", n->host);
+        rt->probe.port = n->port;
+        rt->probe.env = &rt->env; /* a node: AUTH, SELECT as configured */
+        rt->probe_asked = false;
+        if (redis_link_open(&rt->probe, now))
+            return;
+        snprintf(rt->err, sizeof(rt->err), "%s", rt->probe.err);
+    }
+    rt->checking = -1;
+    round_over(rt, now);
+}
+
+static int by_votes(const void *a, const void *b)
+{
+    const struct redis_route_named *x = a, *y = b;
+    return x->votes > y->votes ? -1 : x->votes < y->votes;
+}
+
+/* Sentinel: every sentinel of the round was asked. The master in use
+ * stays while any sentinel names it and no other address has a majority of
+ * those that answered; otherwise the addresses named are checked. */
+static void sentinels_asked(struct redis_route *rt, uint64_t now)
+{
+    if (rt->nnamed == 0) {
+        round_over(rt, now);
+        return;
+    }
+    qsort(rt->named, rt->nnamed, sizeof(rt->named[0]), by_votes);
+    if (rt->have_map) {
+        const struct redis_cluster_node *cur = &rt->map.ranges[0].master;
+        bool named = false;
+        for (unsigned i = 0; i < rt->nnamed; i++)
+            named |= redis_same_node(&rt->named[i].node, cur->host, cur->port);
+        bool other_majority = !redis_same_node(&rt->named[0].node, cur->host, cur->port) &&
+                              rt->named[0].votes * 2 > rt->answered;
+        if (named && !other_majority) {
+            round_done(rt, now);
+            return;
+        }
+    }
+    rt->checking = -1;
+    check_next(rt, now);
+}
+
+/* The sources of this round are used up. */
+static void sources_done(struct redis_route *rt, uint64_t now)
+{
+    if (rt->mode == REDIS_ROUTE_SENTINEL && rt->checking < 0)
+        sentinels_asked(rt, now);
+    else
+        round_over(rt, now);
+}
+
 /* The probe failed: hung tells whether it was by not answering. */
 static void probe_failed(struct redis_route *rt, uint64_t now, bool hung)
 {
@@ -167,14 +251,20 @@ static void probe_failed(struct redis_route *rt, uint64_t now, bool hung)
     if (hung)
         redis_route_sick(rt, rt->probe.host, rt->probe.port, now);
     redis_link_close(&rt->probe, now, hung);
-    if (!next_source(rt, now))
-        round_over(rt, now);
+    if (rt->mode == REDIS_ROUTE_SENTINEL && rt->checking >= 0)
+        check_next(rt, now);
+    else if (!next_source(rt, now))
+        sources_done(rt, now);
 }
 
 static bool ask(struct redis_route *rt, uint64_t now)
 {
     bool ok;
-    if (rt->mode == REDIS_ROUTE_CLUSTER) {
+    if (rt->checking >= 0) {
+        const char *argv[1] = {"ROLE"};
+        size_t len[1] = {4};
+        ok = redis_link_send(&rt->probe, 1, argv, len);
+    } else if (rt->mode == REDIS_ROUTE_CLUSTER) {
         const char *argv[2] = {"CLUSTER", "SLOTS"};
         size_t len[2] = {7, 5};
         ok = redis_link_send(&rt->probe, 2, argv, len);
@@ -216,6 +306,14 @@ static bool parse(struct redis_route *rt, const redisReply *r, struct redis_clus
     return false;
 }
 
+/* ROLE's answer from a master: an array whose first element is "master". */
+static bool says_master(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements >= 1 &&
+           (r->element[0]->type == REDIS_REPLY_STRING || r->element[0]->type == REDIS_REPLY_STATUS) &&
+           strcmp(r->element[0]->str, "master") == 0;
+}
+
 static bool same_map(const struct redis_cluster_map *a, const struct redis_cluster_map *b)
 {
     if (a->n != b->n)
@@ -240,8 +338,10 @@ int redis_route_step(struct redis_route *rt, uint32_t events, uint64_t now,
         if (!rt->wanted || now < rt->next_round_ms)
             return 0;
         rt->round_tries = 0;
+        rt->nnamed = rt->answered = 0;
+        rt->checking = -1;
         if (!next_source(rt, now)) {
-            round_over(rt, now);
+            sources_done(rt, now);
             return 0;
         }
     }
@@ -278,7 +378,16 @@ int redis_route_step(struct redis_route *rt, uint32_t events, uint64_t now,
     if (got == 0)
         return 0;
     struct redis_cluster_map m;
-    bool ok = parse(rt, r, &m);
+    bool ok;
+    if (rt->checking >= 0) {
+        ok = says_master(r) &&
+             one_range(&m, rt->named[rt->checking].node.host, rt->named[rt->checking].node.port) == 0;
+        if (!ok)
+            snprintf(rt->err, sizeof(rt->err), "%s:%u, named by a sentinel, is no master (ROLE)",
+                     rt->probe.host, rt->probe.port);
+    } else {
+        ok = parse(rt, r, &m);
+    }
     freeReplyObject(r);
     if (!ok) {
         snprintf(rt->probe.err, sizeof(rt->probe.err), "%s", rt->err);
@@ -287,11 +396,16 @@ int redis_route_step(struct redis_route *rt, uint32_t events, uint64_t now,
     }
     redis_link_worked(&rt->probe);
     redis_link_close(&rt->probe, 0, false);
-    redis_backoff_reset(&rt->bo);
-    rt->wanted = false;
-    rt->round_tries = 0;
-    rt->next_round_ms = now + (rt->mode == REDIS_ROUTE_SENTINEL ? REDIS_ROUTE_SENTINEL_POLL_MS
-                                                                : REDIS_ROUTE_REFRESH_MIN_MS);
+    if (rt->mode == REDIS_ROUTE_SENTINEL && rt->checking < 0) {
+        /* One sentinel's answer: the round asks the others first. */
+        vote(rt, &m.ranges[0].master);
+        redis_cluster_map_free(&m);
+        if (!next_source(rt, now))
+            sources_done(rt, now);
+        return 0;
+    }
+    rt->checking = -1;
+    round_done(rt, now);
     if (rt->have_map && same_map(&rt->map, &m)) {
         redis_cluster_map_free(&m);
         return 0;

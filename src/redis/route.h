@@ -7,7 +7,13 @@
  *   then of REDIS_URL's seeds;
  * - Sentinel: one range owned by the master that the sentinels of
  *   REDIS_URL name (SENTINEL get-master-addr-by-name REDIS_SENTINEL), asked
- *   again every second so that a switch is followed.
+ *   again every second so that a switch is followed. Every sentinel is
+ *   asked in a round. The master in use is kept while any sentinel names it
+ *   and no other address has a majority of those that answered; otherwise
+ *   the addresses named are tried, most named first, and the first that
+ *   answers ROLE with "master" is used. So sentinels that disagree, or one
+ *   that names a replica, never move the pods to a replica or back and
+ *   forth.
  * A map is fetched off the hot path, through a probe link of its own driven
  * by the owner thread's epoll: the loop never waits for it. Nodes known to
  * hang (a link of the owner timed out on them) are asked last.
@@ -31,6 +37,14 @@ enum redis_route_mode { REDIS_ROUTE_SINGLE, REDIS_ROUTE_CLUSTER, REDIS_ROUTE_SEN
 #define REDIS_ROUTE_REFRESH_MIN_MS 200
 /* Sentinel: the master's address is asked again this often. */
 #define REDIS_ROUTE_SENTINEL_POLL_MS 1000
+/* Sentinel: at most this many different masters named in one round. */
+#define REDIS_ROUTE_NAMED_MAX 8
+
+/* Sentinel: an address some of a round's sentinels named as the master. */
+struct redis_route_named {
+    struct redis_cluster_node node;
+    unsigned votes;
+};
 
 struct redis_route {
     enum redis_route_mode mode;
@@ -52,6 +66,11 @@ struct redis_route {
         uint64_t until_ms;
     } sick[REDIS_ROUTE_SICK_MAX];
     char err[300]; /* why the last round failed */
+    /* Sentinel: what this round's sentinels named, and which of those is
+     * being asked ROLE (-1: the sentinels are being asked). */
+    struct redis_route_named named[REDIS_ROUTE_NAMED_MAX];
+    unsigned nnamed, answered;
+    int checking;
 };
 
 /* Returns 0 or -1. epfd is the owner thread's epoll. */

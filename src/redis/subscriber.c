@@ -344,6 +344,7 @@ static bool send_cmd(struct sub *s, struct sub_node *sn, enum cmd_kind k, char *
 }
 
 static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool hung);
+static void drop_link(struct sub *s, struct sub_node *sn, uint64_t now, bool hung);
 
 struct slotted {
     unsigned slot;
@@ -446,6 +447,18 @@ static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool h
     } else {
         redis_backoff_log(&l->bo, "subscriber", l->err);
     }
+    if (hung)
+        redis_route_sick(&s->rt, l->host, l->port, now);
+    drop_link(s, sn, now, hung);
+    redis_route_want(&s->rt);
+}
+
+/* Closes a node's link: global moves, its commands are forgotten and its
+ * rooms stall until they are subscribed where their slot is served. */
+static void drop_link(struct sub *s, struct sub_node *sn, uint64_t now, bool hung)
+{
+    struct redis_broker *rb = s->rb;
+    struct redis_link *l = &sn->link;
     if (sn->global) {
         atomic_store(&rb->sub_ready, 0);
         sn->global = false;
@@ -455,8 +468,6 @@ static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool h
     while (sn->cn)
         cmd_pop(sn);
     batch_clear(&sn->pending);
-    if (hung)
-        redis_route_sick(&s->rt, l->host, l->port, now);
     redis_link_close(l, now, hung);
     struct redis_cluster_node node;
     snprintf(node.host, sizeof(node.host), "%s", l->host);
@@ -465,7 +476,6 @@ static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool h
     registry_sub_stall(rb->rooms, pick_on_node, s, release_waiters, rb);
     s->failed = NULL;
     s->stalled = true;
-    redis_route_want(&s->rt);
 }
 
 /* The node that carries realtime:global: one master, a different one after
@@ -653,6 +663,20 @@ static void new_map(struct sub *s, const struct redis_cluster_map *old, uint64_t
             atomic_store(&rb->sub_ready, 0);
             if (sn->link.phase == REDIS_LINK_READY && !send_cmd(s, sn, CMD_UNGLOBAL, &g, 1))
                 node_failed(s, sn, now, false);
+        }
+    }
+    /* A node that is no master of any slot now (a demoted master, which may
+     * replicate the new one) is let go: rooms still subscribed there would
+     * otherwise arrive twice, from it and from where they moved. */
+    for (unsigned i = 0; i < s->nnodes; i++) {
+        struct sub_node *sn = s->nodes[i];
+        bool serves = false;
+        for (size_t k = 0; k < s->rt.map.n; k++)
+            serves |= redis_same_node(&s->rt.map.ranges[k].master, sn->link.host, sn->link.port);
+        if (!serves && sn->link.phase != REDIS_LINK_DOWN) {
+            log_info("redis: %s:%u serves no slot now; its subscriptions are let go",
+                     sn->link.host, sn->link.port);
+            drop_link(s, sn, now, false);
         }
     }
 }
