@@ -222,6 +222,8 @@ bool redis_link_open(struct redis_link *l, uint64_t now)
 {
     l->err[0] = '\0';
     l->out_len = l->out_off = 0;
+    l->reply_bytes = 0;
+    l->reply_since_ms = 0;
     if (l->reader)
         redisReaderFree(l->reader);
     if (!(l->reader = redisReaderCreate())) {
@@ -333,7 +335,24 @@ static bool read_in(struct redis_link *l, uint64_t now)
     l->last_read_ms = now;
     if (redisReaderFeed(l->reader, buf, (size_t)n) != REDIS_OK)
         return fail(l, "", "out of memory for a reply");
+    if (!l->reply_since_ms)
+        l->reply_since_ms = now;
+    l->reply_bytes += (size_t)n;
+    if (l->env->reply_max && l->reply_bytes > l->env->reply_max) {
+        char why[80];
+        snprintf(why, sizeof(why), "a reply longer than %zu bytes", l->env->reply_max);
+        return fail(l, "", why);
+    }
     return true;
+}
+
+/* A reply was taken whole (or none is complete): what the reader still
+ * holds belongs to the next one, which is unfinished since its bytes came. */
+static void reply_taken(struct redis_link *l)
+{
+    size_t left = l->reader->len - l->reader->pos;
+    l->reply_bytes = left;
+    l->reply_since_ms = left || l->reader->ridx >= 0 ? l->last_read_ms : 0;
 }
 
 /* An output buffer that grew while a node was slow or frozen is given back
@@ -403,6 +422,7 @@ static bool hello_answers(struct redis_link *l, bool *became_ready)
     }
     l->phase = REDIS_LINK_READY;
     l->deadline_ms = 0;
+    reply_taken(l);
     l->addr_good = l->addr_cur;
     l->ever_ready = true;
     *became_ready = true;
@@ -460,6 +480,8 @@ int redis_link_reply(struct redis_link *l, redisReply **r)
         return -1;
     }
     *r = rep;
+    if (rep || l->reader->ridx < 0)
+        reply_taken(l);
     return rep ? 1 : 0;
 }
 
@@ -508,6 +530,12 @@ void redis_link_close(struct redis_link *l, uint64_t now, bool hung)
 
 bool redis_link_late(struct redis_link *l, uint64_t now)
 {
+    if (l->phase == REDIS_LINK_READY && l->reply_since_ms &&
+        now >= l->reply_since_ms + REDIS_LINK_COMMAND_MS) {
+        snprintf(l->err, sizeof(l->err), "%.100s:%u: a reply unfinished for %d ms", l->host,
+                 l->port, REDIS_LINK_COMMAND_MS);
+        return true;
+    }
     if (l->phase == REDIS_LINK_DOWN || l->phase == REDIS_LINK_READY || now < l->deadline_ms)
         return false;
     if (l->phase == REDIS_LINK_RESOLVING) {

@@ -55,6 +55,7 @@ struct redis_link_env {
     int db;                      /* SELECT when not 0 */
     struct ssl_ctx_st *tls;      /* NULL: plain TCP */
     int epfd;                    /* the owner thread's epoll */
+    size_t reply_max;            /* the longest reply taken, in bytes (0: no bound) */
 };
 
 struct redis_link {
@@ -79,6 +80,8 @@ struct redis_link {
     unsigned addr_good;           /* the address that answered last */
     unsigned addr_cur, addr_tries; /* the one being tried; how many this round */
     struct redis_lookup *lookup;  /* a lookup under way, or NULL */
+    size_t reply_bytes;           /* read since the last whole reply (at least) */
+    uint64_t reply_since_ms;      /* a reply is unfinished since then (0: none) */
     bool lookup_watched;          /* its eventfd is in the owner's epoll */
     struct redis_backoff bo;
     char err[300]; /* why it last failed */
@@ -121,7 +124,9 @@ bool redis_link_flush(struct redis_link *l);
  * sick. */
 void redis_link_close(struct redis_link *l, uint64_t now, bool hung);
 
-/* A deadline passed while connecting (true, why in l->err). */
+/* A deadline passed while connecting, or a reply has been unfinished for
+ * REDIS_LINK_COMMAND_MS (true, why in l->err): a node that trickles a reply
+ * for ever hangs as surely as one that is silent. */
 bool redis_link_late(struct redis_link *l, uint64_t now);
 
 /* Redis did real work on it: its backoff starts over. */

@@ -46,10 +46,12 @@ int redis_route_init(struct redis_route *rt, const struct config *cfg, int epfd,
                                       .password = cfg->redis.password,
                                       .db = cfg->redis.db,
                                       .tls = tls,
-                                      .epfd = epfd};
+                                      .epfd = epfd,
+                                      .reply_max = cfg->max_message + REDIS_ROUTE_REPLY_SLACK};
     rt->probe_env = rt->env;
     if (rt->mode == REDIS_ROUTE_SENTINEL)
-        rt->probe_env = (struct redis_link_env){.user = "", .password = "", .tls = tls, .epfd = epfd};
+        rt->probe_env = (struct redis_link_env){
+            .user = "", .password = "", .tls = tls, .epfd = epfd, .reply_max = rt->env.reply_max};
     redis_backoff_init(&rt->bo);
     redis_link_init(&rt->probe, "", 0, &rt->probe_env);
     if (rt->mode == REDIS_ROUTE_SINGLE) {

@@ -37,6 +37,9 @@ enum redis_route_mode { REDIS_ROUTE_SINGLE, REDIS_ROUTE_CLUSTER, REDIS_ROUTE_SEN
 #define REDIS_ROUTE_REFRESH_MIN_MS 200
 /* Sentinel: the master's address is asked again this often. */
 #define REDIS_ROUTE_SENTINEL_POLL_MS 1000
+/* A reply from a node may be this much longer than MAX_MESSAGE_SIZE: a
+ * message's framing and numbering, or a big cluster's CLUSTER SLOTS. */
+#define REDIS_ROUTE_REPLY_SLACK (1u << 20)
 /* Sentinel: at most this many different masters named in one round. */
 #define REDIS_ROUTE_NAMED_MAX 8
 
