@@ -382,6 +382,10 @@ static const struct setting settings[] = {
     NUMBER("REDIS_OUTBOX", redis_outbox, 10000, 1, 10000000, NULL,
            "messages kept for Redis while it is down (and, per node, messages parked for a node "
            "that is down)"),
+    NUMBER("REDIS_OUTBOX_BYTES", redis_outbox_bytes, 64u << 20, 1u << 16, 1ull << 40, NULL,
+           "bytes of messages the publisher keeps for Redis nodes that are down, all nodes "
+           "together; past it the oldest messages of the node with the most waiting are dropped "
+           "(counted in `broker.outbox_dropped`)"),
     DURATION("ROOM_LINGER", room_linger_ms, 10000, true,
              "how long a pod stays subscribed to a room after its last member there left (Redis "
              "mode); `0`: let go at the next pass (within half a second)"),

@@ -58,6 +58,7 @@ struct config {
     enum log_level log_level;
     bool echo_endpoint;
     uint32_t redis_outbox;
+    uint64_t redis_outbox_bytes;
     bool redis_cluster;      /* REDIS_CLUSTER: rooms use SPUBLISH/SSUBSCRIBE per shard */
     uint32_t room_linger_ms; /* a room left empty stays subscribed this long (Redis mode) */
     char redis_sentinel[128]; /* REDIS_SENTINEL: the master's name; empty: no Sentinel */

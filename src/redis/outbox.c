@@ -42,40 +42,99 @@ static bool room_for_one(struct outbox *o)
     return true;
 }
 
+static uint64_t weight(const struct outbox_item *it)
+{
+    return it->msg->len;
+}
+
+static void charge(struct outbox *o, const struct outbox_item *it)
+{
+    o->bytes += weight(it);
+    if (o->budget)
+        o->budget->used += weight(it);
+}
+
+static void credit(struct outbox *o, const struct outbox_item *it)
+{
+    o->bytes -= weight(it);
+    if (o->budget)
+        o->budget->used -= weight(it);
+}
+
+/* The four ways in and out of the ring; each keeps the weights. */
+static void put_back(struct outbox *o, const struct outbox_item *it)
+{
+    o->items[(o->head + o->n) % o->size] = *it;
+    o->n++;
+    charge(o, it);
+}
+
+static void put_front(struct outbox *o, const struct outbox_item *it)
+{
+    o->head = (o->head + o->size - 1) % o->size;
+    o->items[o->head] = *it;
+    o->n++;
+    charge(o, it);
+}
+
+static struct outbox_item take_front(struct outbox *o)
+{
+    struct outbox_item it = o->items[o->head];
+    o->head = (o->head + 1) % o->size;
+    o->n--;
+    credit(o, &it);
+    return it;
+}
+
+static struct outbox_item take_back(struct outbox *o)
+{
+    o->n--;
+    struct outbox_item it = o->items[(o->head + o->n) % o->size];
+    credit(o, &it);
+    return it;
+}
+
+void outbox_share_budget(struct outbox *o, struct outbox_budget *budget)
+{
+    o->budget = budget;
+    budget->used += o->bytes;
+}
+
 void outbox_free(struct outbox *o)
 {
-    while (o->n > 0) {
-        fbuf_unref(o->items[o->head].msg);
-        o->head = (o->head + 1) % o->size;
-        o->n--;
-    }
+    while (o->n > 0)
+        fbuf_unref(take_front(o).msg);
     free(o->items);
     o->items = NULL;
 }
 
-static void drop_oldest(struct outbox *o)
+void outbox_drop_oldest(struct outbox *o)
 {
-    fbuf_unref(o->items[o->head].msg);
-    o->head = (o->head + 1) % o->size;
-    o->n--;
+    fbuf_unref(take_front(o).msg);
     o->dropped++;
 }
 
 void outbox_push(struct outbox *o, struct fbuf *b)
 {
     if (!room_for_one(o))
-        drop_oldest(o);
+        outbox_drop_oldest(o);
     fbuf_ref(b);
-    o->items[(o->head + o->n) % o->size] = (struct outbox_item){b, 0};
-    o->n++;
+    put_back(o, &(struct outbox_item){b, 0});
 }
 
 void outbox_append(struct outbox *o, const struct outbox_item *it)
 {
     if (!room_for_one(o))
-        drop_oldest(o);
-    o->items[(o->head + o->n) % o->size] = *it;
-    o->n++;
+        outbox_drop_oldest(o);
+    put_back(o, it);
+}
+
+bool outbox_take_newest(struct outbox *o, struct outbox_item *it)
+{
+    if (o->n == 0)
+        return false;
+    *it = take_back(o);
+    return true;
 }
 
 /* An emptied ring that grew past its first size goes back to it: what a
@@ -96,22 +155,10 @@ static void shrink_if_empty(struct outbox *o)
 uint32_t outbox_take(struct outbox *o, struct outbox_item *out, uint32_t max)
 {
     uint32_t k = 0;
-    while (k < max && o->n > 0) {
-        out[k++] = o->items[o->head];
-        o->head = (o->head + 1) % o->size;
-        o->n--;
-    }
+    while (k < max && o->n > 0)
+        out[k++] = take_front(o);
     shrink_if_empty(o);
     return k;
-}
-
-bool outbox_take_newest(struct outbox *o, struct outbox_item *it)
-{
-    if (o->n == 0)
-        return false;
-    o->n--;
-    *it = o->items[(o->head + o->n) % o->size];
-    return true;
 }
 
 void outbox_requeue(struct outbox *o, const struct outbox_item *items, uint32_t n)
@@ -124,8 +171,6 @@ void outbox_requeue(struct outbox *o, const struct outbox_item *items, uint32_t 
             o->dropped++;
             continue;
         }
-        o->head = (o->head + o->size - 1) % o->size;
-        o->items[o->head] = items[i - 1];
-        o->n++;
+        put_front(o, &items[i - 1]);
     }
 }

@@ -75,6 +75,9 @@ struct pub {
     struct redis_episode refused;
     uint64_t last_sweep_ms;
     unsigned back_seen; /* rb->back_gen when last looked at */
+    /* The bytes of every queue here (unrouted, each node's in flight and
+     * parked), bounded by REDIS_OUTBOX_BYTES (keep_to_budget). */
+    struct outbox_budget budget;
 };
 
 static const char *who = "publisher";
@@ -95,6 +98,8 @@ static struct pub_node *node_for(struct pub *p, const struct redis_cluster_node 
         free(pn);
         return NULL;
     }
+    outbox_share_budget(&pn->q.inflight, &p->budget);
+    outbox_share_budget(&pn->q.parked, &p->budget);
     redis_link_init(&pn->link, n->host, n->port, &p->rt.env);
     p->nodes[p->nnodes++] = pn;
     return pn;
@@ -416,6 +421,25 @@ static void reroute(struct pub *p, uint64_t now)
     }
 }
 
+/* Past REDIS_OUTBOX_BYTES, the oldest message of the heaviest waiting
+ * queue goes, counted: the nodes that are down pay for their own backlog,
+ * the largest first. In-flight messages are never dropped (pub_queue.h).
+ * Checked once per pass, so the bound may be passed by one batch. */
+static void keep_to_budget(struct pub *p)
+{
+    while (p->budget.used > p->budget.max) {
+        struct outbox *heaviest = p->unrouted.n ? &p->unrouted : NULL;
+        for (unsigned i = 0; i < p->nnodes; i++) {
+            struct outbox *o = &p->nodes[i]->q.parked;
+            if (o->n && (!heaviest || o->bytes > heaviest->bytes))
+                heaviest = o;
+        }
+        if (!heaviest)
+            return;
+        outbox_drop_oldest(heaviest);
+    }
+}
+
 /* ---- the loop ---- */
 
 static bool has_work(const struct pub_node *pn)
@@ -554,6 +578,7 @@ static void run(struct pub *p)
         for (uint32_t i = 0; i < n; i++)
             route_item(p, &p->batch[i], now);
         uint64_t next = tend(p, now);
+        keep_to_budget(p);
         update_gauges(p);
         if (stopping && ((n == 0 && idle(p)) || now >= deadline))
             break;
@@ -601,6 +626,7 @@ void *redis_pub_main(void *arg)
     if (!p)
         abort();
     p->rb = rb;
+    p->budget.max = rb->cfg->redis_outbox_bytes;
     p->epfd = epoll_create1(EPOLL_CLOEXEC);
     p->batch = malloc(REDIS_BATCH_MAX * sizeof(*p->batch));
     p->held_until = calloc(REDIS_CLUSTER_SLOTS + 1, sizeof(*p->held_until));
@@ -615,6 +641,7 @@ void *redis_pub_main(void *arg)
         log_error("redis: the publisher cannot start (out of memory or descriptors)");
         abort();
     }
+    outbox_share_budget(&p->unrouted, &p->budget);
     p->last_sweep_ms = clock_now_ms();
     run(p);
     atomic_store(&rb->pub_connected, 0);

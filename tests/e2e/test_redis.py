@@ -316,3 +316,33 @@ def test_a_redis_restart_loses_nothing_parked_and_both_links_come_back(two_pods)
     run(go())
     assert p2.stats()["broker"]["lost"] == 0
     assert p1.stats()["broker"]["failover_holds"] >= 1
+
+
+def test_what_waits_for_redis_is_bounded_in_bytes(start_server, redis_server):
+    """Issue 25: the bound was REDIS_OUTBOX messages per node whatever their
+    size (two dead masters and 32 KB messages took 639 MB). Now
+    REDIS_OUTBOX_BYTES bounds what waits for Redis, every node together: past
+    it the oldest go, counted."""
+    r = redis_server()
+    p = start_server(REDIS_URL=f"redis://127.0.0.1:{r.port}", POD_ID="pod-1",
+                     REDIS_OUTBOX_BYTES=1 << 20)
+    wait_for(lambda: ready(p), 10, "ready")
+    r.kill()
+    wait_for(lambda: not ready(p), 10, "readyz 503")
+    text = "x" * 30000
+    sent = 200
+
+    async def go():
+        a = await connect(p, "/ws/heavy")
+        for _ in range(sent):
+            await a.send(text)
+        for _ in range(sent):
+            assert (await recv_json(a))["data"]["text"] == text  # local delivery goes on
+    run(go())
+    b = wait_for(lambda: (lambda s: s if s["outbox"] + s["outbox_dropped"] == sent else None)(
+        p.stats()["broker"]), 10, "every message to be parked or dropped")
+    kept = (1 << 20) // 30000  # what fits in the bound, frames a little over 30000 bytes
+    assert b["outbox"] <= kept + 1, b
+    assert b["outbox_dropped"] >= sent - kept - 1, b
+    r.start()
+    wait_for(lambda: p.stats()["broker"]["outbox"] == 0, 15, "what was kept to be published")

@@ -123,6 +123,39 @@ START_TEST(an_emptied_ring_gives_its_memory_back)
 }
 END_TEST
 
+START_TEST(queues_sharing_a_budget_keep_its_count)
+{
+    /* The publisher's queues share REDIS_OUTBOX_BYTES: every way in and out
+     * keeps the shared count equal to what they hold. */
+    struct outbox_budget budget = {0, 1000};
+    struct outbox a, b;
+    outbox_init(&a, 4);
+    outbox_init(&b, 4);
+    outbox_share_budget(&a, &budget);
+    outbox_share_budget(&b, &budget);
+    for (int i = 0; i < 6; i++) { /* 4 fit in a: two dropped by count */
+        struct fbuf *m = msg(i);
+        outbox_push(&a, m);
+        fbuf_unref(m);
+    }
+    ck_assert_uint_eq(budget.used, a.bytes);
+    struct outbox_item it[4];
+    ck_assert_uint_eq(outbox_take(&a, it, 2), 2);
+    outbox_append(&b, &it[0]);
+    outbox_requeue(&b, &it[1], 1);
+    ck_assert_uint_eq(budget.used, a.bytes + b.bytes);
+    struct outbox_item last;
+    ck_assert(outbox_take_newest(&b, &last));
+    fbuf_unref(last.msg);
+    outbox_drop_oldest(&a);
+    ck_assert_uint_eq(a.dropped, 3);
+    ck_assert_uint_eq(budget.used, a.bytes + b.bytes);
+    outbox_free(&a);
+    outbox_free(&b);
+    ck_assert_uint_eq(budget.used, 0);
+}
+END_TEST
+
 Suite *outbox_suite(void)
 {
     Suite *s = suite_create("outbox");
@@ -131,6 +164,7 @@ Suite *outbox_suite(void)
     tcase_add_test(tc, requeue_goes_back_in_front);
     tcase_add_test(tc, free_releases_references);
     tcase_add_test(tc, an_emptied_ring_gives_its_memory_back);
+    tcase_add_test(tc, queues_sharing_a_budget_keep_its_count);
     suite_add_tcase(s, tc);
     return s;
 }
