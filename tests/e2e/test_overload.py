@@ -94,6 +94,15 @@ def test_redis_flood_is_dropped_and_counted(start_server, redis_server):
     and other rooms, whether their messages come from a local client or
     from Redis, are served within 250 ms."""
     r = redis_server()
+    # Redis drops a subscriber whose unread output passes 32 MB (its default
+    # pubsub limit): 0.27 s of this flood. On a busy 2-core machine the
+    # subscriber thread can be off the CPU that long while the workers are
+    # overloaded, and Redis then cut it off and what its buffer held was lost
+    # (issue 25: seen as a probe that never arrived, reconnects 1). That is
+    # Redis' policy, not the pod's (docs/operations.md says so and what to
+    # set); this test is about the pod, so its Redis has room for such a
+    # stall, as a Redis for bursty backends should.
+    r.client().config_set("client-output-buffer-limit", "pubsub 256mb 64mb 60")
     env = server_env()
     if SANITIZER == "tsan":
         # ThreadSanitizer slows the subscriber's reading 5-15 times but not
