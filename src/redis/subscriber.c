@@ -50,8 +50,12 @@
 #define SUB_RETRY_MAX_MS 1000
 /* Stalled rooms are tried again this often. */
 #define STALL_RETRY_MS 500
-/* Refused rooms remembered as told (more are told at every retry). */
-#define TOLD_MAX 1024
+/* Refused rooms retried per retry round (every refused room in turn). */
+#define REFUSED_RETRY_MAX 256
+/* Refused rooms logged one by one per REFUSED_LOG_MS; the rest are counted
+ * in one line at its end. */
+#define REFUSED_LOG_EACH 5
+#define REFUSED_LOG_MS 60000
 /* A subscription command carries at most this many channels. */
 #define CHANNELS_PER_COMMAND 1000
 
@@ -95,8 +99,9 @@ struct sub {
     struct redis_backoff refused_bo; /* refused rooms are retried this slowly */
     uint64_t refused_retry_ms;       /* 0: none refused */
     unsigned back_seen;              /* rb->back_gen when last looked at */
-    char **told;                     /* refused rooms whose members were told */
-    size_t ntold;
+    uint64_t refused_log_since_ms;   /* the log period under way */
+    unsigned refused_logged;         /* rooms logged one by one in it */
+    unsigned refused_unlogged;       /* rooms refused in it past those */
     struct redis_receiver in; /* checks and delivers what arrives */
     const struct redis_cluster_node *failed; /* for pick_on_node */
     const struct redis_cluster_map *old_map; /* for pick_moved */
@@ -215,24 +220,23 @@ static void refuse_room(struct sub *s, const char *room, const char *why)
     if (waited)
         release_waiters(s->rb, room);
     atomic_fetch_add(&s->rb->counters.refused, 1);
-    atomic_fetch_add(&s->rb->counters.rooms_refused, 1);
-    /* Told once per refusal, not at every retry. */
-    for (size_t i = 0; i < s->ntold; i++)
-        if (strcmp(s->told[i], room) == 0)
-            goto retry;
-    log_warn("redis: Redis refused the channel of room %s (%s); its members are told "
-             "(room_unavailable) and it is retried with backoff (counted as broker.refused)",
-             room, why);
-    tell_refused(s, room);
-    if (s->ntold < TOLD_MAX) {
-        char **grown = realloc(s->told, (s->ntold + 1) * sizeof(*grown));
-        if (grown) {
-            s->told = grown;
-            if ((s->told[s->ntold] = strdup(room)))
-                s->ntold++;
+    /* Told once per refusal, not at every retry; logged a few at a time. */
+    if (registry_sub_told(s->rb->rooms, room)) {
+        atomic_store(&s->rb->counters.rooms_refused, registry_sub_refused_rooms(s->rb->rooms));
+        uint64_t now = clock_now_ms();
+        if (!s->refused_log_since_ms)
+            s->refused_log_since_ms = now;
+        if (s->refused_logged < REFUSED_LOG_EACH) {
+            s->refused_logged++;
+            log_warn("redis: Redis refused the channel of room %s (%s); its members are told "
+                     "(room_unavailable) and it is retried with backoff (counted as "
+                     "broker.refused)",
+                     room, why);
+        } else {
+            s->refused_unlogged++;
         }
+        tell_refused(s, room);
     }
-retry:
     if (s->refused_retry_ms == 0)
         s->refused_retry_ms = clock_now_ms() + redis_backoff_next(&s->refused_bo);
 }
@@ -584,13 +588,10 @@ static void on_confirm(struct sub *s, struct sub_node *sn, const char *kind, con
         }
     } else if (sub) {
         redis_link_worked(&sn->link);
-        for (size_t i = 0; i < s->ntold; i++)
-            if (strcmp(s->told[i], room) == 0) {
-                log_info("redis: Redis now allows the channel of room %s", room);
-                free(s->told[i]);
-                s->told[i] = s->told[--s->ntold];
-                break;
-            }
+        if (registry_sub_allowed(rb->rooms, room)) {
+            log_info("redis: Redis now allows the channel of room %s", room);
+            atomic_store(&rb->counters.rooms_refused, registry_sub_refused_rooms(rb->rooms));
+        }
         if (registry_sub_confirmed(rb->rooms, room))
             release_waiters(rb, room);
     } else if (!ours && room[0]) {
@@ -721,10 +722,20 @@ static uint64_t tend(struct sub *s, uint64_t now)
         route(s, true, now);
     }
     if (s->refused_retry_ms && now >= s->refused_retry_ms) {
+        /* A bounded number each time: the rest wait for the next round. */
         s->refused_retry_ms = 0;
-        atomic_store(&rb->counters.rooms_refused, 0);
-        registry_sub_take_refused(reg, batch_add, &s->batch);
+        if (registry_sub_take_refused(reg, REFUSED_RETRY_MAX, batch_add, &s->batch))
+            s->refused_retry_ms = now + redis_backoff_next(&s->refused_bo);
         route(s, true, now);
+        atomic_store(&rb->counters.rooms_refused, registry_sub_refused_rooms(reg));
+    }
+    if (s->refused_log_since_ms && now >= s->refused_log_since_ms + REFUSED_LOG_MS) {
+        if (s->refused_unlogged)
+            log_warn("redis: Redis refused the channels of %u more rooms in the last %d s (each "
+                     "told once, retried with backoff; counted as broker.refused)",
+                     s->refused_unlogged, REFUSED_LOG_MS / 1000);
+        s->refused_log_since_ms = 0;
+        s->refused_logged = s->refused_unlogged = 0;
     }
     registry_sub_take_queued(reg, batch_add, &s->batch);
     route(s, true, now);
@@ -895,9 +906,7 @@ void *redis_sub_main(void *arg)
     redis_route_free(&s->rt);
     batch_clear(&s->batch);
     free(s->batch.names);
-    for (size_t i = 0; i < s->ntold; i++)
-        free(s->told[i]);
-    free(s->told);
+
     redis_receiver_free(&s->in);
     close(s->epfd);
     free(s);

@@ -24,6 +24,7 @@ struct reg_entry {
     uint8_t state;   /* enum sub_state */
     bool waiters;    /* a join was told to wait for this room's confirmation */
     bool idle;       /* on the idle list */
+    bool told;       /* its members were told Redis refuses it (until allowed) */
     uint64_t members;
     uint64_t idle_since_ms;
     struct reg_entry *q_next;            /* the queue */
@@ -122,6 +123,8 @@ static void forget(struct room_registry *reg, struct hmap_node **pp)
     idle_unlink(reg, e);
     if (e->state == SUB_CONFIRMED)
         reg->confirmed--;
+    if (e->told)
+        reg->told--;
     free(e->name);
     free(e);
 }
@@ -439,9 +442,63 @@ void registry_sub_take_stalled(struct room_registry *reg, registry_emit_fn emit,
     take_state(reg, SUB_STALLED, emit, arg);
 }
 
-void registry_sub_take_refused(struct room_registry *reg, registry_emit_fn emit, void *arg)
+size_t registry_sub_take_refused(struct room_registry *reg, size_t max, registry_emit_fn emit,
+                                 void *arg)
 {
-    take_state(reg, SUB_REFUSED, emit, arg);
+    pthread_mutex_lock(&reg->lock);
+    size_t nb = reg->map.nbuckets, taken = 0, left = 0, i = reg->refused_cursor % nb;
+    for (size_t k = 0; k < nb; k++, i = (i + 1) % nb) {
+        for (struct hmap_node *x = reg->map.buckets[i]; x; x = x->next) {
+            if (E(x)->state != SUB_REFUSED)
+                continue;
+            if (taken >= max) {
+                left++;
+                continue;
+            }
+            E(x)->state = SUB_SENT;
+            emit(arg, E(x)->name);
+            taken++;
+            reg->refused_cursor = i + 1; /* the next call starts after this bucket */
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return left;
+}
+
+/* Sets room's told mark to to; returns what it was. */
+static bool mark_told(struct room_registry *reg, const char *room, bool to)
+{
+    uint32_t h = room_hash(room, strlen(room));
+    pthread_mutex_lock(&reg->lock);
+    struct hmap_node **l = find(reg, room, h);
+    bool was = l && E(*l)->told;
+    if (l && was != to) {
+        E(*l)->told = to;
+        if (to)
+            reg->told++;
+        else
+            reg->told--;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return was;
+}
+
+size_t registry_sub_refused_rooms(struct room_registry *reg)
+{
+    pthread_mutex_lock(&reg->lock);
+    size_t n = reg->told;
+    pthread_mutex_unlock(&reg->lock);
+    return n;
+}
+
+bool registry_sub_told(struct room_registry *reg, const char *room)
+{
+    return !mark_told(reg, room, true);
+}
+
+bool registry_sub_allowed(struct room_registry *reg, const char *room)
+{
+    return mark_told(reg, room, false);
 }
 
 uint64_t registry_sub_gone(struct room_registry *reg)

@@ -49,6 +49,8 @@ struct room_registry {
     struct list idle; /* of reg_entry: subscribed rooms without members, oldest first */
     uint64_t confirmed;                        /* rooms whose subscription is confirmed (gauge) */
     uint64_t gen; /* the subscriber's connection: +1 at each registry_sub_live */
+    size_t refused_cursor; /* where the next retry of refused rooms starts (a bucket) */
+    size_t told;           /* rooms whose members were told Redis refuses them */
     /* Called (under the lock, so it must only write an eventfd) when the
      * queue goes from empty to not empty. Set before threads start. */
     void (*wake)(void *arg);
@@ -137,7 +139,23 @@ bool registry_sub_stall_room(struct room_registry *reg, const char *room, bool *
  * hands it out again when the subscriber retries. Returns true when the room
  * was sent and has members; *waited says whether members waited for it. */
 bool registry_sub_refuse_room(struct room_registry *reg, const char *room, bool *waited);
-void registry_sub_take_refused(struct room_registry *reg, registry_emit_fn emit, void *arg);
+/* Hands out at most max refused rooms (give or take one bucket), going on
+ * where the last call stopped, so every refused room is retried in turn, a
+ * bounded number at a time. Returns how many stay refused. */
+size_t registry_sub_take_refused(struct room_registry *reg, size_t max, registry_emit_fn emit,
+                                 void *arg);
+
+/* Marks room's members as told that Redis refuses its channel. Returns true
+ * the first time since the room was last allowed (or created): they are
+ * told once, however often the retry is refused. */
+bool registry_sub_told(struct room_registry *reg, const char *room);
+
+/* Redis allowed room's channel: returns true when its members had been told
+ * of a refusal (which is forgotten). */
+bool registry_sub_allowed(struct room_registry *reg, const char *room);
+
+/* Rooms with members that were told of a refusal and not allowed since. */
+size_t registry_sub_refused_rooms(struct room_registry *reg);
 
 /* The subscriber lost its connection: nothing is subscribed any more and
  * joins no longer wait. Whoever waited is the caller's to release. Returns

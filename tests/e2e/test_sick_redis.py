@@ -225,6 +225,65 @@ def test_a_refused_channel_costs_only_its_room(start_server, redis_server):
     run(go())
 
 
+def test_many_refused_rooms_are_told_once_and_logged_in_bounds(start_server, redis_server):
+    """Issue 25: past 1,024 refused rooms, every retry told their members
+    again (room_unavailable once more), logged a line per room, and sent
+    every refused room again: 2,500 rooms made 1,333 commands/s and 394
+    warning lines/s. Now each room's members are told once until Redis
+    allows it, five rooms a minute are logged by name (the rest counted in
+    one line), and a retry takes at most 256 rooms, the next ones in turn."""
+    import resource
+    from wsraw import Raw
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    clients = []
+    try:
+        r = redis_server()
+        r.client().execute_command("ACL", "SETUSER", "chat", "on", ">s3cret", "+@all", "~*",
+                                   "resetchannels", "&realtime:global")
+        p = start_server(REDIS_URL=f"redis://chat:s3cret@127.0.0.1:{r.port}", POD_ID="pod-1")
+        wait_for(lambda: ready(p), 10, "the pod to be ready")
+        n = 1100
+        for i in range(n):
+            c = Raw(p.port, f"/ws/no-{i}", timeout=20)
+            assert c.status == 101
+            clients.append(c)
+
+        def told(c):
+            """room_unavailable errors c has received so far (waits for none)."""
+            got = 0
+            c.s.setblocking(False)
+            try:
+                while True:
+                    _, op, payload = c.recv_frame()
+                    m = json.loads(payload)
+                    got += m["data"].get("code") == "room_unavailable"
+            except BlockingIOError:
+                pass
+            finally:
+                c.s.settimeout(20)
+            return got
+        counts = [0] * n
+        for i, c in enumerate(clients):  # each is told once...
+            while counts[i] == 0:
+                c.s.settimeout(20)
+                _, op, payload = c.recv_frame()
+                counts[i] += json.loads(payload)["data"].get("code") == "room_unavailable"
+        # ...and not again while every room is retried (and refused) once more.
+        wait_for(lambda: p.stats()["broker"]["refused"] >= 2 * n, 60,
+                 "every refused room to be retried")
+        for i, c in enumerate(clients):
+            counts[i] += told(c)
+        assert max(counts) == 1, f"{sum(1 for k in counts if k > 1)} rooms told again"
+        lines = p.log().count("refused the channel of room")
+        assert lines <= 5, f"{lines} log lines for refused rooms"
+        assert p.stats()["broker"]["rooms_refused"] == n
+    finally:
+        for c in clients:
+            c.s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
 def make_ca(d, name):
     key, crt = f"{d}/{name}-ca.key", f"{d}/{name}-ca.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",

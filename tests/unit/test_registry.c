@@ -100,6 +100,66 @@ START_TEST(joins_wait_only_while_live_and_unconfirmed)
 }
 END_TEST
 
+START_TEST(refused_rooms_are_retried_in_turn_and_told_once)
+{
+    /* Issue 25: past 1,024 refused rooms every retry told their members
+     * again and logged again, and every retry sent all of them. */
+    struct room_registry reg;
+    uint64_t gen = 0;
+    tracked(&reg);
+    struct names none = {0};
+    registry_sub_live(&reg, collect, &none);
+    char name[16];
+    for (int i = 0; i < 40; i++) {
+        snprintf(name, sizeof(name), "r%d", i);
+        ck_assert_int_eq(registry_join(&reg, name, &gen), 0);
+    }
+    struct names sent = {0};
+    registry_sub_take_queued(&reg, collect, &sent);
+    ck_assert_int_eq(sent.n, 40);
+    for (int i = 0; i < 40; i++) {
+        bool waited;
+        ck_assert(registry_sub_refuse_room(&reg, sent.list[i], &waited));
+        ck_assert(registry_sub_told(&reg, sent.list[i]));
+        ck_assert(!registry_sub_told(&reg, sent.list[i])); /* once */
+    }
+    ck_assert_uint_eq(registry_sub_refused_rooms(&reg), 40);
+    /* Retries take at most 16 (give or take a bucket) and go round. */
+    int seen[40] = {0}, rounds = 0, total = 0;
+    while (total < 40 && rounds < 10) {
+        struct names got = {0};
+        size_t left = registry_sub_take_refused(&reg, 16, collect, &got);
+        ck_assert_int_le(got.n, 16 + 8);
+        ck_assert_int_eq((int)left + got.n + total, 40);
+        for (int k = 0; k < got.n; k++) {
+            int i = atoi(got.list[k] + 1);
+            ck_assert_int_eq(seen[i], 0); /* nobody twice before everyone once */
+            seen[i] = 1;
+            total++;
+        }
+        rounds++;
+    }
+    ck_assert_int_eq(total, 40);
+    ck_assert_int_ge(rounds, 3);
+    /* Refused again: not told again. Allowed: the mark goes, and a later
+     * refusal is told once more. */
+    bool waited;
+    ck_assert(registry_sub_refuse_room(&reg, "r3", &waited));
+    ck_assert(!registry_sub_told(&reg, "r3"));
+    ck_assert(registry_sub_confirmed(&reg, "r4") == false);
+    ck_assert(registry_sub_allowed(&reg, "r4"));
+    ck_assert(!registry_sub_allowed(&reg, "r4"));
+    ck_assert_uint_eq(registry_sub_refused_rooms(&reg), 39);
+    /* A told room that loses its last member is forgotten, and its mark. */
+    registry_leave(&reg, "r5", 0);
+    struct names gone = {0};
+    registry_sub_take_expired(&reg, 1, collect, &gone);
+    ck_assert_int_eq(gone.n, 1);
+    ck_assert_uint_eq(registry_sub_refused_rooms(&reg), 38);
+    registry_free(&reg);
+}
+END_TEST
+
 START_TEST(linger_then_unsubscribe)
 {
     struct room_registry reg;
@@ -259,6 +319,7 @@ Suite *registry_suite(void)
     tcase_add_test(tc, standalone_never_waits_and_forgets_empty_rooms);
     tcase_add_test(tc, joins_wait_only_while_live_and_unconfirmed);
     tcase_add_test(tc, linger_then_unsubscribe);
+    tcase_add_test(tc, refused_rooms_are_retried_in_turn_and_told_once);
     tcase_add_test(tc, a_room_emptied_before_it_was_sent_is_dropped);
     tcase_add_test(tc, gone_then_live_subscribes_exactly_the_hosted_rooms);
     tcase_add_test(tc, many_rooms_grow_the_table);
