@@ -410,8 +410,17 @@ int redis_route_step(struct redis_route *rt, uint32_t events, uint64_t now,
     round_done(rt, now);
     if (rt->have_map && same_map(&rt->map, &m)) {
         redis_cluster_map_free(&m);
+        /* Asked again and again while a node stays dead (each failure of
+         * its link wants a map): the same answer slows the asking down,
+         * 200, 400, then 800 ms apart, still well inside a failover's hold. */
+        if (rt->mode == REDIS_ROUTE_CLUSTER) {
+            if (rt->same_maps < 2)
+                rt->same_maps++;
+            rt->next_round_ms = now + (REDIS_ROUTE_REFRESH_MIN_MS << rt->same_maps);
+        }
         return 0;
     }
+    rt->same_maps = 0;
     *old = rt->map;
     rt->map = m;
     bool first = !rt->have_map;

@@ -62,6 +62,7 @@ struct redis_route {
     unsigned round_tries;     /* sources tried in this round */
     unsigned next_source;
     bool wanted;              /* a fresh map is wanted */
+    unsigned same_maps;       /* fetches in a row that brought the map we had (0-2) */
     uint64_t next_round_ms;   /* not before this */
     struct redis_backoff bo;  /* between failed rounds */
     struct {
