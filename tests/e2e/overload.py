@@ -23,12 +23,13 @@ def server_env():
     return env
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
+    """pid's resident memory now (VmRSS), or at its peak (VmHWM), in MB."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {field}")
 
 
 def open_fds(pid):

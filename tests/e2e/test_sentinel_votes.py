@@ -2,60 +2,28 @@
 pods use an address only when it answers ROLE as a master, and keep the
 master in use while any sentinel names it and no other has a majority."""
 import asyncio
-import socket
-import threading
 
 from aio import connect, recv_json, run, silent
 from conftest import ready, wait_for
+from fake_redis import FakeRedis
 
 
-class FakeSentinel:
-    """Answers PING, and SENTINEL get-master-addr-by-name with one fixed
-    address, as a sentinel with its own (mistaken or not) view would."""
+class FakeSentinel(FakeRedis):
+    """Answers SENTINEL get-master-addr-by-name with one fixed address, as a
+    sentinel with its own (mistaken or not) view would."""
 
     def __init__(self, master_port):
         self.master_port = master_port
         self.asks = 0
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def _serve(self, c):
-        f = c.makefile("rb")
-        try:
-            while True:
-                head = f.readline()
-                if not head.startswith(b"*"):
-                    return
-                args = []
-                for _ in range(int(head[1:])):
-                    n = int(f.readline()[1:])
-                    args.append(f.read(n + 2)[:-2].decode())
-                if args[0].upper() == "PING":
-                    c.sendall(b"+PONG\r\n")
-                elif args[0].upper() == "SENTINEL":
-                    self.asks += 1
-                    port = str(self.master_port).encode()
-                    c.sendall(b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(port), port))
-                else:
-                    c.sendall(b"-ERR unknown command\r\n")
-        except (OSError, ValueError):
+    def answer(self, c, args):
+        if args[0].upper() != b"SENTINEL":
+            c.sendall(b"-ERR unknown command\r\n")
             return
-        finally:
-            c.close()
-
-    def close(self):
-        self.sock.close()
+        self.asks += 1
+        port = str(self.master_port).encode()
+        c.sendall(b"*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%s\r\n" % (len(port), port))
 
 
 def replica_of(master, replica):
