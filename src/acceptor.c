@@ -10,10 +10,18 @@
  * acceptor makes room by dropping the oldest client that has had its
  * chance: one still without a whole head HEAD_GRACE_MS (200 ms) after it was
  * accepted, and read once more just before it goes (counted as
- * heads_evicted). When nobody has had that chance yet, accepting stops
- * (counted as accept_pauses) and newcomers wait in the kernel's listen
+ * heads_evicted). Failing that, the oldest client of the address with the
+ * most clients pending that are at least HEAD_EARLY_MS (50 ms) old goes,
+ * read once more first (also heads_evicted): an attacker who keeps the list
+ * full of young idle sockets, from many addresses and reopening each as soon
+ * as it is dropped, would otherwise keep accepting paused and real clients
+ * in a full backlog, their SYNs retried after 1, 3 and 7 s (issue 25: p99
+ * 7.1 s for an upgrade, 5.1 s for /healthz). Kept accepting, a real client
+ * whose head came with its handshake is answered in the pass that accepts
+ * it. Only when every pending client is younger than that does accepting
+ * stop (counted as accept_pauses): newcomers wait in the kernel's listen
  * backlog, which neither resets them nor costs us a descriptor, until a
- * slot frees or the oldest head passes its grace. Evicting at once instead
+ * slot frees or the oldest pending client is 50 ms old. Evicting at once instead
  * would reset well-behaved clients of a reconnect storm whose heads are
  * still on their way (that was the old rule, evicting entries whose heads
  * sat unread in their sockets); never evicting would let 1024 idle sockets
@@ -50,6 +58,7 @@
 #include "clock.h"
 #include "config.h"
 #include "fanout.h"
+#include "hmap.h"
 #include "http.h"
 #include "ipaddr.h"
 #include "list.h"
@@ -72,6 +81,12 @@
  * is younger than this, newcomers wait in the backlog, where a flood of idle
  * sockets retrying their SYNs competes with real clients for places. */
 #define HEAD_GRACE_MS 200
+/* Under pressure (every slot taken, nobody past the grace), a client still
+ * without a head this long after it was accepted may be evicted, from the
+ * address holding the most such clients: far above a head's delay behind
+ * its handshake on any network a storm comes over (a storm of 10,000 from
+ * four addresses never fills the list), far below the grace. */
+#define HEAD_EARLY_MS 50
 /* How old the rooms shown by stats may be. */
 #define ROOMS_SNAPSHOT_MS 1000
 /* Out of descriptors with nobody to evict: how long accepting stops. */
@@ -123,6 +138,14 @@ struct acceptor {
     bool rooms_built;
     uint64_t rooms_built_ms;
     uint64_t last_emfile_log;
+    /* Pending clients per address, counted when one must be evicted early
+     * (evict_heaviest); a slot belongs to this pass when its gen is. */
+    struct addr_tally {
+        struct ipaddr addr;
+        unsigned n, gen;
+        struct pending *oldest;
+    } tally[2 * PENDING_MAX];
+    unsigned tally_gen;
 };
 
 static const char WAKE_MARK = 0;
@@ -536,10 +559,63 @@ static bool evict_stale(struct acceptor *a)
     }
 }
 
+/* When p was accepted. */
+static uint64_t accepted_at(const struct pending *p)
+{
+    return p->deadline_ms - HEAD_DEADLINE_MS;
+}
+
+/* The oldest client still sending its head, at least HEAD_EARLY_MS old,
+ * of the address with the most such clients (of two as heavy, the one
+ * whose oldest came first), or NULL. */
+static struct pending *oldest_of_heaviest(struct acceptor *a)
+{
+    unsigned gen = ++a->tally_gen, mask = 2 * PENDING_MAX - 1;
+    struct addr_tally *best = NULL;
+    for (struct list_node *n = a->pending.head; n; n = n->next) {
+        struct pending *p = list_entry(n, struct pending, link);
+        if (accepted_at(p) + HEAD_EARLY_MS > a->now)
+            break; /* arrival order: the rest are younger */
+        if (p->phase != PHASE_READING)
+            continue;
+        unsigned h = hmap_hash(&p->peer, sizeof(p->peer)) & mask;
+        while (a->tally[h].gen == gen && memcmp(&a->tally[h].addr, &p->peer, sizeof(p->peer)))
+            h = (h + 1) & mask;
+        struct addr_tally *t = &a->tally[h];
+        if (t->gen != gen)
+            *t = (struct addr_tally){.addr = p->peer, .n = 0, .gen = gen, .oldest = p};
+        t->n++;
+        if (!best || t->n > best->n)
+            best = t;
+    }
+    return best ? best->oldest : NULL;
+}
+
+/* Makes room before the grace: drops the heaviest address's oldest client
+ * that has been without a head for HEAD_EARLY_MS, read once more first.
+ * Returns whether a slot is free. */
+static bool evict_heaviest(struct acceptor *a)
+{
+    for (;;) {
+        struct pending *p = oldest_of_heaviest(a);
+        if (!p)
+            return false;
+        unsigned before = a->npending;
+        on_readable(a, p);
+        if (a->npending < before)
+            return true;
+        if (p->phase == PHASE_READING) {
+            bump(&a->env.counters->heads_evicted);
+            drop(a, p, true);
+            return true;
+        }
+    }
+}
+
 static void accept_all(struct acceptor *a)
 {
     while (a->listening) {
-        if (a->npending >= PENDING_MAX && !evict_stale(a)) {
+        if (a->npending >= PENDING_MAX && !evict_stale(a) && !evict_heaviest(a)) {
             set_listening(a, false); /* the rest wait in the backlog */
             return;
         }
@@ -551,7 +627,7 @@ static void accept_all(struct acceptor *a)
                 continue;
             if (errno != EMFILE && errno != ENFILE)
                 return; /* EAGAIN, or nothing we can do here */
-            if (evict_stale(a))
+            if (evict_stale(a) || evict_heaviest(a))
                 continue; /* a descriptor is free again: take the new client */
             if (a->now - a->last_emfile_log > 10000) {
                 log_warn("accept: out of file descriptors; new clients wait in the listen "
@@ -599,11 +675,12 @@ static int resume_accepting(struct acceptor *a)
     struct pending *p = oldest_reading(a);
     if (!p)
         return -1; /* every slot is being answered: a drop will free one */
-    if (grace_end(p) <= a->now) {
+    uint64_t early = accepted_at(p) + HEAD_EARLY_MS; /* before grace_end(p) */
+    if (early <= a->now) {
         set_listening(a, true);
         return -1;
     }
-    return (int)(grace_end(p) - a->now);
+    return (int)(early - a->now);
 }
 
 static void *acceptor_main(void *arg)

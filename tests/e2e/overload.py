@@ -3,6 +3,7 @@ from the outside (/proc, what clients actually received)."""
 import json
 import os
 import selectors
+import socket
 import threading
 import time
 
@@ -201,3 +202,59 @@ def probe_latencies(send, member, count, every=0.3):
         out.append(wait_text(member, text) - t0)
         time.sleep(every)
     return out
+
+
+class Attacker(threading.Thread):
+    """Holds n idle sockets from `sources` addresses; every one the server
+    closes is opened again at once."""
+
+    def __init__(self, port, n, sources):
+        super().__init__(daemon=True)
+        self.port, self.n, self.sources = port, n, sources
+        self.stop = threading.Event()
+        self.opened = 0
+        self.sel = selectors.DefaultSelector()
+
+    def _open(self, i):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.bind((f"127.0.0.{2 + i % self.sources}", 0))
+            s.connect_ex(("127.0.0.1", self.port))
+        except OSError:
+            s.close()
+            return
+        self.sel.register(s, selectors.EVENT_READ, i)
+        self.opened += 1
+
+    def run(self):
+        for i in range(self.n):
+            self._open(i)
+        while not self.stop.is_set():
+            for key, _ in self.sel.select(0.1):
+                s = key.fileobj
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:  # dropped (or refused): come back at once
+                    self.sel.unregister(s)
+                    s.close()
+                    self._open(key.data)
+        for key in list(self.sel.get_map().values()):
+            key.fileobj.close()
+
+
+def timed(port, raw, until):
+    """Seconds from connecting to port until the answer to raw holds until
+    (None: closed first)."""
+    t0 = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as s:
+        s.sendall(raw)
+        buf = b""
+        while until not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                return None
+            buf += chunk
+    return time.monotonic() - t0
