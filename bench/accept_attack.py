@@ -30,6 +30,13 @@ def free_port():
         return s.getsockname()[1]
 
 
+def cpu_s(pid):
+    """CPU seconds pid has used (user + system)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(v, p):
     v = sorted(v)
     return round(v[min(len(v) - 1, int(len(v) * p))] * 1000, 1) if v else None
@@ -61,7 +68,7 @@ def main():
         atk.start()
         time.sleep(1)  # the attack reaches its steady state
         up, hz, failed = [], [], 0
-        opened0, t0 = atk.opened, time.monotonic()
+        opened0, t0, cpu0 = atk.opened, time.monotonic(), cpu_s(srv.pid)
         head = (b"GET /api/chat-api/ws/probe HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
                 b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                 b"Sec-WebSocket-Version: 13\r\n\r\n")
@@ -78,13 +85,15 @@ def main():
                     out.append(d)
             time.sleep(0.05)
         rate = (atk.opened - opened0) / (time.monotonic() - t0)
+        cores = (cpu_s(srv.pid) - cpu0) / (time.monotonic() - t0)
         atk.stop.set()
         atk.join()
         print(json.dumps({"idle": a.idle, "sources": a.sources, "attack_reopens_per_s": round(rate),
                           "upgrades": len(up), "upgrade_p50_ms": pct(up, 0.5),
                           "upgrade_p99_ms": pct(up, 0.99), "healthz": len(hz),
                           "healthz_p50_ms": pct(hz, 0.5), "healthz_p99_ms": pct(hz, 0.99),
-                          "failed": failed, "load": os.getloadavg()[0]}))
+                          "failed": failed, "server_cores": round(cores, 2),
+                          "load": os.getloadavg()[0]}))
     finally:
         srv.send_signal(signal.SIGTERM)
         srv.wait(30)

@@ -565,10 +565,15 @@ static uint64_t accepted_at(const struct pending *p)
     return p->deadline_ms - HEAD_DEADLINE_MS;
 }
 
-/* The oldest client still sending its head, at least HEAD_EARLY_MS old,
- * of the address with the most such clients (of two as heavy, the one
- * whose oldest came first), or NULL. */
-static struct pending *oldest_of_heaviest(struct acceptor *a)
+/* Whether p has been without a whole head for HEAD_EARLY_MS. */
+static bool early_evictable(const struct acceptor *a, const struct pending *p)
+{
+    return p->phase == PHASE_READING && accepted_at(p) + HEAD_EARLY_MS <= a->now;
+}
+
+/* The address with the most clients that are early_evictable (of two as
+ * heavy, the one whose oldest came first); false when there is none. */
+static bool heaviest_address(struct acceptor *a, struct ipaddr *out)
 {
     unsigned gen = ++a->tally_gen, mask = 2 * PENDING_MAX - 1;
     struct addr_tally *best = NULL;
@@ -583,33 +588,49 @@ static struct pending *oldest_of_heaviest(struct acceptor *a)
             h = (h + 1) & mask;
         struct addr_tally *t = &a->tally[h];
         if (t->gen != gen)
-            *t = (struct addr_tally){.addr = p->peer, .n = 0, .gen = gen, .oldest = p};
+            *t = (struct addr_tally){.addr = p->peer, .n = 0, .gen = gen};
         t->n++;
         if (!best || t->n > best->n)
             best = t;
     }
-    return best ? best->oldest : NULL;
+    if (best)
+        *out = best->addr;
+    return best != NULL;
 }
 
-/* Makes room before the grace: drops the heaviest address's oldest client
- * that has been without a head for HEAD_EARLY_MS, read once more first.
- * Returns whether a slot is free. */
+/* Clients evicted early per count of the addresses: the count walks every
+ * pending client, so a flood pays for it once per EVICT_BATCH slots. */
+#define EVICT_BATCH 16
+
+/* Makes room before the grace: drops up to EVICT_BATCH of the heaviest
+ * address's oldest clients that have been without a head for
+ * HEAD_EARLY_MS, each read once more first. Returns whether a slot is
+ * free. */
 static bool evict_heaviest(struct acceptor *a)
 {
-    for (;;) {
-        struct pending *p = oldest_of_heaviest(a);
-        if (!p)
-            return false;
-        unsigned before = a->npending;
+    struct ipaddr addr;
+    if (!heaviest_address(a, &addr))
+        return false;
+    unsigned before = a->npending, evicted = 0;
+    struct list_node *n = a->pending.head;
+    while (n && evicted < EVICT_BATCH) {
+        struct pending *p = list_entry(n, struct pending, link);
+        n = n->next; /* p may leave the list */
+        if (!early_evictable(a, p)) {
+            if (accepted_at(p) + HEAD_EARLY_MS > a->now)
+                break;
+            continue;
+        }
+        if (memcmp(&p->peer, &addr, sizeof(addr)) != 0)
+            continue;
         on_readable(a, p);
-        if (a->npending < before)
-            return true;
         if (p->phase == PHASE_READING) {
             bump(&a->env.counters->heads_evicted);
             drop(a, p, true);
-            return true;
         }
+        evicted++;
     }
+    return a->npending < before;
 }
 
 static void accept_all(struct acceptor *a)
