@@ -73,18 +73,24 @@ bool pub_queue_drain(struct pub_queue *q,
                      enum pub_queue_verdict (*send)(void *ctx, struct outbox_item *it),
                      void *ctx, uint64_t now)
 {
-    /* Every parked item is taken and either sent or put back at the end,
-     * so what stays keeps its order even when sending stops half way. */
-    bool ok = true;
+    /* Items are taken from the front and either sent or put back at the
+     * end. Once one was put back, every later one must go round too, so
+     * that what stays keeps its order; until then, sending can simply
+     * stop, leaving the rest where they are. */
+    bool ok = true, kept = false;
     uint32_t n = q->parked.n;
     if (n == 0 || pub_queue_full(q))
         return true;
     for (uint32_t k = 0; k < n; k++) {
+        bool can = ok && !pub_queue_full(q);
+        if (!can && !kept)
+            break;
         struct outbox_item it;
         outbox_take(&q->parked, &it, 1);
-        enum pub_queue_verdict v = ok && !pub_queue_full(q) ? send(ctx, &it) : PUB_QUEUE_KEEP;
+        enum pub_queue_verdict v = can ? send(ctx, &it) : PUB_QUEUE_KEEP;
         if (v == PUB_QUEUE_KEEP) {
             outbox_append(&q->parked, &it);
+            kept = true;
             continue;
         }
         pub_queue_sent(q, &it, now);
