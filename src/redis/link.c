@@ -357,8 +357,10 @@ static void reply_taken(struct redis_link *l)
 
 /* An output buffer that grew while a node was slow or frozen is given back
  * once all of it is written: a sick node's backlog costs memory while it
- * lasts, not for the rest of the pod's life. */
-#define OUT_KEEP (64u * 1024)
+ * lasts, not for the rest of the pod's life. Below this it is kept: busy
+ * traffic is flushed at OUT_EAGER and never needs more, and freeing it after
+ * every write would cost an allocation per pass. */
+#define OUT_KEEP (1u << 20)
 
 static void give_back(struct redis_link *l)
 {
