@@ -29,6 +29,8 @@ struct ssl_ctx_st;
 /* At most this many nodes are linked (a cluster's masters, a Sentinel
  * setup's successive masters). */
 #define REDIS_NODES_MAX 64
+/* How often each broker thread frees the nodes that left the map. */
+#define NODES_FORGET_MS 1000
 /* Messages sent per pass of the publisher. */
 #define REDIS_BATCH_MAX 512
 /* How often the sequence tables forget quiet entries. */

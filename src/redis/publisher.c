@@ -75,6 +75,7 @@ struct pub {
     struct redis_episode refused;
     uint64_t last_sweep_ms;
     unsigned back_seen; /* rb->back_gen when last looked at */
+    uint64_t forget_at_ms; /* forget_nodes looks again then */
     /* The bytes of every queue here (unrouted, each node's in flight and
      * parked), bounded by REDIS_OUTBOX_BYTES (keep_to_budget). */
     struct outbox_budget budget;
@@ -440,6 +441,31 @@ static void keep_to_budget(struct pub *p)
     }
 }
 
+/* Nodes that left the map and hold nothing are freed (their link closed),
+ * so a pod that sees many masters over its life never runs out of
+ * REDIS_NODES_MAX. Called between epoll batches, never inside one (a batch
+ * may still name them). */
+static void forget_nodes(struct pub *p, uint64_t now)
+{
+    if (!p->rt.have_map || now < p->forget_at_ms)
+        return;
+    p->forget_at_ms = now + NODES_FORGET_MS;
+    for (unsigned i = 0; i < p->nnodes;) {
+        struct pub_node *pn = p->nodes[i];
+        bool serves = false;
+        for (size_t k = 0; k < p->rt.map.n && !serves; k++)
+            serves = redis_same_node(&p->rt.map.ranges[k].master, pn->link.host, pn->link.port);
+        if (serves || pn == p->global || pub_queue_len(&pn->q)) {
+            i++;
+            continue;
+        }
+        redis_link_free(&pn->link);
+        pub_queue_free(&pn->q);
+        free(pn);
+        p->nodes[i] = p->nodes[--p->nnodes];
+    }
+}
+
 /* ---- the loop ---- */
 
 static bool has_work(const struct pub_node *pn)
@@ -579,6 +605,7 @@ static void run(struct pub *p)
             route_item(p, &p->batch[i], now);
         uint64_t next = tend(p, now);
         keep_to_budget(p);
+        forget_nodes(p, now);
         update_gauges(p);
         if (stopping && ((n == 0 && idle(p)) || now >= deadline))
             break;

@@ -99,6 +99,7 @@ struct sub {
     struct redis_backoff refused_bo; /* refused rooms are retried this slowly */
     uint64_t refused_retry_ms;       /* 0: none refused */
     unsigned back_seen;              /* rb->back_gen when last looked at */
+    uint64_t forget_at_ms;           /* forget_nodes looks again then */
     uint64_t refused_log_since_ms;   /* the log period under way */
     unsigned refused_logged;         /* rooms logged one by one in it */
     unsigned refused_unlogged;       /* rooms refused in it past those */
@@ -838,6 +839,41 @@ static void on_event(struct sub *s, void *ptr, uint32_t events, uint64_t now)
     }
 }
 
+/* Frees a node's link and queues. */
+static void free_node(struct sub_node *sn)
+{
+    while (sn->cn)
+        cmd_pop(sn);
+    free(sn->cmds);
+    batch_clear(&sn->pending);
+    free(sn->pending.names);
+    redis_link_free(&sn->link);
+    free(sn);
+}
+
+/* Nodes that serve no slot of the map, are down and hold nothing are
+ * freed, so a pod that sees many masters over its life (Kubernetes gives a
+ * restarted Redis a new address) never runs out of REDIS_NODES_MAX. Called
+ * between epoll batches, never inside one (a batch may still name them). */
+static void forget_nodes(struct sub *s, uint64_t now)
+{
+    if (!s->rt.have_map || now < s->forget_at_ms)
+        return;
+    s->forget_at_ms = now + NODES_FORGET_MS;
+    for (unsigned i = 0; i < s->nnodes;) {
+        struct sub_node *sn = s->nodes[i];
+        bool serves = false;
+        for (size_t k = 0; k < s->rt.map.n && !serves; k++)
+            serves = redis_same_node(&s->rt.map.ranges[k].master, sn->link.host, sn->link.port);
+        if (serves || sn->global || sn->cn || sn->pending.n || sn->link.phase != REDIS_LINK_DOWN) {
+            i++;
+            continue;
+        }
+        free_node(sn);
+        s->nodes[i] = s->nodes[--s->nnodes];
+    }
+}
+
 static void run(struct sub *s)
 {
     struct redis_broker *rb = s->rb;
@@ -850,6 +886,7 @@ static void run(struct sub *s)
         uint64_t now = clock_now_ms();
         step_route(s, 0, now);
         uint64_t next = tend(s, now);
+        forget_nodes(s, now);
         int timeout = next > now ? (int)(next - now) : 0;
         int ne = epoll_wait(s->epfd, evs, 64, timeout);
         if (ne < 0 && errno != EINTR)
@@ -893,16 +930,8 @@ void *redis_sub_main(void *arg)
     uint64_t gen = registry_sub_gone(rb->rooms);
     if (fanout_room_ready(rb->fanout, NULL, gen))
         log_error("redis: out of memory telling workers that Redis went away");
-    for (unsigned i = 0; i < s->nnodes; i++) {
-        struct sub_node *sn = s->nodes[i];
-        while (sn->cn)
-            cmd_pop(sn);
-        free(sn->cmds);
-        batch_clear(&sn->pending);
-        free(sn->pending.names);
-        redis_link_free(&sn->link);
-        free(sn);
-    }
+    for (unsigned i = 0; i < s->nnodes; i++)
+        free_node(s->nodes[i]);
     redis_route_free(&s->rt);
     batch_clear(&s->batch);
     free(s->batch.names);
