@@ -55,6 +55,16 @@
 struct pub_node {
     struct redis_link link;
     struct pub_queue q; /* in flight and parked (pub_queue.h) */
+    /* A slot moved (a MOVED or ASK answer): nothing more is written to the
+     * node until every answer it owes is in and a map fetched after the
+     * first MOVED says where the slots live; what was answered MOVED waits
+     * here, in answer order, and then goes before what is parked. So no
+     * message overtakes an older one of its slot that was still in flight
+     * (issue 25: 1 in 10,000 was reordered, then counted lost and dropped
+     * as a duplicate). */
+    struct outbox moved;
+    bool quiet;
+    unsigned quiet_fetched; /* rt.fetched when it went quiet */
 };
 
 struct pub {
@@ -99,8 +109,14 @@ static struct pub_node *node_for(struct pub *p, const struct redis_cluster_node 
         free(pn);
         return NULL;
     }
+    if (outbox_init(&pn->moved, p->rb->cfg->redis_outbox) < 0) {
+        pub_queue_free(&pn->q);
+        free(pn);
+        return NULL;
+    }
     outbox_share_budget(&pn->q.inflight, &p->budget);
     outbox_share_budget(&pn->q.parked, &p->budget);
+    outbox_share_budget(&pn->moved, &p->budget);
     redis_link_init(&pn->link, n->host, n->port, &p->rt.env);
     p->nodes[p->nnodes++] = pn;
     return pn;
@@ -110,7 +126,7 @@ static void update_gauges(struct pub *p)
 {
     uint64_t parked = p->unrouted.n, dropped = p->unrouted.dropped;
     for (unsigned i = 0; i < p->nnodes; i++) {
-        parked += pub_queue_len(&p->nodes[i]->q);
+        parked += pub_queue_len(&p->nodes[i]->q) + p->nodes[i]->moved.n;
         dropped += p->nodes[i]->q.parked.dropped;
     }
     atomic_store(&p->rb->counters.outbox, parked);
@@ -225,7 +241,7 @@ static enum pub_queue_verdict drain_one(void *ctx, struct outbox_item *it)
  * the in-flight bound does not admit yet. */
 static void drain(struct pub *p, struct pub_node *pn, uint64_t now)
 {
-    if (pn->link.phase != REDIS_LINK_READY)
+    if (pn->link.phase != REDIS_LINK_READY || pn->quiet)
         return;
     struct drain_ctx c = {p, pn, now};
     if (!pub_queue_drain(&pn->q, drain_one, &c, now))
@@ -245,7 +261,7 @@ static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
         redis_route_want(&p->rt);
         return;
     }
-    if (pn->link.phase != REDIS_LINK_READY || !pub_queue_may_send(&pn->q) ||
+    if (pn->link.phase != REDIS_LINK_READY || pn->quiet || !pub_queue_may_send(&pn->q) ||
         held(p, d.slot, now)) {
         pub_queue_park(&pn->q, it);
         return;
@@ -260,6 +276,10 @@ static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
  * slot another node now serves) to unrouted, keeping the order of both. */
 static void evict(struct pub *p, struct pub_node *pn, bool global_only)
 {
+    /* A quiet node's rooms wait for settle_moved: what it answered MOVED
+     * must leave before them. */
+    if (pn->quiet && !global_only)
+        return;
     uint32_t n = pn->q.parked.n;
     for (uint32_t k = 0; k < n; k++) {
         struct outbox_item it;
@@ -276,15 +296,38 @@ static void evict(struct pub *p, struct pub_node *pn, bool global_only)
     }
 }
 
+/* What the node answered MOVED goes back in front of what is parked, in
+ * answer order: it was all sent before anything now parked or in flight. */
+static void unmove(struct pub_node *pn)
+{
+    struct outbox_item it;
+    while (outbox_take_newest(&pn->moved, &it))
+        outbox_requeue(&pn->q.parked, &it, 1);
+}
+
+/* A quiet node (struct pub_node) speaks again once it owes no answer and a
+ * map was fetched since it went quiet: what was answered MOVED, then what
+ * is parked, go where the map now says. */
+static void settle_moved(struct pub *p, struct pub_node *pn)
+{
+    if (!pn->quiet || pn->q.inflight.n || p->rt.fetched == pn->quiet_fetched)
+        return;
+    unmove(pn);
+    pn->quiet = false;
+    evict(p, pn, false);
+}
+
 /* A node's link failed: what it had in flight goes back in front of its
- * parked messages, in order; global moves to another master. */
+ * parked messages, in order (and what it answered MOVED before those);
+ * global moves to another master. */
 static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool hung)
 {
     char err[600];
     snprintf(err, sizeof(err), "%s; %u messages for it wait", pn->link.err,
-             pub_queue_len(&pn->q));
+             pub_queue_len(&pn->q) + pn->moved.n);
     redis_backoff_log(&pn->link.bo, who, err);
     pub_queue_failed(&pn->q);
+    unmove(pn);
     if (hung)
         redis_route_sick(&p->rt, pn->link.host, pn->link.port, now);
     redis_link_close(&pn->link, now, hung);
@@ -333,8 +376,13 @@ static bool answers(struct pub *p, struct pub_node *pn, uint64_t now)
             refused(p, &it, r->str, now);
             fbuf_unref(it.msg);
         } else if (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0) {
-            /* The slot is served elsewhere: routed again with a fresh map. */
-            outbox_append(&p->unrouted, &it);
+            /* The slot is served elsewhere: routed again with a fresh map,
+             * once every older message of the node is answered. */
+            if (!pn->quiet) {
+                pn->quiet = true;
+                pn->quiet_fetched = p->rt.fetched;
+            }
+            outbox_append(&pn->moved, &it);
             redis_route_want(&p->rt);
         } else {
             /* READONLY (a demoted master), LOADING, OOM...: the node cannot
@@ -455,12 +503,13 @@ static void forget_nodes(struct pub *p, uint64_t now)
         bool serves = false;
         for (size_t k = 0; k < p->rt.map.n && !serves; k++)
             serves = redis_same_node(&p->rt.map.ranges[k].master, pn->link.host, pn->link.port);
-        if (serves || pn == p->global || pub_queue_len(&pn->q)) {
+        if (serves || pn == p->global || pub_queue_len(&pn->q) || pn->moved.n) {
             i++;
             continue;
         }
         redis_link_free(&pn->link);
         pub_queue_free(&pn->q);
+        outbox_free(&pn->moved);
         free(pn);
         p->nodes[i] = p->nodes[--p->nnodes];
     }
@@ -470,7 +519,7 @@ static void forget_nodes(struct pub *p, uint64_t now)
 
 static bool has_work(const struct pub_node *pn)
 {
-    return pub_queue_len(&pn->q) > 0;
+    return pub_queue_len(&pn->q) > 0 || pn->moved.n > 0;
 }
 
 /* Per pass: opens links that have messages waiting (and the global one),
@@ -513,6 +562,7 @@ static uint64_t tend(struct pub *p, uint64_t now)
             if (due < next)
                 next = due;
         }
+        settle_moved(p, pn);
         drain(p, pn, now);
         /* One write per node per pass, for everything routed to it. */
         if (!redis_link_flush(l))
@@ -532,7 +582,8 @@ static bool idle(const struct pub *p)
         return false;
     for (unsigned i = 0; i < p->nnodes; i++) {
         const struct pub_node *pn = p->nodes[i];
-        if (pn->q.inflight.n || (pn->q.parked.n && pn->link.phase == REDIS_LINK_READY))
+        if (pn->q.inflight.n || pn->moved.n ||
+            (pn->q.parked.n && pn->link.phase == REDIS_LINK_READY))
             return false;
     }
     return true;
@@ -675,9 +726,10 @@ void *redis_pub_main(void *arg)
     uint64_t left = p->unrouted.n;
     for (unsigned i = 0; i < p->nnodes; i++) {
         struct pub_node *pn = p->nodes[i];
-        left += pub_queue_len(&pn->q);
+        left += pub_queue_len(&pn->q) + pn->moved.n;
         redis_link_free(&pn->link);
         pub_queue_free(&pn->q);
+        outbox_free(&pn->moved);
         free(pn);
     }
     if (left)

@@ -167,6 +167,7 @@ static void round_over(struct redis_route *rt, uint64_t now)
  * or when a map is wanted again. */
 static void round_done(struct redis_route *rt, uint64_t now)
 {
+    rt->fetched++;
     redis_backoff_reset(&rt->bo);
     rt->wanted = false;
     rt->round_tries = 0;

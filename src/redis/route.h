@@ -63,6 +63,7 @@ struct redis_route {
     unsigned next_source;
     bool wanted;              /* a fresh map is wanted */
     unsigned same_maps;       /* fetches in a row that brought the map we had (0-2) */
+    unsigned fetched;         /* rounds that worked: +1 each (the map may be the same) */
     uint64_t next_round_ms;   /* not before this */
     struct redis_backoff bo;  /* between failed rounds */
     struct {
