@@ -5,9 +5,9 @@
 
 #include "fbuf.h"
 
-int pub_queue_init(struct pub_queue *q, uint32_t cap)
+int pub_queue_init(struct pub_queue *q, uint32_t cap, uint64_t inflight_bytes_max)
 {
-    *q = (struct pub_queue){0};
+    *q = (struct pub_queue){.inflight_bytes_max = inflight_bytes_max};
     if (outbox_init(&q->inflight, cap) < 0)
         return -1;
     if (outbox_init(&q->parked, cap) < 0) {
@@ -25,7 +25,8 @@ void pub_queue_free(struct pub_queue *q)
 
 bool pub_queue_full(const struct pub_queue *q)
 {
-    return q->inflight.n >= q->inflight.cap;
+    return q->inflight.n >= q->inflight.cap ||
+           (q->inflight_bytes_max && q->inflight.n && q->inflight.bytes >= q->inflight_bytes_max);
 }
 
 bool pub_queue_may_send(const struct pub_queue *q)

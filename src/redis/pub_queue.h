@@ -4,8 +4,9 @@
  *   - in flight: written to the node, awaiting its answers. Redis answers a
  *     pipeline in order, so each answer belongs to the oldest entry. This
  *     queue never drops: a dropped entry would pair every later answer with
- *     the wrong message. When it holds its bound, nothing more is written to
- *     the node; new messages park instead.
+ *     the wrong message. When it holds its bound (in messages, or in bytes:
+ *     a node that stops answering must not hold more than that in flight),
+ *     nothing more is written to the node; new messages park instead.
  *   - parked: waiting for the node (its link is down or connecting, a slot
  *     is held, or the in-flight bound is reached). It drops its oldest when
  *     full, counted in parked.dropped.
@@ -26,10 +27,13 @@ struct pub_queue {
     struct outbox inflight; /* sent, awaiting answers; never drops */
     struct outbox parked;   /* waiting for the node; drops the oldest */
     uint64_t progress_ms;   /* last answer, or when inflight became non-empty */
+    uint64_t inflight_bytes_max; /* 0: bounded in messages only */
 };
 
-/* Both queues hold at most cap messages. Returns 0 or -1 (out of memory). */
-int pub_queue_init(struct pub_queue *q, uint32_t cap);
+/* Both queues hold at most cap messages; at most inflight_bytes_max bytes
+ * are in flight (0: no such bound; one message always may be). Returns 0
+ * or -1 (out of memory). */
+int pub_queue_init(struct pub_queue *q, uint32_t cap, uint64_t inflight_bytes_max);
 
 /* Drops what both queues hold and frees them. */
 void pub_queue_free(struct pub_queue *q);

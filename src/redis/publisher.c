@@ -105,7 +105,11 @@ static struct pub_node *node_for(struct pub *p, const struct redis_cluster_node 
     if (p->nnodes == REDIS_NODES_MAX)
         return NULL;
     struct pub_node *pn = calloc(1, sizeof(*pn));
-    if (!pn || pub_queue_init(&pn->q, p->rb->cfg->redis_outbox) < 0) {
+    /* A quarter of REDIS_OUTBOX_BYTES in flight per node: a node that
+     * stops answering holds that (and its link's copy) until the hang is
+     * noticed; the rest parks, where the bound drops the oldest. */
+    if (!pn || pub_queue_init(&pn->q, p->rb->cfg->redis_outbox,
+                              p->rb->cfg->redis_outbox_bytes / 4) < 0) {
         free(pn);
         return NULL;
     }

@@ -346,3 +346,42 @@ def test_what_waits_for_redis_is_bounded_in_bytes(start_server, redis_server):
     assert b["outbox_dropped"] >= sent - kept - 1, b
     r.start()
     wait_for(lambda: p.stats()["broker"]["outbox"] == 0, 15, "what was kept to be published")
+
+
+def test_a_frozen_redis_costs_bounded_memory_and_gives_it_back(two_pods):
+    """Issue 25: with Redis frozen, every message went in flight (up to
+    REDIS_OUTBOX, whatever its size) and into the link's output buffer,
+    which doubled and never shrank: 642 MB at the peak, 441 MB still held
+    10 s after. Now a quarter of REDIS_OUTBOX_BYTES at most is in flight per
+    node, the rest parks under the bound, and what a backlog took is given
+    back once it is published."""
+    from overload import SANITIZER, rss_mb
+    import signal
+    r, (p1, p2) = two_pods
+    pid = p1.proc.pid
+    payload = "y" * 32000
+    n = 1500
+
+    async def go():
+        a = await connect(p1, "/ws/frozen")
+        b = await connect(p2, "/ws/frozen")
+        r.proc.send_signal(signal.SIGSTOP)
+        try:
+            for i in range(n):
+                await a.send(json.dumps({"data": {"i": i, "pad": payload}}))
+                if i % 50 == 49:
+                    await asyncio.sleep(0.1)  # about 500 messages (16 MB) a second
+            for i in range(n):
+                assert (await recv_json(a, 10))["data"]["i"] == i
+        finally:
+            r.proc.send_signal(signal.SIGCONT)
+        got = [(await recv_json(b, 30))["data"]["i"] for _ in range(n)]
+        assert got == list(range(n))
+    run(go())
+    peak, after = rss_mb(pid, "VmHWM"), None
+    print(f"frozen Redis: peak RSS {peak:.0f} MB for {n * 32 / 1000:.0f} MB sent")
+    if not SANITIZER:  # the sanitizers' allocators keep their own pages
+        after = wait_for(lambda: (lambda m: m if m < 64 else None)(rss_mb(pid)), 25,
+                         "the backlog's memory to be given back")
+        print(f"frozen Redis: {after:.0f} MB resident after")
+        assert peak < 160, f"peak RSS {peak:.0f} MB"

@@ -55,7 +55,7 @@ START_TEST(inflight_bound_parks_instead_of_dropping)
     /* Issue 25: at the bound the old queue dropped an entry already written,
      * and every later answer paired with the wrong message. */
     struct pub_queue q;
-    ck_assert_int_eq(pub_queue_init(&q, 4), 0);
+    ck_assert_int_eq(pub_queue_init(&q, 4, 0), 0);
     for (int i = 0; i < 10; i++) {
         struct outbox_item it = item(i);
         if (pub_queue_may_send(&q))
@@ -85,7 +85,7 @@ END_TEST
 START_TEST(drain_stops_at_the_bound_and_keeps_order)
 {
     struct pub_queue q;
-    pub_queue_init(&q, 3);
+    pub_queue_init(&q, 3, 0);
     for (int i = 0; i < 3; i++) {
         struct outbox_item it = item(i);
         pub_queue_park(&q, &it);
@@ -122,7 +122,7 @@ START_TEST(held_items_keep_their_order_when_the_bound_stops_a_drain)
     /* Odd ids are held; the bound stops sending after two even ones. What
      * stays parked must still be oldest first. */
     struct pub_queue q;
-    pub_queue_init(&q, 16);
+    pub_queue_init(&q, 16, 0);
     for (int i = 0; i < 8; i++) {
         struct outbox_item it = item(i);
         pub_queue_park(&q, &it);
@@ -147,7 +147,7 @@ END_TEST
 START_TEST(a_failed_link_puts_inflight_back_in_front)
 {
     struct pub_queue q;
-    pub_queue_init(&q, 4);
+    pub_queue_init(&q, 4, 0);
     for (int i = 0; i < 6; i++) {
         struct outbox_item it = item(i);
         it.seq = (uint64_t)i + 1;
@@ -174,7 +174,7 @@ END_TEST
 START_TEST(a_failing_send_stops_the_drain_in_order)
 {
     struct pub_queue q;
-    pub_queue_init(&q, 8);
+    pub_queue_init(&q, 8, 0);
     for (int i = 0; i < 5; i++) {
         struct outbox_item it = item(i);
         pub_queue_park(&q, &it);
@@ -197,7 +197,7 @@ END_TEST
 START_TEST(unanswer_goes_back_first)
 {
     struct pub_queue q;
-    pub_queue_init(&q, 4);
+    pub_queue_init(&q, 4, 0);
     for (int i = 0; i < 3; i++) {
         struct outbox_item it = item(i);
         pub_queue_sent(&q, &it, 1);
@@ -214,6 +214,34 @@ START_TEST(unanswer_goes_back_first)
 }
 END_TEST
 
+START_TEST(inflight_is_bounded_in_bytes_too)
+{
+    /* Issue 25: a frozen node held REDIS_OUTBOX messages in flight whatever
+     * their size. Frames of "mN" are 4 bytes: a bound of 10 bytes admits
+     * three (the third starts below the bound), then parks. */
+    struct pub_queue q;
+    pub_queue_init(&q, 100, 10);
+    int sent = 0;
+    for (int i = 0; i < 6; i++) {
+        struct outbox_item it = item(i);
+        if (pub_queue_may_send(&q)) {
+            pub_queue_sent(&q, &it, 1);
+            sent++;
+        } else {
+            pub_queue_park(&q, &it);
+        }
+    }
+    ck_assert_int_eq(sent, 3);
+    ck_assert(pub_queue_full(&q));
+    ck_assert_uint_eq(q.parked.n, 3);
+    struct outbox_item it;
+    ck_assert(pub_queue_answered(&q, &it, 2)); /* room again */
+    fbuf_unref(it.msg);
+    ck_assert(!pub_queue_full(&q));
+    pub_queue_free(&q);
+}
+END_TEST
+
 Suite *pub_queue_suite(void)
 {
     Suite *s = suite_create("pub_queue");
@@ -224,6 +252,7 @@ Suite *pub_queue_suite(void)
     tcase_add_test(tc, a_failed_link_puts_inflight_back_in_front);
     tcase_add_test(tc, a_failing_send_stops_the_drain_in_order);
     tcase_add_test(tc, unanswer_goes_back_first);
+    tcase_add_test(tc, inflight_is_bounded_in_bytes_too);
     suite_add_tcase(s, tc);
     return s;
 }
