@@ -424,11 +424,7 @@ static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t
         }
     }
     if (p->global) {
-        bool still = false;
-        for (size_t i = 0; i < p->rt.map.n; i++)
-            still |= redis_same_node(&p->rt.map.ranges[i].master, p->global->link.host,
-                                     p->global->link.port);
-        if (!still) {
+        if (!redis_route_is_master(&p->rt, p->global->link.host, p->global->link.port)) {
             /* Sentinel: the new master's subscribers need the same time. */
             struct pub_node *was = p->global;
             p->global = NULL;
@@ -504,9 +500,7 @@ static void forget_nodes(struct pub *p, uint64_t now)
     p->forget_at_ms = now + NODES_FORGET_MS;
     for (unsigned i = 0; i < p->nnodes;) {
         struct pub_node *pn = p->nodes[i];
-        bool serves = false;
-        for (size_t k = 0; k < p->rt.map.n && !serves; k++)
-            serves = redis_same_node(&p->rt.map.ranges[k].master, pn->link.host, pn->link.port);
+        bool serves = redis_route_is_master(&p->rt, pn->link.host, pn->link.port);
         if (serves || pn == p->global || pub_queue_len(&pn->q) || pn->moved.n) {
             i++;
             continue;

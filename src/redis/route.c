@@ -15,6 +15,14 @@ bool redis_same_node(const struct redis_cluster_node *a, const char *host, uint1
     return a && a->port == port && strcmp(a->host, host) == 0;
 }
 
+bool redis_route_is_master(const struct redis_route *rt, const char *host, uint16_t port)
+{
+    for (size_t i = 0; rt->have_map && i < rt->map.n; i++)
+        if (redis_same_node(&rt->map.ranges[i].master, host, port))
+            return true;
+    return false;
+}
+
 unsigned redis_route_slot(const char *channel)
 {
     return redis_cluster_slot(channel, strlen(channel));

@@ -109,4 +109,7 @@ uint64_t redis_route_due(const struct redis_route *rt);
 
 bool redis_same_node(const struct redis_cluster_node *a, const char *host, uint16_t port);
 
+/* Whether host:port is the master of some slot in the map held now. */
+bool redis_route_is_master(const struct redis_route *rt, const char *host, uint16_t port);
+
 #endif

@@ -656,10 +656,7 @@ static void new_map(struct sub *s, const struct redis_cluster_map *old, uint64_t
         struct sub_node *sn = s->nodes[i];
         if (!sn->global)
             continue;
-        bool still = false;
-        for (size_t k = 0; k < s->rt.map.n; k++)
-            still |= redis_same_node(&s->rt.map.ranges[k].master, sn->link.host, sn->link.port);
-        if (!still) {
+        if (!redis_route_is_master(&s->rt, sn->link.host, sn->link.port)) {
             char *g = REDIS_CHANNEL_GLOBAL;
             sn->global = false;
             atomic_store(&rb->sub_ready, 0);
@@ -672,10 +669,8 @@ static void new_map(struct sub *s, const struct redis_cluster_map *old, uint64_t
      * otherwise arrive twice, from it and from where they moved. */
     for (unsigned i = 0; i < s->nnodes; i++) {
         struct sub_node *sn = s->nodes[i];
-        bool serves = false;
-        for (size_t k = 0; k < s->rt.map.n; k++)
-            serves |= redis_same_node(&s->rt.map.ranges[k].master, sn->link.host, sn->link.port);
-        if (!serves && sn->link.phase != REDIS_LINK_DOWN) {
+        if (sn->link.phase != REDIS_LINK_DOWN &&
+            !redis_route_is_master(&s->rt, sn->link.host, sn->link.port)) {
             log_info("redis: %s:%u serves no slot now; its subscriptions are let go",
                      sn->link.host, sn->link.port);
             drop_link(s, sn, now, false);
@@ -862,9 +857,7 @@ static void forget_nodes(struct sub *s, uint64_t now)
     s->forget_at_ms = now + NODES_FORGET_MS;
     for (unsigned i = 0; i < s->nnodes;) {
         struct sub_node *sn = s->nodes[i];
-        bool serves = false;
-        for (size_t k = 0; k < s->rt.map.n && !serves; k++)
-            serves = redis_same_node(&s->rt.map.ranges[k].master, sn->link.host, sn->link.port);
+        bool serves = redis_route_is_master(&s->rt, sn->link.host, sn->link.port);
         if (serves || sn->global || sn->cn || sn->pending.n || sn->link.phase != REDIS_LINK_DOWN) {
             i++;
             continue;

@@ -52,3 +52,10 @@ class FakeRedis:
     def close(self):
         self.stop.set()
         self.sock.close()
+
+
+def confirm_subscribe(conn, cmd, channels):
+    """What Redis answers to (S)SUBSCRIBE: one confirmation per channel."""
+    kind = cmd.lower()
+    for i, ch in enumerate(channels, 1):
+        conn.sendall(b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n" % (len(kind), kind, len(ch), ch, i))

@@ -8,7 +8,7 @@ import json
 
 from aio import connect, recv_json, run
 from conftest import ready, wait_for
-from fake_redis import FakeRedis
+from fake_redis import FakeRedis, confirm_subscribe
 
 SLOTS = 16384
 N = 40
@@ -38,11 +38,8 @@ class FakeMaster(FakeRedis):
             self.published += 1
             c.sendall(b":0\r\n")
         elif cmd in (b"SSUBSCRIBE", b"SUBSCRIBE"):
-            kind = cmd.lower()
-            for i, ch in enumerate(args[1:], 1):
-                self.subscribed.add(ch.decode())
-                c.sendall(b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n" % (len(kind), kind, len(ch),
-                                                                      ch, i))
+            self.subscribed.update(ch.decode() for ch in args[1:])
+            confirm_subscribe(c, cmd, args[1:])
         else:
             c.sendall(b"-ERR not here\r\n")
 

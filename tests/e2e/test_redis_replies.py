@@ -5,7 +5,7 @@ and a 400 MB bulk was read whole. A reply now has a deadline and a bound."""
 import os
 
 from conftest import wait_for
-from fake_redis import FakeRedis
+from fake_redis import FakeRedis, confirm_subscribe
 from overload import rss_mb
 
 SANITIZER = os.environ.get("CHAT_API_SANITIZER", "")
@@ -24,8 +24,7 @@ class EndlessRedis(FakeRedis):
         if args[0].upper() != b"SUBSCRIBE":
             c.sendall(b"-ERR not here\r\n")
             return
-        for i, ch in enumerate(args[1:], 1):
-            c.sendall(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:%d\r\n" % (len(ch), ch, i))
+        confirm_subscribe(c, args[0].upper(), args[1:])
         c.sendall(b"*3\r\n$7\r\nmessage\r\n$15\r\nrealtime:global\r\n$400000000\r\n")
         chunk = b"x" * 65536
         while not self.stop.is_set():

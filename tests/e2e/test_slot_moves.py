@@ -9,7 +9,7 @@ import time
 
 from aio import connect, recv_json, run
 from conftest import ready, wait_for
-from fake_redis import FakeRedis
+from fake_redis import FakeRedis, confirm_subscribe
 
 
 class Master(FakeRedis):
@@ -35,10 +35,7 @@ class Master(FakeRedis):
         elif cmd == b"PUBLISH":
             c.sendall(b":0\r\n")
         elif cmd in (b"SSUBSCRIBE", b"SUBSCRIBE"):
-            kind = cmd.lower()
-            for i, ch in enumerate(args[1:], 1):
-                c.sendall(b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n:%d\r\n" % (len(kind), kind, len(ch),
-                                                                      ch, i))
+            confirm_subscribe(c, cmd, args[1:])
         else:
             c.sendall(b"-ERR not here\r\n")
 
