@@ -224,6 +224,7 @@ bool redis_link_open(struct redis_link *l, uint64_t now)
     l->out_len = l->out_off = 0;
     l->reply_bytes = 0;
     l->reply_since_ms = 0;
+    l->refused = false;
     if (l->reader)
         redisReaderFree(l->reader);
     if (!(l->reader = redisReaderCreate())) {
@@ -415,8 +416,10 @@ static bool hello_answers(struct redis_link *l, bool *became_ready)
             return true;
         redisReply *rep = r;
         bool refused = rep->type == REDIS_REPLY_ERROR;
-        if (refused)
+        if (refused) {
             fail(l, "refused the connection's setup (AUTH, SELECT or PING): ", rep->str);
+            l->refused = true;
+        }
         freeReplyObject(rep);
         if (refused)
             return false;

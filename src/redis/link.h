@@ -75,6 +75,7 @@ struct redis_link {
     uint64_t retry_at_ms;  /* while down: not opened again before this */
     uint64_t sick_until_ms;
     bool ever_ready;
+    bool refused;          /* the last hello was answered with an error (AUTH, SELECT) */
     bool more;             /* the last read may have left more to read */
     struct redis_addrs addrs;     /* what host is, in order, this round */
     unsigned addr_good;           /* the address that answered last */

@@ -259,7 +259,8 @@ static struct sub_node *node_for(struct sub *s, const struct redis_cluster_node 
     redis_link_init(&sn->link, n->host, n->port, &s->rt.env);
     /* While a subscription is down, other pods' messages are lost for this
      * pod: its links retry at least every SUB_RETRY_MAX_MS, which is also
-     * what a publisher's hold on a node that returns waits for. */
+     * what a publisher's hold on a node that returns waits for (unless the
+     * node refuses the pod: drop_link). */
     redis_backoff_cap(&sn->link.bo, SUB_RETRY_MAX_MS);
     s->nodes[s->nnodes++] = sn;
     return sn;
@@ -473,6 +474,9 @@ static void drop_link(struct sub *s, struct sub_node *sn, uint64_t now, bool hun
     while (sn->cn)
         cmd_pop(sn);
     batch_clear(&sn->pending);
+    /* A node that refuses the pod (a password it does not have) is tried
+     * ever more slowly; one that was away, at least every second. */
+    redis_backoff_cap(&l->bo, l->refused ? REDIS_BACKOFF_MAX_MS : SUB_RETRY_MAX_MS);
     redis_link_close(l, now, hung);
     struct redis_cluster_node node;
     snprintf(node.host, sizeof(node.host), "%s", l->host);
