@@ -333,8 +333,13 @@ def test_idle_sockets_reopened_from_many_addresses_cannot_pause_accepting(start_
         lat.sort()
         print(f"accept attack: {atk.opened} sockets opened; real clients median "
               f"{lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.0f} ms")
-        assert lat[len(lat) // 2] < 0.1, f"median {lat[len(lat) // 2]:.3f} s"
-        assert lat[-1] < 1.0, f"max {lat[-1]:.3f} s (a SYN retried from a full backlog)"
+        # The sanitizers run the acceptor 5-15 times slower while the attacker
+        # (Python) is not slowed: the same attack weighs that much more (under
+        # ThreadSanitizer alone, median 23-47 ms, max 146-169 ms; 346 ms at the
+        # median once in a full CI run). The bounds scale with it.
+        scale = 10 if SANITIZER else 1
+        assert lat[len(lat) // 2] < 0.1 * scale, f"median {lat[len(lat) // 2]:.3f} s"
+        assert lat[-1] < 1.0 * scale, f"max {lat[-1]:.3f} s (a SYN retried from a full backlog)"
         assert srv.stats()["http"]["pending_heads"] <= 1024
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
