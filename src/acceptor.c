@@ -41,7 +41,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -50,12 +49,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "broker_seam.h"
 #include "clock.h"
+#include "common.h"
 #include "config.h"
 #include "fanout.h"
 #include "hmap.h"
@@ -150,13 +149,6 @@ struct acceptor {
 
 static const char WAKE_MARK = 0;
 
-static uint64_t next_random(struct acceptor *a)
-{
-    a->rng ^= a->rng >> 12;
-    a->rng ^= a->rng << 25;
-    a->rng ^= a->rng >> 27;
-    return a->rng * 2685821657736338717ull;
-}
 
 static void bump(atomic_uint_fast64_t *c)
 {
@@ -377,7 +369,7 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct http_req
     if (res->client_id[0])
         memcpy(h->client_id, res->client_id, sizeof(h->client_id));
     else
-        snprintf(h->client_id, sizeof(h->client_id), "%016llx", (unsigned long long)next_random(a));
+        snprintf(h->client_id, sizeof(h->client_id), "%016llx", (unsigned long long)rng_next(&a->rng));
     h->extra_len = extra;
     memcpy(h->extra, p->buf + head_len, extra);
     h->fd = p->fd;
@@ -743,7 +735,7 @@ static void *acceptor_main(void *arg)
             else
                 write_out(a, p);
         }
-        /* interface.md: a client that has not sent a whole head within 10 s
+        /* docs/protocol.md: a client that has not sent a whole head within 10 s
          * is disconnected; the same deadline bounds writing our answer. */
         struct pending *p;
         while ((p = oldest_pending(a)) && p->deadline_ms <= a->now) {
@@ -758,9 +750,7 @@ static void *acceptor_main(void *arg)
          * that stayed, not the peak of the burst. */
         if (a->npending == 0 && a->burst_peak >= TRIM_AFTER_BURST) {
             a->burst_peak = 0;
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-            malloc_trim(0); /* the sanitizers' allocators keep their own pages */
-#endif
+            give_back_memory();
         }
     }
 }
@@ -774,8 +764,7 @@ struct acceptor *acceptor_create(const struct acceptor_env *env)
     const struct config *cfg = env->cfg;
     a->lfd = a->epfd = a->wake = -1;
     a->handed = calloc(env->nworkers, sizeof(*a->handed));
-    if (getrandom(&a->rng, sizeof(a->rng), 0) != sizeof(a->rng) || a->rng == 0)
-        a->rng = 0x2545f4914f6cdd1dull;
+    rng_seed(&a->rng, 0x2545f4914f6cdd1dull);
 
     struct sockaddr_storage ss = {0};
     socklen_t sl;

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "common.h"
+
 struct list_node {
     struct list_node *prev, *next;
 };
@@ -15,7 +17,7 @@ struct list {
 };
 
 /* The entry that embeds node as member. */
-#define list_entry(node, type, member) ((type *)((char *)(node) - offsetof(type, member)))
+#define list_entry(node, type, member) container_of(node, type, member)
 
 static inline void list_push_tail(struct list *l, struct list_node *n)
 {

@@ -31,5 +31,6 @@ Suite *stats_suite(void);
 Suite *send_ring_suite(void);
 Suite *wheel_suite(void);
 Suite *send_batch_suite(void);
+Suite *conn_suite(void);
 
 #endif
