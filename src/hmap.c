@@ -161,6 +161,45 @@ void hmap_unlink(struct hmap *m, struct hmap_node **link)
     m->n--;
 }
 
+/* Moves the walk to the next entry from its link on, across buckets. */
+static struct hmap_node *settle(struct hmap_iter *it)
+{
+    while (!*it->link) {
+        if (it->left == 0)
+            return NULL;
+        it->left--;
+        it->bucket = (it->bucket + 1) & (it->m->nbuckets - 1);
+        it->link = &it->m->buckets[it->bucket];
+    }
+    it->unlinked = false;
+    return *it->link;
+}
+
+struct hmap_node *hmap_iter_start(struct hmap_iter *it, struct hmap *m, size_t from)
+{
+    it->m = m;
+    it->unlinked = false;
+    if (m->nbuckets == 0)
+        return NULL;
+    it->bucket = from & (m->nbuckets - 1);
+    it->left = m->nbuckets - 1;
+    it->link = &m->buckets[it->bucket];
+    return settle(it);
+}
+
+struct hmap_node *hmap_iter_next(struct hmap_iter *it)
+{
+    if (!it->unlinked)
+        it->link = &(*it->link)->next;
+    return settle(it);
+}
+
+void hmap_iter_unlink(struct hmap_iter *it)
+{
+    hmap_unlink(it->m, it->link);
+    it->unlinked = true;
+}
+
 struct hmap_node **hmap_link_of(struct hmap *m, struct hmap_node *node)
 {
     struct hmap_node **l = &m->buckets[node->hash & (m->nbuckets - 1)];

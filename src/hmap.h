@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common.h"
+
 struct hmap_node {
     struct hmap_node *next;
     uint32_t hash;
@@ -35,7 +37,7 @@ struct hmap {
 };
 
 /* The entry that embeds node as member. */
-#define hmap_entry(node, type, member) ((type *)((char *)(node) - offsetof(type, member)))
+#define hmap_entry(node, type, member) container_of(node, type, member)
 
 /* Draws the hash key from the kernel (main thread, at startup). Returns 0,
  * or -1 when no randomness could be had (the key stays the fixed one). */
@@ -53,6 +55,12 @@ uint32_t hmap_hash(const void *key, size_t len);
 /* first: the initial number of buckets, rounded up to a power of two.
  * Returns 0 or -1 (out of memory). */
 int hmap_init(struct hmap *m, size_t first);
+
+/* Whether m has been set up (a zeroed map has not). */
+static inline bool hmap_ready(const struct hmap *m)
+{
+    return m->buckets != NULL;
+}
 
 /* Frees the buckets; the entries are their owner's. */
 void hmap_free(struct hmap *m);
@@ -72,11 +80,27 @@ void hmap_unlink(struct hmap *m, struct hmap_node **link);
  * address along its chain, without comparing keys. */
 struct hmap_node **hmap_link_of(struct hmap *m, struct hmap_node *node);
 
-/* To walk every entry (removing some), go over the buckets' links:
- *   for (size_t i = 0; i < m->nbuckets; i++)
- *       for (struct hmap_node **l = &m->buckets[i]; *l;)
- *           if (drop) hmap_unlink(m, l); else l = &(*l)->next;
- */
+/* A walk over every entry, bucket by bucket from bucket `from` (modulo the
+ * bucket count, wrapping round), so that a walk that stops early can start
+ * the next one where it left off. The entry returned last may be unlinked
+ * (hmap_iter_unlink) and then freed before the next step; nothing else may
+ * change the map during the walk. Owned by whoever walks. */
+struct hmap_iter {
+    struct hmap *m;
+    struct hmap_node **link; /* the link that points at the current entry */
+    size_t bucket;           /* the current entry's bucket */
+    size_t left;             /* buckets still to visit after this one */
+    bool unlinked;           /* the current entry was unlinked: link points past it */
+};
+
+struct hmap_node *hmap_iter_start(struct hmap_iter *it, struct hmap *m, size_t from);
+struct hmap_node *hmap_iter_next(struct hmap_iter *it);
+/* Unlinks the entry the walk is at. */
+void hmap_iter_unlink(struct hmap_iter *it);
+
+/* for (each x in m): the plain walk. */
+#define hmap_each(x, it, map)                                                                      \
+    for (struct hmap_node *x = hmap_iter_start(it, map, 0); x; x = hmap_iter_next(it))
 
 /* The longest chain (tests: how well names spread). */
 size_t hmap_longest_chain(const struct hmap *m);

@@ -221,13 +221,10 @@ int ip_counts_init(struct ip_counts *t)
 
 void ip_counts_free(struct ip_counts *t)
 {
-    for (size_t i = 0; i < t->map.nbuckets; i++) {
-        struct hmap_node *x = t->map.buckets[i];
-        while (x) {
-            struct hmap_node *next = x->next;
-            free(hmap_entry(x, struct ip_count_entry, hn));
-            x = next;
-        }
+    struct hmap_iter it;
+    hmap_each(x, &it, &t->map) {
+        hmap_iter_unlink(&it);
+        free(hmap_entry(x, struct ip_count_entry, hn));
     }
     hmap_free(&t->map);
     pthread_mutex_destroy(&t->lock);

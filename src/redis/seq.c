@@ -79,17 +79,13 @@ struct seq_entry *seq_table_get(struct seq_table *t, const char *key, size_t len
 size_t seq_table_sweep(struct seq_table *t, uint64_t before_ms)
 {
     size_t gone = 0;
-    for (size_t i = 0; i < t->map.nbuckets; i++) {
-        struct hmap_node **l = &t->map.buckets[i];
-        while (*l) {
-            struct node *x = hmap_entry(*l, struct node, hn);
-            if (x->e.stamp_ms < before_ms) {
-                hmap_unlink(&t->map, l);
-                free(x);
-                gone++;
-            } else {
-                l = &(*l)->next;
-            }
+    struct hmap_iter it;
+    hmap_each(n, &it, &t->map) {
+        struct node *x = hmap_entry(n, struct node, hn);
+        if (x->e.stamp_ms < before_ms) {
+            hmap_iter_unlink(&it);
+            free(x);
+            gone++;
         }
     }
     return gone;

@@ -55,14 +55,11 @@ int registry_init(struct room_registry *reg)
 
 void registry_free(struct room_registry *reg)
 {
-    for (size_t i = 0; i < reg->map.nbuckets; i++) {
-        struct hmap_node *x = reg->map.buckets[i];
-        while (x) {
-            struct hmap_node *next = x->next;
-            free(E(x)->name);
-            free(E(x));
-            x = next;
-        }
+    struct hmap_iter it;
+    hmap_each(x, &it, &reg->map) {
+        hmap_iter_unlink(&it);
+        free(E(x)->name);
+        free(E(x));
     }
     hmap_free(&reg->map);
     pthread_mutex_destroy(&reg->lock);
@@ -116,10 +113,9 @@ static void queue_unlink(struct room_registry *reg, struct reg_entry *e)
 }
 
 /* Unhooks e from its chain (pp points at it) and frees it. */
-static void forget(struct room_registry *reg, struct hmap_node **pp)
+/* Frees e, unlinked from the map, and counts it out. */
+static void release_entry(struct room_registry *reg, struct reg_entry *e)
 {
-    struct reg_entry *e = E(*pp);
-    hmap_unlink(&reg->map, pp);
     idle_unlink(reg, e);
     if (e->state == SUB_CONFIRMED)
         reg->confirmed--;
@@ -127,6 +123,21 @@ static void forget(struct room_registry *reg, struct hmap_node **pp)
         reg->told--;
     free(e->name);
     free(e);
+}
+
+static void forget(struct room_registry *reg, struct hmap_node **pp)
+{
+    struct reg_entry *e = E(*pp);
+    hmap_unlink(&reg->map, pp);
+    release_entry(reg, e);
+}
+
+/* Unlinks and frees the entry the walk is at. */
+static void forget_at(struct room_registry *reg, struct hmap_iter *it)
+{
+    struct reg_entry *e = E(*it->link);
+    hmap_iter_unlink(it);
+    release_entry(reg, e);
 }
 
 int registry_join(struct room_registry *reg, const char *room, uint64_t *gen)
@@ -236,20 +247,20 @@ void registry_top(struct room_registry *reg, struct registry_top *out)
     const struct reg_entry *heap[REGISTRY_TOP_MAX];
     size_t n = 0, rooms = 0;
     pthread_mutex_lock(&reg->lock);
-    for (size_t i = 0; i < reg->map.nbuckets; i++)
-        for (struct hmap_node *x = reg->map.buckets[i]; x; x = x->next) {
-            const struct reg_entry *e = E(x);
-            if (e->members == 0)
-                continue;
-            rooms++;
-            if (n < REGISTRY_TOP_MAX) {
-                heap[n] = e;
-                sift_up(heap, n++);
-            } else if (entry_before(e, heap[0])) {
-                heap[0] = e;
-                sift_down(heap, n, 0);
-            }
+    struct hmap_iter it;
+    hmap_each(x, &it, &reg->map) {
+        const struct reg_entry *e = E(x);
+        if (e->members == 0)
+            continue;
+        rooms++;
+        if (n < REGISTRY_TOP_MAX) {
+            heap[n] = e;
+            sift_up(heap, n++);
+        } else if (entry_before(e, heap[0])) {
+            heap[0] = e;
+            sift_down(heap, n, 0);
         }
+    }
     for (size_t i = 0; i < n; i++) {
         snprintf(out->top[i].name, sizeof(out->top[i].name), "%s", heap[i]->name);
         out->top[i].members = heap[i]->members;
@@ -282,23 +293,20 @@ static void reset_all(struct room_registry *reg, enum sub_state state, registry_
                       void *arg)
 {
     reg->queue_head = reg->queue_tail = NULL;
-    for (size_t i = 0; i < reg->map.nbuckets; i++) {
-        struct hmap_node **pp = &reg->map.buckets[i];
-        while (*pp) {
-            struct reg_entry *e = E(*pp);
-            if (e->members == 0) {
-                forget(reg, pp);
-                continue;
-            }
-            if (e->state == SUB_CONFIRMED)
-                reg->confirmed--;
-            e->state = (uint8_t)state;
-            e->waiters = false;
-            e->q_next = NULL;
-            if (emit)
-                emit(arg, e->name);
-            pp = &(*pp)->next;
+    struct hmap_iter it;
+    hmap_each(x, &it, &reg->map) {
+        struct reg_entry *e = E(x);
+        if (e->members == 0) {
+            forget_at(reg, &it);
+            continue;
         }
+        if (e->state == SUB_CONFIRMED)
+            reg->confirmed--;
+        e->state = (uint8_t)state;
+        e->waiters = false;
+        e->q_next = NULL;
+        if (emit)
+            emit(arg, e->name);
     }
 }
 
@@ -363,26 +371,21 @@ void registry_sub_stall(struct room_registry *reg, bool (*pick)(void *arg, const
                         void *arg, registry_emit_fn waiting, void *warg)
 {
     pthread_mutex_lock(&reg->lock);
-    for (size_t i = 0; i < reg->map.nbuckets; i++) {
-        struct hmap_node **pp = &reg->map.buckets[i];
-        while (*pp) {
-            struct reg_entry *e = E(*pp);
-            if ((e->state != SUB_SENT && e->state != SUB_CONFIRMED) || !pick(arg, e->name)) {
-                pp = &(*pp)->next;
-                continue;
-            }
-            if (e->members == 0) {
-                forget(reg, pp); /* lingering: its subscription went with the node */
-                continue;
-            }
-            if (e->state == SUB_CONFIRMED)
-                reg->confirmed--;
-            e->state = SUB_STALLED;
-            if (e->waiters)
-                waiting(warg, e->name);
-            e->waiters = false;
-            pp = &(*pp)->next;
+    struct hmap_iter it;
+    hmap_each(x, &it, &reg->map) {
+        struct reg_entry *e = E(x);
+        if ((e->state != SUB_SENT && e->state != SUB_CONFIRMED) || !pick(arg, e->name))
+            continue;
+        if (e->members == 0) {
+            forget_at(reg, &it); /* lingering: its subscription went with the node */
+            continue;
         }
+        if (e->state == SUB_CONFIRMED)
+            reg->confirmed--;
+        e->state = SUB_STALLED;
+        if (e->waiters)
+            waiting(warg, e->name);
+        e->waiters = false;
     }
     pthread_mutex_unlock(&reg->lock);
 }
@@ -427,13 +430,13 @@ static void take_state(struct room_registry *reg, enum sub_state state, registry
                        void *arg)
 {
     pthread_mutex_lock(&reg->lock);
-    for (size_t i = 0; i < reg->map.nbuckets; i++)
-        for (struct hmap_node *x = reg->map.buckets[i]; x; x = x->next)
-            if (E(x)->state == state) {
-                struct reg_entry *e = E(x);
-                e->state = SUB_SENT;
-                emit(arg, e->name);
-            }
+    struct hmap_iter it;
+    hmap_each(x, &it, &reg->map) {
+        if (E(x)->state == state) {
+            E(x)->state = SUB_SENT;
+            emit(arg, E(x)->name);
+        }
+    }
     pthread_mutex_unlock(&reg->lock);
 }
 
@@ -446,20 +449,20 @@ size_t registry_sub_take_refused(struct room_registry *reg, size_t max, registry
                                  void *arg)
 {
     pthread_mutex_lock(&reg->lock);
-    size_t nb = reg->map.nbuckets, taken = 0, left = 0, i = reg->refused_cursor % nb;
-    for (size_t k = 0; k < nb; k++, i = (i + 1) % nb) {
-        for (struct hmap_node *x = reg->map.buckets[i]; x; x = x->next) {
-            if (E(x)->state != SUB_REFUSED)
-                continue;
-            if (taken >= max) {
-                left++;
-                continue;
-            }
-            E(x)->state = SUB_SENT;
-            emit(arg, E(x)->name);
-            taken++;
-            reg->refused_cursor = i + 1; /* the next call starts after this bucket */
+    size_t taken = 0, left = 0;
+    struct hmap_iter it;
+    for (struct hmap_node *x = hmap_iter_start(&it, &reg->map, reg->refused_cursor); x;
+         x = hmap_iter_next(&it)) {
+        if (E(x)->state != SUB_REFUSED)
+            continue;
+        if (taken >= max) {
+            left++;
+            continue;
         }
+        E(x)->state = SUB_SENT;
+        emit(arg, E(x)->name);
+        taken++;
+        reg->refused_cursor = it.bucket + 1; /* the next call starts after this bucket */
     }
     pthread_mutex_unlock(&reg->lock);
     return left;

@@ -59,7 +59,7 @@ static struct room *room_get(struct room_index *ix, const char *name)
     uint32_t h = room_hash(name, strlen(name));
     struct room *r = room_find(ix, name, h);
     if (!r) {
-        if (!ix->map.buckets && hmap_init(&ix->map, 16) < 0)
+        if (!hmap_ready(&ix->map) && hmap_init(&ix->map, 16) < 0)
             return NULL;
         r = calloc(1, sizeof(*r));
         if (!r || !(r->name = strdup(name))) {
@@ -136,19 +136,16 @@ void room_leave(struct room_index *ix, struct room *r, struct room_member *m)
 
 void room_index_free(struct room_index *ix)
 {
-    for (size_t i = 0; i < ix->map.nbuckets; i++) {
-        struct hmap_node *x = ix->map.buckets[i];
-        while (x) {
-            struct hmap_node *next = x->next;
-            struct room *r = hmap_entry(x, struct room, hn);
-            if (r->waiting)
-                free(r->waiting->members);
-            free(r->waiting);
-            free(r->members);
-            free(r->name);
-            free(r);
-            x = next;
-        }
+    struct hmap_iter it;
+    hmap_each(x, &it, &ix->map) {
+        struct room *r = hmap_entry(x, struct room, hn);
+        hmap_iter_unlink(&it);
+        if (r->waiting)
+            free(r->waiting->members);
+        free(r->waiting);
+        free(r->members);
+        free(r->name);
+        free(r);
     }
     hmap_free(&ix->map);
 }

@@ -32,6 +32,12 @@ struct room_index {
 /* The hash rooms are filed under (keyed, hmap.h); fan-out buckets use it too. */
 uint32_t room_hash(const char *name, size_t len);
 
+/* The hash r is filed under (room_hash of its name). */
+static inline uint32_t room_hash_of(const struct room *r)
+{
+    return r->hn.hash;
+}
+
 /* Adds m to a member list. Returns 0 or -ENOMEM. */
 int room_add(struct room *r, struct room_member *m);
 

@@ -88,6 +88,49 @@ START_TEST(insert_find_unlink_grow)
 }
 END_TEST
 
+/* Every entry once, whether the walk unlinks some on the way, and from any
+ * starting bucket (wrapping round). */
+START_TEST(a_walk_sees_every_entry_once_and_may_unlink_as_it_goes)
+{
+    reference_key();
+    enum { N = 300 };
+    static struct item items[N];
+    struct hmap m;
+    struct hmap_iter it;
+    ck_assert_int_eq(hmap_init(&m, 4), 0);
+    ck_assert_ptr_null(hmap_iter_start(&it, &m, 0)); /* empty */
+    for (unsigned i = 0; i < N; i++) {
+        snprintf(items[i].name, sizeof(items[i].name), "w%u", i);
+        hmap_insert(&m, &items[i].hn, hmap_hash(items[i].name, strlen(items[i].name)));
+    }
+    unsigned seen[N] = {0};
+    size_t from = 5;
+    for (struct hmap_node *x = hmap_iter_start(&it, &m, from); x; x = hmap_iter_next(&it))
+        seen[hmap_entry(x, struct item, hn) - items]++;
+    for (unsigned i = 0; i < N; i++)
+        ck_assert_uint_eq(seen[i], 1);
+    /* Unlink the even ones while walking: the odd ones are still all seen. */
+    unsigned odd = 0;
+    hmap_each(x, &it, &m) {
+        size_t i = (size_t)(hmap_entry(x, struct item, hn) - items);
+        if (i % 2 == 0) {
+            hmap_iter_unlink(&it);
+            memset(&items[i].hn, 0xa5, sizeof(items[i].hn)); /* as if freed */
+        } else {
+            odd++;
+        }
+    }
+    ck_assert_uint_eq(odd, N / 2);
+    ck_assert_uint_eq(m.n, N / 2);
+    for (unsigned i = 0; i < N; i++) {
+        bool found = hmap_find(&m, hmap_hash(items[i].name, strlen(items[i].name)), same_name,
+                               items[i].name) != NULL;
+        ck_assert_int_eq(found, i % 2 == 1);
+    }
+    hmap_free(&m);
+}
+END_TEST
+
 START_TEST(names_that_collide_unkeyed_spread_out)
 {
     enum { N = 1000 };
@@ -116,6 +159,7 @@ Suite *hmap_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, siphash_reference_values);
     tcase_add_test(tc, insert_find_unlink_grow);
+    tcase_add_test(tc, a_walk_sees_every_entry_once_and_may_unlink_as_it_goes);
     tcase_add_test(tc, names_that_collide_unkeyed_spread_out);
     suite_add_tcase(s, tc);
     return s;
