@@ -155,43 +155,11 @@ static void stop_workers(struct server *srv)
     }
 }
 
-int server_run(const struct config *cfg)
+/* Loads the keys and starts the acceptor, the broker and the workers.
+ * Returns 0, or the exit status (said in the log already). */
+static int start_threads(struct server *srv)
 {
-    struct server *srv = calloc(1, sizeof(*srv));
-    if (!srv)
-        return 1;
-    srv->cfg = *cfg;
-    srv->started_ms = clock_now_ms();
-    srv->nworkers = cfg->workers;
-    srv->broker = (struct broker){.mode = "standalone",
-                                  .publish = standalone_publish,
-                                  .status = standalone_status,
-                                  .stop = standalone_stop};
-    log_config(cfg);
-
-    /* Threads inherit this mask: only sigwait below sees these signals. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
-    srv->counters = aligned_alloc(64, srv->nworkers * sizeof(*srv->counters));
-    srv->fanout = fanout_create(srv->nworkers);
-    if (!srv->workers || !srv->counters || !srv->fanout || registry_init(&srv->rooms) < 0 ||
-        ip_counts_init(&srv->ip_counts) < 0 || pthread_mutex_init(&srv->keys_lock, NULL) != 0) {
-        log_error("out of memory at startup");
-        fanout_destroy(srv->fanout);
-        free(srv->workers);
-        free(srv->counters);
-        free(srv);
-        return 1;
-    }
-    memset(srv->counters, 0, srv->nworkers * sizeof(*srv->counters));
-
+    const struct config *cfg = &srv->cfg;
     int status = 0;
     if (cfg->jwt_keys_file) {
         char err[512];
@@ -249,6 +217,74 @@ int server_run(const struct config *cfg)
         log_error("cannot start the acceptor thread");
         status = 1;
     }
+    return status;
+}
+
+/* Waits for SIGTERM or SIGINT (reloading the keys on SIGHUP), then shuts
+ * down within SHUTDOWN_TIMEOUT; a second signal exits at once. */
+static void serve_until_signalled(struct server *srv, sigset_t *set)
+{
+    const struct config *cfg = &srv->cfg;
+    int sig = 0;
+    while (sigwait(set, &sig) == 0 && sig == SIGHUP)
+        reload_keys(srv);
+    uint64_t deadline = clock_now_ms() + cfg->shutdown_timeout_ms;
+    log_info("received %s: closing connections (up to %ums); send it again to exit at once",
+             sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
+    /* Only this thread unblocks them, so the handler runs here. SIGHUP
+     * stays blocked: nothing is reloaded during a shutdown. */
+    sigdelset(set, SIGHUP);
+    struct sigaction sa = {.sa_handler = on_second_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    pthread_sigmask(SIG_UNBLOCK, set, NULL);
+
+    stop_workers(srv);
+    /* The broker gets what is left of SHUTDOWN_TIMEOUT, and at least a
+     * moment, to publish what this pod's clients sent last. */
+    uint64_t now = clock_now_ms();
+    teardown(srv, deadline > now + 200 ? deadline : now + 200);
+}
+
+int server_run(const struct config *cfg)
+{
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return 1;
+    srv->cfg = *cfg;
+    srv->started_ms = clock_now_ms();
+    srv->nworkers = cfg->workers;
+    srv->broker = (struct broker){.mode = "standalone",
+                                  .publish = standalone_publish,
+                                  .status = standalone_status,
+                                  .stop = standalone_stop};
+    log_config(cfg);
+
+    /* Threads inherit this mask: only sigwait sees these signals. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    srv->workers = calloc(srv->nworkers, sizeof(*srv->workers));
+    srv->counters = aligned_alloc(64, srv->nworkers * sizeof(*srv->counters));
+    srv->fanout = fanout_create(srv->nworkers);
+    if (!srv->workers || !srv->counters || !srv->fanout || registry_init(&srv->rooms) < 0 ||
+        ip_counts_init(&srv->ip_counts) < 0 || pthread_mutex_init(&srv->keys_lock, NULL) != 0) {
+        log_error("out of memory at startup");
+        fanout_destroy(srv->fanout);
+        free(srv->workers);
+        free(srv->counters);
+        free(srv);
+        return 1;
+    }
+    memset(srv->counters, 0, srv->nworkers * sizeof(*srv->counters));
+
+    int status = start_threads(srv);
     if (status != 0) {
         /* Workers that did start end once told to shut down. */
         atomic_store(&srv->shutting_down, 1);
@@ -262,27 +298,7 @@ int server_run(const struct config *cfg)
                            : cfg->bind_addr;
     log_info("listening; demo page: http://%s:%u/  websocket: ws://%s:%u/api/chat-api/ws/lobby",
              host, cfg->port, host, cfg->port);
-
-    int sig = 0;
-    while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
-        reload_keys(srv);
-    uint64_t deadline = clock_now_ms() + cfg->shutdown_timeout_ms;
-    log_info("received %s: closing connections (up to %ums); send it again to exit at once",
-             sig == SIGINT ? "SIGINT" : "SIGTERM", cfg->shutdown_timeout_ms);
-    /* Only this thread unblocks them, so the handler runs here. SIGHUP
-     * stays blocked: nothing is reloaded during a shutdown. */
-    sigdelset(&set, SIGHUP);
-    struct sigaction sa = {.sa_handler = on_second_signal};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-
-    stop_workers(srv);
-    /* The broker gets what is left of SHUTDOWN_TIMEOUT, and at least a
-     * moment, to publish what this pod's clients sent last. */
-    uint64_t now = clock_now_ms();
-    teardown(srv, deadline > now + 200 ? deadline : now + 200);
+    serve_until_signalled(srv, &set);
     free(srv);
     log_info("stopped");
     return 0;
