@@ -1,4 +1,4 @@
-/* config.c: every variable of interface.md, strictly parsed.
+/* config.c: every variable of docs/configuration.md, strictly parsed.
  *
  * The variables are one table (settings[] below): each entry names the
  * variable, its kind, the field it fills, its default, its range and its help.

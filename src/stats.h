@@ -217,7 +217,7 @@ struct stats_view {
  * per request): they only read the counters, with relaxed loads, and take
  * the registry's lock for the room count. */
 
-/* The JSON of interface.md. Returns a heap string the caller frees, or NULL. */
+/* The JSON of /ws/stats (docs/operations.md). Returns a heap string the caller frees, or NULL. */
 char *stats_json(const struct stats_view *v);
 
 /* The Prometheus text exposition of the same figures. Heap string or NULL. */

@@ -1,7 +1,7 @@
 /* cluster.c: slots, the slot map and redirections (see cluster.h). */
 #include "redis/cluster.h"
 
-/* Protocol code builds with -Wconversion; hiredis' own header (sds.h) does
+/* Protocol code builds with -Wconversion; hiredis' own headers do
  * not pass it, and it is not ours to change. */
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wconversion"

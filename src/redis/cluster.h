@@ -7,8 +7,8 @@
  * ASK). Bytes and reply trees in, results out; unit-tested against slots
  * that Redis' own CLUSTER KEYSLOT gave, and fuzzed.
  *
- * The cluster broker (broker_cluster.c) routes SPUBLISH and SSUBSCRIBE
- * with it. */
+ * The route map (route.c) and the publisher and subscriber that use it
+ * route SPUBLISH and SSUBSCRIBE with it. */
 #ifndef CHAT_REDIS_CLUSTER_H
 #define CHAT_REDIS_CLUSTER_H
 

@@ -101,7 +101,7 @@ bool redis_link_open(struct redis_link *l, uint64_t now);
  * when the link failed (why in l->err): the caller takes back what it had
  * in flight and calls redis_link_close. Sets *became_ready when the hello
  * just completed. While l->more, the caller takes the replies and calls it
- * again with EPOLLIN (redis_link_pump does both). */
+ * again with EPOLLIN (the publisher's and subscriber's read loops do both). */
 bool redis_link_io(struct redis_link *l, uint32_t events, uint64_t now, bool *became_ready);
 
 /* The next reply, once ready: 1 with *r (the caller frees it), 0 when none

@@ -175,7 +175,7 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
         return;
     case REDIS_MSG_DELIVER: break;
     }
-    /* interface.md bounds what clients receive; a backend is held to the
+    /* MAX_MESSAGE_SIZE bounds what clients receive (docs/protocol.md); a backend is held to the
      * same bound as this pod's own clients (envelope.h). */
     if (pl->len > rb->cfg->max_message + ENVELOPE_SLACK) {
         count_drop(&rb->counters.oversize_dropped, "oversize_dropped", "over MAX_MESSAGE_SIZE + 1 KiB", ch,

@@ -5,7 +5,7 @@
 
 /* The types a client may send. "system" is the server's own voice (and
  * backends' through Redis): a client's is refused, so nobody can forge a
- * welcome or an error line (interface.md). */
+ * welcome or an error line (docs/protocol.md). */
 static const char *const TYPES[] = {"chat", "presence", "notification"};
 
 /* Writes v as exactly width decimal digits. */

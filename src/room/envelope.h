@@ -1,4 +1,4 @@
-/* envelope.h: the message objects of interface.md. Pure.
+/* envelope.h: the message objects of docs/protocol.md. Pure.
  *
  * Turns a client's text frame into the JSON message every recipient gets, and
  * builds the server's own system messages. Each message is serialized once,

@@ -57,7 +57,7 @@ struct room_registry {
     void *wake_arg;
 };
 
-/* Room names are 1 to 128 bytes (interface.md). */
+/* Room names are 1 to 128 bytes (docs/protocol.md). */
 #define REGISTRY_NAME_MAX 128
 
 /* One room and its members, as stats show it. */

@@ -95,3 +95,87 @@ def test_links_lead_somewhere():
                 assert anchor in anchors(dest), f"{os.path.relpath(path, ROOT)}: no #{anchor} in {file or 'itself'}"
             checked += 1
     assert checked >= 10
+
+
+# Names outside the project that the docs cite on purpose: kernel and C
+# library calls, the Check framework's variable, products.
+EXTERNAL = {"io_uring_enter", "io_uring_disabled", "sock_def_readable", "IORING_OP_SEND",
+            "CK_RUN_SUITE", "Node.js", "uWebSockets.js"}
+SKIP_DIRS = {".git", "build", "node_modules", "results", "__pycache__"}
+COMMENT = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
+FILE_REF = re.compile(r"(?<![\w/.:-])((?:[\w-]+/)*[\w-]+\.(?:c|h|md|py|sh|yml|html|js|json))\b")
+UPPER_REF = re.compile(r"\b([A-Z][A-Z0-9]*_[A-Z0-9_]*[A-Z0-9])\b")
+LOWER_REF = re.compile(r"\b([a-z][a-z0-9]*_[a-z0-9_]*[a-z0-9])\b")
+
+
+def repo_files():
+    for top, dirs, names in os.walk(ROOT):
+        dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
+        for n in names:
+            yield os.path.relpath(os.path.join(top, n), ROOT)
+
+
+def known_names(files):
+    """Every identifier the code uses (C comments left out, so a name that
+    lives only in a comment is not known), with the settings and counters
+    the binary prints and the files' names."""
+    names = set()
+    for f in files:
+        if not re.search(r"\.(c|h|S|py|sh|js|mjs|html)$|Makefile$", f):
+            continue
+        t = text(os.path.join(ROOT, f))
+        if f.endswith((".c", ".h")):
+            t = COMMENT.sub(" ", t)
+        names |= set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", t))
+    for opt in ("--settings", "--counters"):
+        out = subprocess.run([BIN, opt], check=True, capture_output=True, text=True).stdout
+        names |= set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", out))
+    names |= {os.path.splitext(os.path.basename(f))[0] for f in files}
+    return names
+
+
+def stale_references():
+    files = sorted(repo_files())
+    known = known_names(files)
+    paths = set(files) | {os.path.basename(f) for f in files}
+    modules = {os.path.splitext(os.path.basename(f))[0].split("_")[0]
+               for f in files if f.startswith("src/") and f.endswith(".c")}
+    stale = []
+    for f in files:
+        if f.startswith("src/") and f.endswith((".c", ".h")):
+            prose = " ".join(COMMENT.findall(text(os.path.join(ROOT, f))))
+        elif f.endswith(".md"):
+            prose = text(os.path.join(ROOT, f))
+        else:
+            continue
+        prose = re.sub(r"https?://\S+", " ", prose)
+        for ref in set(FILE_REF.findall(prose)) - EXTERNAL:
+            generated = ref.startswith("bench/results/")  # written by make bench
+            if ref not in paths and os.path.basename(ref) not in paths and not generated:
+                stale.append((f, ref))
+        for ref in set(UPPER_REF.findall(prose)) - known - EXTERNAL:
+            stale.append((f, ref))
+        for ref in set(LOWER_REF.findall(prose)) - known - EXTERNAL:
+            if ref.split("_")[0] in modules:  # a name of ours: a function, field or counter
+                stale.append((f, ref))
+    return sorted(stale)
+
+
+def test_every_name_in_a_comment_or_doc_exists():
+    """A comment or a doc that names a file, a function, a setting or a
+    counter names one that exists (issue 26: nine comments cited a file
+    that is not in the repository, one a function that never was)."""
+    assert stale_references() == []
+
+
+def test_a_stale_name_is_found(tmp_path, monkeypatch):
+    import test_docs
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "conn.c").write_text("/* see conn_gone_away() and NO_SUCH_SETTING in gone.md */\n"
+                                "void conn_open(void) {}\n")
+    (tmp_path / "README.md").write_text("`conn_open` is real.\n")
+    monkeypatch.setattr(test_docs, "ROOT", str(tmp_path))
+    assert test_docs.stale_references() == [("src/conn.c", "NO_SUCH_SETTING"),
+                                            ("src/conn.c", "conn_gone_away"),
+                                            ("src/conn.c", "gone.md")]

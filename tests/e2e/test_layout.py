@@ -80,3 +80,49 @@ def test_test_helpers_shadow_no_module():
         assert name not in sys.stdlib_module_names, f"{name}.py shadows the standard library"
         assert importlib.machinery.PathFinder.find_spec(name, others) is None, \
             f"{name}.py shadows an installed module"
+
+
+def function_lengths():
+    """(body lines, file, signature) of every function defined in src/: a
+    definition opens with '{' alone in column 0 and ends at '}' there
+    (the house style, clang-format's)."""
+    out = []
+    for path in glob.glob(os.path.join(SRC, "**", "*.c"), recursive=True):
+        lines = open(path).read().split("\n")
+        start = None
+        for i, line in enumerate(lines):
+            if line == "{":
+                start = i
+            elif line == "}" and start is not None:
+                out.append((i - start - 1, os.path.relpath(path, SRC), lines[start - 1].strip()))
+                start = None
+    return out
+
+
+def test_no_function_is_longer_than_a_hundred_lines():
+    lengths = function_lengths()
+    assert len(lengths) > 300  # the walk found the functions
+    assert [f for f in lengths if f[0] > 100] == []
+
+
+def test_the_worker_is_no_hub():
+    """worker.c keeps the loop, the inbox and delivery (issue 26): the
+    connection is conn.c's."""
+    with open(os.path.join(SRC, "worker.c")) as f:
+        assert len(f.readlines()) <= 700
+
+
+def test_only_the_map_walks_its_buckets():
+    """Walks go through hmap_each / hmap_iter (hmap.h), so one file knows
+    how the buckets are laid out."""
+    walkers = sorted(os.path.relpath(p, SRC)
+                     for p in glob.glob(os.path.join(SRC, "**", "*.[ch]"), recursive=True)
+                     if re.search(r"(\.|->)n?buckets\b", open(p).read()))
+    assert walkers == ["hmap.c", "hmap.h"]
+
+
+def test_one_container_of():
+    defs = sorted(os.path.relpath(p, SRC)
+                  for p in glob.glob(os.path.join(SRC, "**", "*.[ch]"), recursive=True)
+                  if re.search(r"offsetof\(type, member\)", open(p).read()))
+    assert defs == ["common.h"]
