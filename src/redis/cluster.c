@@ -168,3 +168,8 @@ const struct redis_cluster_node *redis_cluster_owner(const struct redis_cluster_
     }
     return NULL;
 }
+
+bool redis_cluster_same(const struct redis_cluster_node *a, const struct redis_cluster_node *b)
+{
+    return a && b && a->port == b->port && strcmp(a->host, b->host) == 0;
+}

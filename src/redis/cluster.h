@@ -67,4 +67,7 @@ void redis_cluster_map_free(struct redis_cluster_map *map);
 const struct redis_cluster_node *redis_cluster_owner(const struct redis_cluster_map *map,
                                                      unsigned slot);
 
+/* Whether a and b (either may be NULL) are the same node. */
+bool redis_cluster_same(const struct redis_cluster_node *a, const struct redis_cluster_node *b);
+
 #endif

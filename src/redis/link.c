@@ -16,6 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "redis/link_internal.h"
+
 /* One read takes at most this much: hiredis 0.14's reader moves what is
  * left of its buffer each time it hands out a reply, so feeding it a chunk
  * and taking the replies before the next keeps that cost small. */
@@ -533,8 +535,13 @@ void redis_link_close(struct redis_link *l, uint64_t now, bool hung)
         l->sick_until_ms = now + REDIS_LINK_SICK_MS;
 }
 
-bool redis_link_late(struct redis_link *l, uint64_t now)
+bool redis_link_late(struct redis_link *l, uint64_t owed_since, uint64_t now)
 {
+    if (l->phase == REDIS_LINK_READY && owed_since && now >= owed_since + REDIS_LINK_COMMAND_MS) {
+        snprintf(l->err, sizeof(l->err), "%.100s:%u: no answer for %d ms", l->host, l->port,
+                 REDIS_LINK_COMMAND_MS);
+        return true;
+    }
     if (l->phase == REDIS_LINK_READY && l->reply_since_ms &&
         now >= l->reply_since_ms + REDIS_LINK_COMMAND_MS) {
         snprintf(l->err, sizeof(l->err), "%.100s:%u: a reply unfinished for %d ms", l->host,

@@ -40,10 +40,9 @@
 #include "log.h"
 #include "redis/backoff.h"
 #include "redis/broker_internal.h"
-#include "redis/link.h"
 #include "redis/message.h"
+#include "redis/nodes.h"
 #include "redis/pub_queue.h"
-#include "redis/route.h"
 #include "redis/seq.h"
 #include "room/envelope.h"
 
@@ -52,8 +51,9 @@
 /* The pseudo-slot of realtime:global, which follows global_node. */
 #define SLOT_GLOBAL REDIS_CLUSTER_SLOTS
 
+/* The publisher's part of a node (nodes.h). */
 struct pub_node {
-    struct redis_link link;
+    struct redis_node *node;
     struct pub_queue q; /* in flight and parked (pub_queue.h) */
     /* A slot moved (a MOVED or ASK answer): nothing more is written to the
      * node until every answer it owes is in and a map fetched after the
@@ -64,20 +64,16 @@ struct pub_node {
      * as a duplicate). */
     struct outbox moved;
     bool quiet;
-    unsigned quiet_fetched; /* rt.fetched when it went quiet */
+    unsigned quiet_fetched; /* redis_nodes_fetched when it went quiet */
 };
 
 struct pub {
     struct redis_broker *rb;
     int epfd;
-    struct redis_route rt;
-    struct pub_node *nodes[REDIS_NODES_MAX];
-    unsigned nnodes;
+    struct redis_nodes *ns;  /* the nodes and the slot map (nodes.h) */
     struct outbox unrouted;  /* no map says where yet, or a node said MOVED */
     uint64_t *held_until;    /* per slot (and SLOT_GLOBAL): failover hold */
     uint64_t hold_end_ms;    /* the latest hold: none is active after it */
-    unsigned global_pick;    /* which master carries realtime:global */
-    struct pub_node *global; /* its node, or NULL */
     struct outbox_item *batch;
     struct seq_table *tx_seq; /* channel -> last sequence number given */
     char *scratch;            /* a payload with its numbering */
@@ -85,7 +81,6 @@ struct pub {
     struct redis_episode refused;
     uint64_t last_sweep_ms;
     unsigned back_seen; /* rb->back_gen when last looked at */
-    uint64_t forget_at_ms; /* forget_nodes looks again then */
     /* The bytes of every queue here (unrouted, each node's in flight and
      * parked), bounded by REDIS_OUTBOX_BYTES (keep_to_budget). */
     struct outbox_budget budget;
@@ -95,69 +90,83 @@ static const char *who = "publisher";
 
 /* ---- nodes ---- */
 
-static struct pub_node *node_for(struct pub *p, const struct redis_cluster_node *n)
+static struct pub_node *pub_of(struct redis_node *n)
 {
-    if (!n)
-        return NULL;
-    for (unsigned i = 0; i < p->nnodes; i++)
-        if (redis_same_node(n, p->nodes[i]->link.host, p->nodes[i]->link.port))
-            return p->nodes[i];
-    if (p->nnodes == REDIS_NODES_MAX)
-        return NULL;
-    struct pub_node *pn = calloc(1, sizeof(*pn));
+    return n ? redis_node_data(n) : NULL;
+}
+
+static unsigned nnodes(const struct pub *p)
+{
+    return redis_nodes_count(p->ns);
+}
+
+static struct pub_node *nth(const struct pub *p, unsigned i)
+{
+    return pub_of(redis_nodes_get(p->ns, i));
+}
+
+/* A new node's queues (redis_nodes_calls.init). */
+static bool node_init(void *owner, struct redis_node *n)
+{
+    struct pub *p = owner;
+    struct pub_node *pn = redis_node_data(n);
+    pn->node = n;
     /* A quarter of REDIS_OUTBOX_BYTES in flight per node: a node that
      * stops answering holds that (and its link's copy) until the hang is
      * noticed; the rest parks, where the bound drops the oldest. */
-    if (!pn || pub_queue_init(&pn->q, p->rb->cfg->redis_outbox,
-                              p->rb->cfg->redis_outbox_bytes / 4) < 0) {
-        free(pn);
-        return NULL;
-    }
+    if (pub_queue_init(&pn->q, p->rb->cfg->redis_outbox, p->rb->cfg->redis_outbox_bytes / 4) < 0)
+        return false;
     if (outbox_init(&pn->moved, p->rb->cfg->redis_outbox) < 0) {
         pub_queue_free(&pn->q);
-        free(pn);
-        return NULL;
+        return false;
     }
     outbox_share_budget(&pn->q.inflight, &p->budget);
     outbox_share_budget(&pn->q.parked, &p->budget);
     outbox_share_budget(&pn->moved, &p->budget);
-    redis_link_init(&pn->link, n->host, n->port, &p->rt.env);
-    p->nodes[p->nnodes++] = pn;
-    return pn;
+    return true;
+}
+
+static void node_drop(void *owner, struct redis_node *n)
+{
+    (void)owner;
+    struct pub_node *pn = redis_node_data(n);
+    pub_queue_free(&pn->q);
+    outbox_free(&pn->moved);
+}
+
+static bool has_work(const struct pub_node *pn)
+{
+    return pub_queue_len(&pn->q) > 0 || pn->moved.n > 0;
+}
+
+static bool node_busy(void *owner, const struct redis_node *n)
+{
+    (void)owner;
+    return has_work(redis_node_data((struct redis_node *)n));
+}
+
+static struct pub_node *global_node(struct pub *p, uint64_t now)
+{
+    return pub_of(redis_nodes_global(p->ns, now));
+}
+
+static struct pub_node *carrier(const struct pub *p)
+{
+    return pub_of(redis_nodes_carrier(p->ns));
 }
 
 static void update_gauges(struct pub *p)
 {
     uint64_t parked = p->unrouted.n, dropped = p->unrouted.dropped;
-    for (unsigned i = 0; i < p->nnodes; i++) {
-        parked += pub_queue_len(&p->nodes[i]->q) + p->nodes[i]->moved.n;
-        dropped += p->nodes[i]->q.parked.dropped;
+    for (unsigned i = 0; i < nnodes(p); i++) {
+        struct pub_node *pn = nth(p, i);
+        parked += pub_queue_len(&pn->q) + pn->moved.n;
+        dropped += pn->q.parked.dropped;
     }
     atomic_store(&p->rb->counters.outbox, parked);
     atomic_store(&p->rb->counters.outbox_dropped, dropped);
-    atomic_store(&p->rb->pub_connected,
-                 p->global && p->global->link.phase == REDIS_LINK_READY ? 1 : 0);
-}
-
-/* The node carrying realtime:global: a master that is not known to hang
- * and did not just fail. */
-static struct pub_node *global_node(struct pub *p, uint64_t now)
-{
-    if (p->global)
-        return p->global;
-    const struct redis_cluster_map *m = &p->rt.map;
-    if (!p->rt.have_map || m->n == 0)
-        return NULL;
-    for (size_t k = 0; k < m->n; k++) {
-        size_t i = (p->global_pick + k) % m->n;
-        struct pub_node *pn = node_for(p, &m->ranges[i].master);
-        if (pn && !redis_link_sick(&pn->link, now) &&
-            !(pn->link.phase == REDIS_LINK_DOWN && now < pn->link.retry_at_ms)) {
-            p->global_pick = (unsigned)i;
-            return p->global = pn;
-        }
-    }
-    return p->global = node_for(p, &m->ranges[p->global_pick % m->n].master);
+    struct pub_node *g = carrier(p);
+    atomic_store(&p->rb->pub_connected, g && redis_node_ready(g->node) ? 1 : 0);
 }
 
 /* ---- sending ---- */
@@ -173,7 +182,7 @@ struct dest {
 static void dest_of(const struct fbuf *b, struct dest *d)
 {
     d->clen = redis_msg_channel(b->room, d->channel, sizeof(d->channel));
-    d->slot = b->room ? redis_route_slot(d->channel) : SLOT_GLOBAL;
+    d->slot = b->room ? redis_cluster_slot(d->channel, d->clen) : SLOT_GLOBAL;
 }
 
 /* The payload for item: the message with this pod's next sequence number on
@@ -205,18 +214,16 @@ static bool send_item(struct pub *p, struct pub_node *pn, struct outbox_item *it
         payload = (const char *)fbuf_payload(it->msg);
         plen = it->msg->len - it->msg->hdr_len;
     }
-    bool sharded = p->rt.mode == REDIS_ROUTE_CLUSTER && d->slot != SLOT_GLOBAL;
+    bool sharded = redis_nodes_sharded(p->ns) && d->slot != SLOT_GLOBAL;
     const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", d->channel, payload};
     size_t len[3] = {sharded ? 8 : 7, d->clen, plen};
-    return redis_link_send(&pn->link, 3, argv, len);
+    return redis_node_send(pn->node, 3, argv, len);
 }
 
 static bool held(const struct pub *p, unsigned slot, uint64_t now)
 {
     return now < p->hold_end_ms && now < p->held_until[slot];
 }
-
-static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool hung);
 
 static void hold(struct pub *p, unsigned slot, uint64_t now)
 {
@@ -245,11 +252,11 @@ static enum pub_queue_verdict drain_one(void *ctx, struct outbox_item *it)
  * the in-flight bound does not admit yet. */
 static void drain(struct pub *p, struct pub_node *pn, uint64_t now)
 {
-    if (pn->link.phase != REDIS_LINK_READY || pn->quiet)
+    if (!redis_node_ready(pn->node) || pn->quiet)
         return;
     struct drain_ctx c = {p, pn, now};
     if (!pub_queue_drain(&pn->q, drain_one, &c, now))
-        node_failed(p, pn, now, false);
+        redis_nodes_fail(p->ns, pn->node, now, false);
 }
 
 /* Routes one item: to its node's link when that is ready and nothing of
@@ -259,13 +266,13 @@ static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
     struct dest d;
     dest_of(it->msg, &d);
     struct pub_node *pn = d.slot == SLOT_GLOBAL ? global_node(p, now)
-                                                : node_for(p, redis_route_owner(&p->rt, d.slot));
+                                                : pub_of(redis_nodes_for_slot(p->ns, d.slot));
     if (!pn) {
         outbox_append(&p->unrouted, it);
-        redis_route_want(&p->rt);
+        redis_nodes_want_map(p->ns);
         return;
     }
-    if (pn->link.phase != REDIS_LINK_READY || pn->quiet || !pub_queue_may_send(&pn->q) ||
+    if (!redis_node_ready(pn->node) || pn->quiet || !pub_queue_may_send(&pn->q) ||
         held(p, d.slot, now)) {
         pub_queue_park(&pn->q, it);
         return;
@@ -273,7 +280,7 @@ static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
     bool ok = send_item(p, pn, it, &d, now);
     pub_queue_sent(&pn->q, it, now);
     if (!ok)
-        node_failed(p, pn, now, false);
+        redis_nodes_fail(p->ns, pn->node, now, false);
 }
 
 /* Moves the node's parked items that match (global ones, or those whose
@@ -292,10 +299,9 @@ static void evict(struct pub *p, struct pub_node *pn, bool global_only)
         dest_of(it.msg, &d);
         bool move;
         if (d.slot == SLOT_GLOBAL)
-            move = global_only || pn != p->global;
+            move = global_only || pn != carrier(p);
         else
-            move = !global_only && !redis_same_node(redis_route_owner(&p->rt, d.slot),
-                                                    pn->link.host, pn->link.port);
+            move = !global_only && !redis_nodes_serves_slot(p->ns, pn->node, d.slot);
         outbox_append(move ? &p->unrouted : &pn->q.parked, &it);
     }
 }
@@ -314,35 +320,33 @@ static void unmove(struct pub_node *pn)
  * is parked, go where the map now says. */
 static void settle_moved(struct pub *p, struct pub_node *pn)
 {
-    if (!pn->quiet || pn->q.inflight.n || p->rt.fetched == pn->quiet_fetched)
+    if (!pn->quiet || pn->q.inflight.n || redis_nodes_fetched(p->ns) == pn->quiet_fetched)
         return;
     unmove(pn);
     pn->quiet = false;
     evict(p, pn, false);
 }
 
-/* A node's link failed: what it had in flight goes back in front of its
- * parked messages, in order (and what it answered MOVED before those);
- * global moves to another master. */
-static void node_failed(struct pub *p, struct pub_node *pn, uint64_t now, bool hung)
+/* A node's link failed (redis_nodes_calls.failed): what it had in flight
+ * goes back in front of its parked messages, in order (and what it answered
+ * MOVED before those); global moves to another master. */
+static void node_failed(void *owner, struct redis_node *n, uint64_t now, bool hung)
 {
+    struct pub *p = owner;
+    struct pub_node *pn = redis_node_data(n);
+    (void)hung;
     char err[600];
-    snprintf(err, sizeof(err), "%s; %u messages for it wait", pn->link.err,
+    snprintf(err, sizeof(err), "%s; %u messages for it wait", redis_node_err(n),
              pub_queue_len(&pn->q) + pn->moved.n);
-    redis_backoff_log(&pn->link.bo, who, err);
+    redis_node_log_failure(n, who, err);
     pub_queue_failed(&pn->q);
     unmove(pn);
-    if (hung)
-        redis_route_sick(&p->rt, pn->link.host, pn->link.port, now);
-    redis_link_close(&pn->link, now, hung);
-    redis_route_want(&p->rt);
-    if (pn == p->global && p->rt.mode == REDIS_ROUTE_CLUSTER) {
+    if (pn == carrier(p) && redis_nodes_sharded(p->ns)) {
         /* Global moves to another master, and waits there as long as a
          * failover's slots do: pods that listened on this node are moving
          * too, and what reaches the new node before they listen is lost
          * for them. */
-        p->global = NULL;
-        p->global_pick++;
+        redis_nodes_let_go_global(p->ns, true);
         evict(p, pn, true);
         hold(p, SLOT_GLOBAL, now);
     }
@@ -360,58 +364,55 @@ static void refused(struct pub *p, const struct outbox_item *it, const char *why
                  it->msg->room ? it->msg->room : "", why);
 }
 
-/* Takes a node's answers. Returns false when the link must go. */
-static bool answers(struct pub *p, struct pub_node *pn, uint64_t now)
+/* One answer of a node's (redis_nodes_calls.reply): it confirms the
+ * oldest message in flight. Returns false when the link must go. */
+static bool on_answer(void *owner, struct redis_node *n, redisReply *r, uint64_t now)
 {
-    redisReply *r;
-    int got;
-    while ((got = redis_link_reply(&pn->link, &r)) > 0) {
-        struct outbox_item it;
-        if (!pub_queue_answered(&pn->q, &it, now)) {
-            freeReplyObject(r);
-            snprintf(pn->link.err, sizeof(pn->link.err), "%s:%u: an answer to nothing sent",
-                     pn->link.host, pn->link.port);
-            return false;
-        }
-        if (r->type != REDIS_REPLY_ERROR) {
-            fbuf_unref(it.msg);
-            redis_link_worked(&pn->link);
-        } else if (strncmp(r->str, "NOPERM", 6) == 0) {
-            refused(p, &it, r->str, now);
-            fbuf_unref(it.msg);
-        } else if (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0) {
-            /* The slot is served elsewhere: routed again with a fresh map,
-             * once every older message of the node is answered. */
-            if (!pn->quiet) {
-                pn->quiet = true;
-                pn->quiet_fetched = p->rt.fetched;
-            }
-            outbox_append(&pn->moved, &it);
-            redis_route_want(&p->rt);
-        } else {
-            /* READONLY (a demoted master), LOADING, OOM...: the node cannot
-             * take it now; it and what follows wait for the node. */
-            pub_queue_unanswer(&pn->q, &it);
-            snprintf(pn->link.err, sizeof(pn->link.err), "%s:%u answered %.200s", pn->link.host,
-                     pn->link.port, r->str);
-            freeReplyObject(r);
-            return false;
-        }
-        freeReplyObject(r);
+    struct pub *p = owner;
+    struct pub_node *pn = redis_node_data(n);
+    struct outbox_item it;
+    if (!pub_queue_answered(&pn->q, &it, now)) {
+        redis_node_fail_why(n, "%s:%u: an answer to nothing sent", redis_node_host(n),
+                            redis_node_port(n));
+        return false;
     }
-    return got == 0;
+    if (r->type != REDIS_REPLY_ERROR) {
+        fbuf_unref(it.msg);
+        redis_node_worked(n);
+    } else if (strncmp(r->str, "NOPERM", 6) == 0) {
+        refused(p, &it, r->str, now);
+        fbuf_unref(it.msg);
+    } else if (strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0) {
+        /* The slot is served elsewhere: routed again with a fresh map,
+         * once every older message of the node is answered. */
+        if (!pn->quiet) {
+            pn->quiet = true;
+            pn->quiet_fetched = redis_nodes_fetched(p->ns);
+        }
+        outbox_append(&pn->moved, &it);
+        redis_nodes_want_map(p->ns);
+    } else {
+        /* READONLY (a demoted master), LOADING, OOM...: the node cannot
+         * take it now; it and what follows wait for the node. */
+        pub_queue_unanswer(&pn->q, &it);
+        redis_node_fail_why(n, "%s:%u answered %.200s", redis_node_host(n), redis_node_port(n),
+                            r->str);
+        return false;
+    }
+    return true;
 }
 
-/* A new map: slots that changed masters are held, and parked messages go
- * where their slot now lives. */
-static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t now)
+/* A new map (redis_nodes_calls.new_map): slots that changed masters are
+ * held, and parked messages go where their slot now lives. */
+static void new_map(void *owner, const struct redis_cluster_map *old, uint64_t now)
 {
+    struct pub *p = owner;
     if (old->n) {
         unsigned moved = 0;
         for (unsigned s = 0; s < REDIS_CLUSTER_SLOTS; s++) {
             const struct redis_cluster_node *a = redis_cluster_owner(old, s);
-            const struct redis_cluster_node *b = redis_route_owner(&p->rt, s);
-            if (a && b && !redis_same_node(a, b->host, b->port)) {
+            const struct redis_cluster_node *b = redis_nodes_owner(p->ns, s);
+            if (a && b && !redis_cluster_same(a, b)) {
                 hold(p, s, now);
                 moved++;
             }
@@ -423,18 +424,16 @@ static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t
                      moved, REDIS_FAILOVER_HOLD_MS);
         }
     }
-    if (p->global) {
-        if (!redis_route_is_master(&p->rt, p->global->link.host, p->global->link.port)) {
-            /* Sentinel: the new master's subscribers need the same time. */
-            struct pub_node *was = p->global;
-            p->global = NULL;
-            evict(p, was, true);
-            if (p->rt.mode == REDIS_ROUTE_SENTINEL)
-                hold(p, SLOT_GLOBAL, now);
-        }
+    struct pub_node *was = carrier(p);
+    if (was && !redis_nodes_serves(p->ns, was->node)) {
+        /* Sentinel: the new master's subscribers need the same time. */
+        redis_nodes_let_go_global(p->ns, false);
+        evict(p, was, true);
+        if (redis_nodes_sentinel(p->ns))
+            hold(p, SLOT_GLOBAL, now);
     }
-    for (unsigned i = 0; i < p->nnodes; i++)
-        evict(p, p->nodes[i], false);
+    for (unsigned i = 0; i < nnodes(p); i++)
+        evict(p, nth(p, i), false);
 }
 
 /* A node whose link failed answers again without a failover (a restart,
@@ -443,24 +442,22 @@ static void new_map(struct pub *p, const struct redis_cluster_map *old, uint64_t
  * it is carried here, are held as after a failover. */
 static void hold_node(struct pub *p, const struct pub_node *pn, uint64_t now)
 {
-    for (unsigned s = 0; s < REDIS_CLUSTER_SLOTS; s++) {
-        const struct redis_cluster_node *o = redis_route_owner(&p->rt, s);
-        if (o && redis_same_node(o, pn->link.host, pn->link.port))
+    for (unsigned s = 0; s < REDIS_CLUSTER_SLOTS; s++)
+        if (redis_nodes_serves_slot(p->ns, pn->node, s))
             hold(p, s, now);
-    }
-    if (pn == p->global)
+    if (pn == carrier(p))
         hold(p, SLOT_GLOBAL, now);
     atomic_fetch_add(&p->rb->counters.failover_holds, 1);
     log_info("redis: %s:%u answers again; its messages wait %d ms for every pod to subscribe "
              "there",
-             pn->link.host, pn->link.port, REDIS_FAILOVER_HOLD_MS);
+             redis_node_host(pn->node), redis_node_port(pn->node), REDIS_FAILOVER_HOLD_MS);
 }
 
 /* Routes what waits in unrouted (before anything newer). */
 static void reroute(struct pub *p, uint64_t now)
 {
     uint32_t n = p->unrouted.n;
-    if (!p->rt.have_map)
+    if (!redis_nodes_have_map(p->ns))
         return;
     for (uint32_t k = 0; k < n; k++) {
         struct outbox_item it;
@@ -478,8 +475,8 @@ static void keep_to_budget(struct pub *p)
 {
     while (p->budget.used > p->budget.max) {
         struct outbox *heaviest = p->unrouted.n ? &p->unrouted : NULL;
-        for (unsigned i = 0; i < p->nnodes; i++) {
-            struct outbox *o = &p->nodes[i]->q.parked;
+        for (unsigned i = 0; i < nnodes(p); i++) {
+            struct outbox *o = &nth(p, i)->q.parked;
             if (o->n && (!heaviest || o->bytes > heaviest->bytes))
                 heaviest = o;
         }
@@ -489,36 +486,7 @@ static void keep_to_budget(struct pub *p)
     }
 }
 
-/* Nodes that left the map and hold nothing are freed (their link closed),
- * so a pod that sees many masters over its life never runs out of
- * REDIS_NODES_MAX. Called between epoll batches, never inside one (a batch
- * may still name them). */
-static void forget_nodes(struct pub *p, uint64_t now)
-{
-    if (!p->rt.have_map || now < p->forget_at_ms)
-        return;
-    p->forget_at_ms = now + NODES_FORGET_MS;
-    for (unsigned i = 0; i < p->nnodes;) {
-        struct pub_node *pn = p->nodes[i];
-        bool serves = redis_route_is_master(&p->rt, pn->link.host, pn->link.port);
-        if (serves || pn == p->global || pub_queue_len(&pn->q) || pn->moved.n) {
-            i++;
-            continue;
-        }
-        redis_link_free(&pn->link);
-        pub_queue_free(&pn->q);
-        outbox_free(&pn->moved);
-        free(pn);
-        p->nodes[i] = p->nodes[--p->nnodes];
-    }
-}
-
 /* ---- the loop ---- */
-
-static bool has_work(const struct pub_node *pn)
-{
-    return pub_queue_len(&pn->q) > 0 || pn->moved.n > 0;
-}
 
 /* Per pass: opens links that have messages waiting (and the global one),
  * notices hangs, sends what is parked. Returns the next deadline. */
@@ -527,48 +495,28 @@ static uint64_t tend(struct pub *p, uint64_t now)
     uint64_t next = now + 1000;
     struct pub_node *g = global_node(p, now);
     /* The subscriber reached a node again: links down are tried now. */
-    bool back = redis_broker_back_news(p->rb, &p->back_seen);
-    for (unsigned i = 0; i < p->nnodes; i++) {
-        struct pub_node *pn = p->nodes[i];
-        struct redis_link *l = &pn->link;
-        if (back && l->phase == REDIS_LINK_DOWN && l->retry_at_ms > now)
-            l->retry_at_ms = now;
-        if (l->phase == REDIS_LINK_DOWN && (has_work(pn) || pn == g)) {
+    if (redis_broker_back_news(p->rb, &p->back_seen))
+        redis_nodes_retry_now(p->ns, now);
+    for (unsigned i = 0; i < nnodes(p); i++) {
+        struct pub_node *pn = nth(p, i);
+        struct redis_node *n = pn->node;
+        if (redis_node_down(n) && (has_work(pn) || pn == g)) {
             /* A failover may have given its slots to another node. */
-            redis_route_want(&p->rt);
-            if (now >= l->retry_at_ms) {
-                if (!redis_link_open(l, now))
-                    node_failed(p, pn, now, false);
-            } else if (l->retry_at_ms < next) {
-                next = l->retry_at_ms;
-            }
+            redis_nodes_want_map(p->ns);
+            redis_nodes_open(p->ns, n, now);
         }
-        if (redis_link_late(l, now)) {
-            node_failed(p, pn, now, true);
+        uint64_t owed = pn->q.inflight.n ? pn->q.progress_ms : 0;
+        if (!redis_nodes_watch(p->ns, n, owed, now, &next))
             continue;
-        }
-        if (l->phase != REDIS_LINK_DOWN && l->phase != REDIS_LINK_READY && l->deadline_ms < next)
-            next = l->deadline_ms;
-        if (l->phase == REDIS_LINK_READY && pn->q.inflight.n) {
-            uint64_t due = pn->q.progress_ms + REDIS_LINK_COMMAND_MS;
-            if (now >= due) {
-                snprintf(l->err, sizeof(l->err), "%s:%u: no answer for %d ms", l->host, l->port,
-                         REDIS_LINK_COMMAND_MS);
-                node_failed(p, pn, now, true);
-                continue;
-            }
-            if (due < next)
-                next = due;
-        }
         settle_moved(p, pn);
         drain(p, pn, now);
         /* One write per node per pass, for everything routed to it. */
-        if (!redis_link_flush(l))
-            node_failed(p, pn, now, false);
+        if (!redis_node_flush(n))
+            redis_nodes_fail(p->ns, n, now, false);
     }
     if (now < p->hold_end_ms && p->hold_end_ms < next)
         next = p->hold_end_ms;
-    uint64_t rd = redis_route_due(&p->rt);
+    uint64_t rd = redis_nodes_due(p->ns);
     if (rd && rd < next)
         next = rd;
     return next;
@@ -578,50 +526,38 @@ static bool idle(const struct pub *p)
 {
     if (p->unrouted.n)
         return false;
-    for (unsigned i = 0; i < p->nnodes; i++) {
-        const struct pub_node *pn = p->nodes[i];
-        if (pn->q.inflight.n || pn->moved.n ||
-            (pn->q.parked.n && pn->link.phase == REDIS_LINK_READY))
+    for (unsigned i = 0; i < nnodes(p); i++) {
+        const struct pub_node *pn = nth(p, i);
+        if (pn->q.inflight.n || pn->moved.n || (pn->q.parked.n && redis_node_ready(pn->node)))
             return false;
     }
     return true;
 }
 
-static void on_event(struct pub *p, void *ptr, uint32_t events, uint64_t now)
+/* A node's link is ready (redis_nodes_calls.ready): a node back after a
+ * failure is held as after a failover; what is parked goes. */
+static void node_ready(void *owner, struct redis_node *n, bool was_failing, uint64_t now)
 {
-    if (redis_route_owns(&p->rt, ptr)) {
-        struct redis_cluster_map old = {0};
-        if (redis_route_step(&p->rt, events, now, &old) == 1) {
-            new_map(p, &old, now);
-            redis_cluster_map_free(&old);
-        }
-        return;
+    struct pub *p = owner;
+    struct pub_node *pn = redis_node_data(n);
+    if (was_failing) {
+        redis_broker_node_back(p->rb, true);
+        hold_node(p, pn, now);
     }
-    struct pub_node *pn = NULL;
-    for (unsigned i = 0; i < p->nnodes && !pn; i++)
-        if (&p->nodes[i]->link == ptr)
-            pn = p->nodes[i];
-    if (!pn)
-        return;
-    for (unsigned reads = 1;; reads++, events = EPOLLIN) {
-        bool ready;
-        if (!redis_link_io(&pn->link, events, now, &ready) || !answers(p, pn, now)) {
-            node_failed(p, pn, now, false);
-            return;
-        }
-        if (ready) {
-            if (redis_backoff_failing(&pn->link.bo)) {
-                redis_broker_node_back(p->rb, true);
-                hold_node(p, pn, now);
-            }
-            if (pn == p->global)
-                log_info("redis: publisher connected to %s:%u", pn->link.host, pn->link.port);
-            drain(p, pn, now);
-        }
-        if (!redis_link_again(&pn->link, reads))
-            return;
-    }
+    if (pn == carrier(p))
+        log_info("redis: publisher connected to %s:%u", redis_node_host(n), redis_node_port(n));
+    drain(p, pn, now);
 }
+
+static const struct redis_nodes_calls CALLS = {
+    .init = node_init,
+    .drop = node_drop,
+    .busy = node_busy,
+    .ready = node_ready,
+    .reply = on_answer,
+    .failed = node_failed,
+    .new_map = new_map,
+};
 
 /* Takes a batch from the outbox; *stopping and *deadline tell of a stop. */
 static uint32_t take(struct pub *p, bool *stopping, uint64_t *deadline)
@@ -643,18 +579,14 @@ static void run(struct pub *p)
         uint64_t now = clock_now_ms();
         bool stopping;
         uint64_t deadline;
-        struct redis_cluster_map old = {0};
-        if (redis_route_step(&p->rt, 0, now, &old) == 1) {
-            new_map(p, &old, now);
-            redis_cluster_map_free(&old);
-        }
+        redis_nodes_step(p->ns, now);
         reroute(p, now);
         uint32_t n = take(p, &stopping, &deadline);
         for (uint32_t i = 0; i < n; i++)
             route_item(p, &p->batch[i], now);
         uint64_t next = tend(p, now);
         keep_to_budget(p);
-        forget_nodes(p, now);
+        redis_nodes_forget(p->ns, now);
         update_gauges(p);
         if (stopping && ((n == 0 && idle(p)) || now >= deadline))
             break;
@@ -690,7 +622,7 @@ static void run(struct pub *p)
                 (void)rd;
                 continue;
             }
-            on_event(p, ptr, evs[i].events, now);
+            redis_nodes_event(p->ns, ptr, evs[i].events, now);
         }
     }
 }
@@ -712,7 +644,8 @@ void *redis_pub_main(void *arg)
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &rb->pub_efd};
     if (p->epfd < 0 || !p->batch || !p->held_until || !p->scratch || !p->tx_seq ||
         outbox_init(&p->unrouted, rb->cfg->redis_outbox) < 0 ||
-        redis_route_init(&p->rt, rb->cfg, p->epfd, rb->tls_pub) < 0 ||
+        !(p->ns = redis_nodes_new(rb->cfg, p->epfd, rb->tls_pub, &CALLS, p,
+                                  sizeof(struct pub_node), 0)) ||
         epoll_ctl(p->epfd, EPOLL_CTL_ADD, rb->pub_efd, &ev) < 0) {
         log_error("redis: the publisher cannot start (out of memory or descriptors)");
         abort();
@@ -722,18 +655,14 @@ void *redis_pub_main(void *arg)
     run(p);
     atomic_store(&rb->pub_connected, 0);
     uint64_t left = p->unrouted.n;
-    for (unsigned i = 0; i < p->nnodes; i++) {
-        struct pub_node *pn = p->nodes[i];
+    for (unsigned i = 0; i < nnodes(p); i++) {
+        struct pub_node *pn = nth(p, i);
         left += pub_queue_len(&pn->q) + pn->moved.n;
-        redis_link_free(&pn->link);
-        pub_queue_free(&pn->q);
-        outbox_free(&pn->moved);
-        free(pn);
     }
     if (left)
         log_warn("redis: %llu messages were still waiting for Redis at exit",
                  (unsigned long long)left);
-    redis_route_free(&p->rt);
+    redis_nodes_free(p->ns);
     outbox_free(&p->unrouted);
     seq_table_free(p->tx_seq);
     free(p->scratch);

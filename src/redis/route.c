@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "redis/link.h"
 
 bool redis_same_node(const struct redis_cluster_node *a, const char *host, uint16_t port)
 {
@@ -372,11 +373,7 @@ int redis_route_step(struct redis_route *rt, uint32_t events, uint64_t now,
         probe_failed(rt, now, false);
         return 0;
     }
-    if (redis_link_late(&rt->probe, now) ||
-        (rt->probe_asked && now >= rt->probe_asked_ms + REDIS_LINK_COMMAND_MS)) {
-        if (rt->probe_asked)
-            snprintf(rt->probe.err, sizeof(rt->probe.err), "%s:%u: no answer for %d ms",
-                     rt->probe.host, rt->probe.port, REDIS_LINK_COMMAND_MS);
+    if (redis_link_late(&rt->probe, rt->probe_asked ? rt->probe_asked_ms : 0, now)) {
         probe_failed(rt, now, true);
         return 0;
     }

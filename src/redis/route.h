@@ -26,7 +26,7 @@
 #include <stdint.h>
 
 #include "redis/cluster.h"
-#include "redis/link.h"
+#include "redis/link_internal.h"
 
 struct config;
 

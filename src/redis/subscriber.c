@@ -37,10 +37,10 @@
 #include "log.h"
 #include "redis/backoff.h"
 #include "redis/broker_internal.h"
-#include "redis/link.h"
 #include "redis/message.h"
+#include "redis/nodes.h"
 #include "redis/receive.h"
-#include "redis/route.h"
+#include "redis/sub_fifo.h"
 #include "room/envelope.h"
 #include "room/registry.h"
 
@@ -59,15 +59,6 @@
 /* A subscription command carries at most this many channels. */
 #define CHANNELS_PER_COMMAND 1000
 
-enum cmd_kind { CMD_PING, CMD_SUB, CMD_UNSUB, CMD_GLOBAL, CMD_UNGLOBAL };
-
-/* A command sent on a link, kept until Redis answered it all. */
-struct sub_cmd {
-    enum cmd_kind kind;
-    char **ch; /* its channels, heap */
-    size_t n, next; /* confirmations come in argument order */
-};
-
 /* Room channels collected to be sent (heap names). */
 struct chan_batch {
     char **names;
@@ -75,10 +66,10 @@ struct chan_batch {
     bool oom;
 };
 
+/* The subscriber's part of a node (nodes.h). */
 struct sub_node {
-    struct redis_link link;
-    struct sub_cmd *cmds; /* ring of commands awaiting answers */
-    size_t chead, cn, ccap;
+    struct redis_node *node;
+    struct sub_fifo cmds; /* commands awaiting answers (sub_fifo.h) */
     bool global;          /* realtime:global is subscribed (or asked) here */
     struct chan_batch pending; /* rooms to subscribe once the link is ready */
     uint64_t last_ping_ms;
@@ -87,25 +78,27 @@ struct sub_node {
 struct sub {
     struct redis_broker *rb;
     int epfd;
-    struct redis_route rt;
-    struct sub_node *nodes[REDIS_NODES_MAX];
-    unsigned nnodes;
+    struct redis_nodes *ns; /* the nodes and the slot map (nodes.h) */
     struct chan_batch batch;
     bool live;                 /* registry_sub_live done (a map came) */
     bool stalled;              /* rooms wait to be subscribed again */
     uint64_t next_stall_try_ms;
-    unsigned global_pick;
     bool ever_ready;
     struct redis_backoff refused_bo; /* refused rooms are retried this slowly */
     uint64_t refused_retry_ms;       /* 0: none refused */
     unsigned back_seen;              /* rb->back_gen when last looked at */
-    uint64_t forget_at_ms;           /* forget_nodes looks again then */
     uint64_t refused_log_since_ms;   /* the log period under way */
     unsigned refused_logged;         /* rooms logged one by one in it */
     unsigned refused_unlogged;       /* rooms refused in it past those */
     struct redis_receiver in; /* checks and delivers what arrives */
-    const struct redis_cluster_node *failed; /* for pick_on_node */
-    const struct redis_cluster_map *old_map; /* for pick_moved */
+};
+
+/* Which rooms a registry walk picks (registry_sub_stall): those on a node,
+ * or those whose slot changed masters from an old map. */
+struct pick {
+    struct sub *s;
+    const struct redis_node *node;
+    const struct redis_cluster_map *old;
 };
 
 /* ---- rooms and the registry ---- */
@@ -166,24 +159,27 @@ static bool pick_any(void *arg, const char *room)
     return true;
 }
 
+static unsigned slot_of_room(const char *room)
+{
+    char channel[192];
+    size_t n = redis_msg_channel(room, channel, sizeof(channel));
+    return redis_cluster_slot(channel, n);
+}
+
 static bool pick_on_node(void *arg, const char *room)
 {
-    struct sub *s = arg;
-    char channel[192];
-    redis_msg_channel(room, channel, sizeof(channel));
-    const struct redis_cluster_node *o = redis_route_owner(&s->rt, redis_route_slot(channel));
-    return !o || redis_same_node(o, s->failed->host, s->failed->port);
+    const struct pick *k = arg;
+    unsigned slot = slot_of_room(room);
+    return !redis_nodes_owner(k->s->ns, slot) || redis_nodes_serves_slot(k->s->ns, k->node, slot);
 }
 
 static bool pick_moved(void *arg, const char *room)
 {
-    struct sub *s = arg;
-    char channel[192];
-    redis_msg_channel(room, channel, sizeof(channel));
-    unsigned slot = redis_route_slot(channel);
-    const struct redis_cluster_node *a = redis_cluster_owner(s->old_map, slot);
-    const struct redis_cluster_node *b = redis_route_owner(&s->rt, slot);
-    return !a || !b || !redis_same_node(a, b->host, b->port);
+    const struct pick *k = arg;
+    unsigned slot = slot_of_room(room);
+    const struct redis_cluster_node *a = redis_cluster_owner(k->old, slot);
+    const struct redis_cluster_node *b = redis_nodes_owner(k->s->ns, slot);
+    return !a || !b || !redis_cluster_same(a, b);
 }
 
 static void stall_room(struct sub *s, const char *room)
@@ -244,113 +240,72 @@ static void refuse_room(struct sub *s, const char *room, const char *why)
 
 /* ---- nodes and their commands ---- */
 
-static struct sub_node *node_for(struct sub *s, const struct redis_cluster_node *n)
+static struct sub_node *sub_of(struct redis_node *n)
 {
-    if (!n)
-        return NULL;
-    for (unsigned i = 0; i < s->nnodes; i++)
-        if (redis_same_node(n, s->nodes[i]->link.host, s->nodes[i]->link.port))
-            return s->nodes[i];
-    if (s->nnodes == REDIS_NODES_MAX)
-        return NULL;
-    struct sub_node *sn = calloc(1, sizeof(*sn));
-    if (!sn)
-        return NULL;
-    redis_link_init(&sn->link, n->host, n->port, &s->rt.env);
-    /* While a subscription is down, other pods' messages are lost for this
-     * pod: its links retry at least every SUB_RETRY_MAX_MS, which is also
-     * what a publisher's hold on a node that returns waits for (unless the
-     * node refuses the pod: drop_link). */
-    redis_backoff_cap(&sn->link.bo, SUB_RETRY_MAX_MS);
-    s->nodes[s->nnodes++] = sn;
-    return sn;
+    return n ? redis_node_data(n) : NULL;
 }
 
-static void cmd_free(struct sub_cmd *c)
+static bool node_init(void *owner, struct redis_node *n)
 {
-    for (size_t i = 0; i < c->n; i++)
-        free(c->ch[i]);
-    free(c->ch);
-    c->ch = NULL;
-    c->n = 0;
-}
-
-static struct sub_cmd *cmd_head(struct sub_node *sn)
-{
-    return sn->cn ? &sn->cmds[sn->chead] : NULL;
-}
-
-static void cmd_pop(struct sub_node *sn)
-{
-    cmd_free(&sn->cmds[sn->chead]);
-    sn->chead = (sn->chead + 1) % sn->ccap;
-    sn->cn--;
-}
-
-static bool cmd_push(struct sub_node *sn, struct sub_cmd c)
-{
-    if (sn->cn == sn->ccap) {
-        size_t cap = sn->ccap ? sn->ccap * 2 : 16;
-        struct sub_cmd *v = malloc(cap * sizeof(*v));
-        if (!v)
-            return false;
-        for (size_t i = 0; i < sn->cn; i++)
-            v[i] = sn->cmds[(sn->chead + i) % sn->ccap];
-        free(sn->cmds);
-        sn->cmds = v;
-        sn->ccap = cap;
-        sn->chead = 0;
-    }
-    sn->cmds[(sn->chead + sn->cn) % sn->ccap] = c;
-    sn->cn++;
+    (void)owner;
+    struct sub_node *sn = redis_node_data(n);
+    sn->node = n;
     return true;
 }
 
-static const char *verb(const struct sub *s, enum cmd_kind k)
+static void node_drop(void *owner, struct redis_node *n)
 {
-    bool sharded = s->rt.mode == REDIS_ROUTE_CLUSTER;
+    (void)owner;
+    struct sub_node *sn = redis_node_data(n);
+    sub_fifo_free(&sn->cmds);
+    batch_clear(&sn->pending);
+    free(sn->pending.names);
+}
+
+/* Kept while it has commands or rooms waiting, or its link is up. */
+static bool node_busy(void *owner, const struct redis_node *n)
+{
+    (void)owner;
+    const struct sub_node *sn = redis_node_data((struct redis_node *)n);
+    return sn->global || sn->cmds.n || sn->pending.n || !redis_node_down(n);
+}
+
+static const char *verb(const struct sub *s, enum sub_cmd_kind k)
+{
+    bool sharded = redis_nodes_sharded(s->ns);
     switch (k) {
-    case CMD_PING: return "PING";
-    case CMD_SUB: return sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
-    case CMD_UNSUB: return sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE";
-    case CMD_GLOBAL: return "SUBSCRIBE";
-    case CMD_UNGLOBAL: return "UNSUBSCRIBE";
+    case SUB_CMD_PING: return "PING";
+    case SUB_CMD_SUB: return sharded ? "SSUBSCRIBE" : "SUBSCRIBE";
+    case SUB_CMD_UNSUB: return sharded ? "SUNSUBSCRIBE" : "UNSUBSCRIBE";
+    case SUB_CMD_GLOBAL: return "SUBSCRIBE";
+    case SUB_CMD_UNGLOBAL: return "UNSUBSCRIBE";
     }
     return "PING";
 }
 
-/* Sends a command for channels ch[0..n) (copied). Returns false when the
- * link failed or memory ran out (the link is then failed by the caller). */
-static bool send_cmd(struct sub *s, struct sub_node *sn, enum cmd_kind k, char *const *ch, size_t n)
+/* Sends a command for channels ch[0..n), remembered until answered.
+ * Returns false when the link failed or memory ran out (the caller then
+ * fails the link). */
+static bool send_cmd(struct sub *s, struct sub_node *sn, enum sub_cmd_kind k, char *const *ch,
+                     size_t n)
 {
     const char *argv[CHANNELS_PER_COMMAND + 1];
     size_t len[CHANNELS_PER_COMMAND + 1];
-    struct sub_cmd c = {.kind = k, .n = 0};
-    if (n && !(c.ch = calloc(n, sizeof(*c.ch))))
+    if (!sub_fifo_push(&sn->cmds, k, ch, n))
         return false;
     argv[0] = verb(s, k);
     len[0] = strlen(argv[0]);
     for (size_t i = 0; i < n; i++) {
-        if (!(c.ch[i] = strdup(ch[i]))) {
-            c.n = i;
-            cmd_free(&c);
-            return false;
-        }
-        c.n = i + 1;
-        argv[i + 1] = c.ch[i];
-        len[i + 1] = strlen(c.ch[i]);
+        argv[i + 1] = ch[i];
+        len[i + 1] = strlen(ch[i]);
     }
-    if (k == CMD_PING)
-        c.n = 0;
-    if (!cmd_push(sn, c)) {
-        cmd_free(&c);
-        return false;
-    }
-    return redis_link_send(&sn->link, (int)n + 1, argv, len) && redis_link_flush(&sn->link);
+    return redis_node_send(sn->node, (int)n + 1, argv, len) && redis_node_flush(sn->node);
 }
 
-static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool hung);
-static void drop_link(struct sub *s, struct sub_node *sn, uint64_t now, bool hung);
+static void fail(struct sub *s, struct sub_node *sn, uint64_t now)
+{
+    redis_nodes_fail(s->ns, sn->node, now, false);
+}
 
 struct slotted {
     unsigned slot;
@@ -361,14 +316,6 @@ static int by_slot(const void *a, const void *b)
 {
     const struct slotted *x = a, *y = b;
     return x->slot < y->slot ? -1 : x->slot > y->slot;
-}
-
-/* Opens a link that is down when its backoff allows. */
-static void wake_link(struct sub *s, struct sub_node *sn, uint64_t now)
-{
-    if (sn->link.phase == REDIS_LINK_DOWN && now >= sn->link.retry_at_ms &&
-        !redis_link_open(&sn->link, now))
-        node_failed(s, sn, now, false);
 }
 
 /* Subscribes (or unsubscribes) the channels collected in s->batch on the
@@ -395,9 +342,10 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
     }
     if (n == 0)
         return;
-    bool per_slot = s->rt.mode == REDIS_ROUTE_CLUSTER;
+    bool per_slot = redis_nodes_sharded(s->ns);
     for (size_t i = 0; i < n; i++)
-        v[i] = (struct slotted){redis_route_slot(cb->names[i]), cb->names[i]};
+        v[i] = (struct slotted){redis_cluster_slot(cb->names[i], strlen(cb->names[i])),
+                                cb->names[i]};
     if (per_slot)
         qsort(v, n, sizeof(*v), by_slot);
     char *chans[CHANNELS_PER_COMMAND];
@@ -406,20 +354,20 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
         while (end < n && (!per_slot || v[end].slot == v[i].slot) &&
                end - i < CHANNELS_PER_COMMAND)
             end++;
-        struct sub_node *sn = node_for(s, redis_route_owner(&s->rt, v[i].slot));
+        struct sub_node *sn = sub_of(redis_nodes_for_slot(s->ns, v[i].slot));
         if (sn)
-            wake_link(s, sn, now);
-        bool coming = sn && sn->link.phase != REDIS_LINK_DOWN && sn->link.phase != REDIS_LINK_READY;
+            redis_nodes_open(s->ns, sn->node, now);
+        bool coming = sn && !redis_node_down(sn->node) && !redis_node_ready(sn->node);
         if (subscribe && coming) {
             /* Its link is being made: the rooms wait for it (and their
              * joins for them); a failure stalls them. */
             for (size_t j = i; j < end; j++)
                 batch_add_channel(&sn->pending, v[j].channel);
-        } else if (sn && sn->link.phase == REDIS_LINK_READY) {
+        } else if (sn && redis_node_ready(sn->node)) {
             for (size_t j = i; j < end; j++)
                 chans[j - i] = v[j].channel;
-            if (!send_cmd(s, sn, subscribe ? CMD_SUB : CMD_UNSUB, chans, end - i))
-                node_failed(s, sn, now, false);
+            if (!send_cmd(s, sn, subscribe ? SUB_CMD_SUB : SUB_CMD_UNSUB, chans, end - i))
+                fail(s, sn, now);
             else
                 atomic_fetch_add(subscribe ? &rb->counters.subscribes : &rb->counters.unsubscribes,
                                  (uint64_t)(end - i));
@@ -428,7 +376,7 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
              * map is asked again (at most every 200 ms) while rooms wait. */
             for (size_t j = i; j < end; j++)
                 stall_room(s, room_of(v[j].channel));
-            redis_route_want(&s->rt);
+            redis_nodes_want_map(s->ns);
         }
         i = end;
     }
@@ -436,129 +384,100 @@ static void route(struct sub *s, bool subscribe, uint64_t now)
     batch_clear(cb);
 }
 
-/* A link failed: its rooms stall until they are subscribed again. */
-static void node_failed(struct sub *s, struct sub_node *sn, uint64_t now, bool hung)
+/* What the subscriber lets go of with a node's link: realtime:global
+ * moves (to another master, in a cluster), its commands are forgotten, and
+ * its rooms stall until they are subscribed where their slot is served. */
+static void let_go(struct sub *s, struct sub_node *sn)
 {
     struct redis_broker *rb = s->rb;
-    struct redis_link *l = &sn->link;
-    if (l->phase == REDIS_LINK_READY || sn->global) {
-        if (sn->global)
-            log_warn("redis: the link carrying realtime:global failed (%s); local delivery goes "
-                     "on, /readyz answers 503 until it is back",
-                     l->err);
-        else
-            log_warn("redis: %s; its rooms are subscribed again where Redis then serves them",
-                     l->err);
-        atomic_fetch_add(&rb->counters.reconnects, 1);
-    } else {
-        redis_backoff_log(&l->bo, "subscriber", l->err);
-    }
-    if (hung)
-        redis_route_sick(&s->rt, l->host, l->port, now);
-    drop_link(s, sn, now, hung);
-    redis_route_want(&s->rt);
-}
-
-/* Closes a node's link: global moves, its commands are forgotten and its
- * rooms stall until they are subscribed where their slot is served. */
-static void drop_link(struct sub *s, struct sub_node *sn, uint64_t now, bool hung)
-{
-    struct redis_broker *rb = s->rb;
-    struct redis_link *l = &sn->link;
     if (sn->global) {
         atomic_store(&rb->sub_ready, 0);
         sn->global = false;
-        if (s->rt.mode == REDIS_ROUTE_CLUSTER)
-            s->global_pick++;
+        redis_nodes_let_go_global(s->ns, redis_nodes_sharded(s->ns));
+    } else if (redis_nodes_carrier(s->ns) == sn->node) {
+        redis_nodes_let_go_global(s->ns, false);
     }
-    while (sn->cn)
-        cmd_pop(sn);
+    sub_fifo_clear(&sn->cmds);
     batch_clear(&sn->pending);
-    /* A node that refuses the pod (a password it does not have) is tried
-     * ever more slowly; one that was away, at least every second. */
-    redis_backoff_cap(&l->bo, l->refused ? REDIS_BACKOFF_MAX_MS : SUB_RETRY_MAX_MS);
-    redis_link_close(l, now, hung);
-    struct redis_cluster_node node;
-    snprintf(node.host, sizeof(node.host), "%s", l->host);
-    node.port = l->port;
-    s->failed = &node;
-    registry_sub_stall(rb->rooms, pick_on_node, s, release_waiters, rb);
-    s->failed = NULL;
+    struct pick k = {.s = s, .node = sn->node};
+    registry_sub_stall(rb->rooms, pick_on_node, &k, release_waiters, rb);
     s->stalled = true;
+}
+
+/* A link failed (redis_nodes_calls.failed): its rooms stall until they
+ * are subscribed again. */
+static void node_failed(void *owner, struct redis_node *n, uint64_t now, bool hung)
+{
+    struct sub *s = owner;
+    struct sub_node *sn = redis_node_data(n);
+    (void)now;
+    (void)hung;
+    if (redis_node_ready(n) || sn->global) {
+        if (sn->global)
+            log_warn("redis: the link carrying realtime:global failed (%s); local delivery goes "
+                     "on, /readyz answers 503 until it is back",
+                     redis_node_err(n));
+        else
+            log_warn("redis: %s; its rooms are subscribed again where Redis then serves them",
+                     redis_node_err(n));
+        atomic_fetch_add(&s->rb->counters.reconnects, 1);
+    } else {
+        redis_node_log_failure(n, "subscriber", redis_node_err(n));
+    }
+    let_go(s, sn);
 }
 
 /* The node that carries realtime:global: one master, a different one after
  * each failure; subscribed once its link is ready. */
 static void ensure_global(struct sub *s, uint64_t now)
 {
-    for (unsigned i = 0; i < s->nnodes; i++)
-        if (s->nodes[i]->global)
-            return;
-    const struct redis_cluster_map *m = &s->rt.map;
-    if (!s->rt.have_map || m->n == 0)
+    struct sub_node *sn = sub_of(redis_nodes_global(s->ns, now));
+    if (!sn || sn->global)
         return;
-    struct sub_node *sn = NULL;
-    /* A master that is not known to hang and did not just fail. */
-    for (size_t k = 0; k < m->n && !sn; k++) {
-        size_t i = (s->global_pick + k) % m->n;
-        struct sub_node *c = node_for(s, &m->ranges[i].master);
-        if (c && !redis_link_sick(&c->link, now) &&
-            !(c->link.phase == REDIS_LINK_DOWN && now < c->link.retry_at_ms)) {
-            s->global_pick = (unsigned)i;
-            sn = c;
-        }
-    }
-    if (!sn)
-        sn = node_for(s, &m->ranges[s->global_pick % m->n].master);
-    if (!sn)
-        return;
-    wake_link(s, sn, now);
-    if (sn->link.phase != REDIS_LINK_READY)
+    redis_nodes_open(s->ns, sn->node, now);
+    if (!redis_node_ready(sn->node))
         return;
     char *g = REDIS_CHANNEL_GLOBAL;
-    if (!send_cmd(s, sn, CMD_GLOBAL, &g, 1)) {
-        node_failed(s, sn, now, false);
+    if (!send_cmd(s, sn, SUB_CMD_GLOBAL, &g, 1)) {
+        fail(s, sn, now);
         return;
     }
     sn->global = true;
 }
 
 /* Redis refused a command. */
-static void on_error(struct sub *s, struct sub_node *sn, const redisReply *r, uint64_t now,
-                     bool *fail)
+static void on_error(struct sub *s, struct sub_node *sn, const redisReply *r, bool *fail)
 {
-    struct sub_cmd *c = cmd_head(sn);
-    if (!c || c->kind == CMD_PING || c->kind == CMD_GLOBAL) {
-        snprintf(sn->link.err, sizeof(sn->link.err), "%s:%u refused %s: %.200s", sn->link.host,
-                 sn->link.port, c && c->kind == CMD_GLOBAL ? "realtime:global" : "a command",
-                 r->str);
+    struct sub_cmd *c = sub_fifo_head(&sn->cmds);
+    if (!c || c->kind == SUB_CMD_PING || c->kind == SUB_CMD_GLOBAL) {
+        redis_node_fail_why(sn->node, "%s:%u refused %s: %.200s", redis_node_host(sn->node),
+                            redis_node_port(sn->node),
+                            c && c->kind == SUB_CMD_GLOBAL ? "realtime:global" : "a command",
+                            r->str);
         *fail = true;
         return;
     }
-    struct sub_cmd cmd = *c;
-    c->ch = NULL;
-    c->n = 0;
-    cmd_pop(sn);
-    if (cmd.kind == CMD_SUB) {
+    struct sub_cmd cmd;
+    sub_fifo_take(&sn->cmds, &cmd);
+    if (cmd.kind == SUB_CMD_SUB) {
         bool moved = strncmp(r->str, "MOVED ", 6) == 0 || strncmp(r->str, "ASK ", 4) == 0;
         if (moved) {
             for (size_t i = cmd.next; i < cmd.n; i++)
                 stall_room(s, room_of(cmd.ch[i]));
-            redis_route_want(&s->rt);
+            redis_nodes_want_map(s->ns);
         } else if (cmd.n - cmd.next > 1) {
             /* One of them is refused: each half is asked on its own, until
              * the refused channel is alone. */
             size_t left = cmd.n - cmd.next, half = left / 2;
-            if (!send_cmd(s, sn, CMD_SUB, cmd.ch + cmd.next, half) ||
-                !send_cmd(s, sn, CMD_SUB, cmd.ch + cmd.next + half, left - half))
+            if (!send_cmd(s, sn, SUB_CMD_SUB, cmd.ch + cmd.next, half) ||
+                !send_cmd(s, sn, SUB_CMD_SUB, cmd.ch + cmd.next + half, left - half))
                 *fail = true;
         } else if (cmd.n > cmd.next) {
             refuse_room(s, room_of(cmd.ch[cmd.next]), r->str);
         }
     }
     /* An unsubscription refused changes nothing we rely on. */
-    cmd_free(&cmd);
-    (void)now;
+    sub_cmd_free(&cmd);
 }
 
 /* A confirmation of kind for channel: the oldest command's next channel,
@@ -569,13 +488,7 @@ static void on_confirm(struct sub *s, struct sub_node *sn, const char *kind, con
     bool unsub = strcmp(kind, "unsubscribe") == 0 || strcmp(kind, "sunsubscribe") == 0;
     if (!sub && !unsub)
         return;
-    struct sub_cmd *c = cmd_head(sn);
-    bool ours = c && c->next < c->n &&
-                (sub ? (c->kind == CMD_SUB || c->kind == CMD_GLOBAL)
-                     : (c->kind == CMD_UNSUB || c->kind == CMD_UNGLOBAL)) &&
-                strlen(c->ch[c->next]) == ch->len && memcmp(c->ch[c->next], ch->str, ch->len) == 0;
-    if (ours && ++c->next == c->n)
-        cmd_pop(sn);
+    bool ours = sub_fifo_confirm(&sn->cmds, sub, ch->str, ch->len);
     char room[WS_HS_ROOM_MAX + 1];
     if (redis_msg_room(ch->str, ch->len, room) < 0)
         return;
@@ -583,16 +496,17 @@ static void on_confirm(struct sub *s, struct sub_node *sn, const char *kind, con
     if (sub && !room[0]) {
         if (!atomic_load(&rb->sub_ready)) {
             atomic_store(&rb->sub_ready, 1);
-            redis_link_worked(&sn->link);
+            redis_node_worked(sn->node);
             if (s->ever_ready)
                 log_info("redis: subscriber subscribed again (realtime:global on %s:%u)",
-                         sn->link.host, sn->link.port);
+                         redis_node_host(sn->node), redis_node_port(sn->node));
             else
-                log_info("redis: connected to %s:%u, subscribed", sn->link.host, sn->link.port);
+                log_info("redis: connected to %s:%u, subscribed", redis_node_host(sn->node),
+                         redis_node_port(sn->node));
             s->ever_ready = true;
         }
     } else if (sub) {
-        redis_link_worked(&sn->link);
+        redis_node_worked(sn->node);
         if (registry_sub_allowed(rb->rooms, room)) {
             log_info("redis: Redis now allows the channel of room %s", room);
             atomic_store(&rb->counters.rooms_refused, registry_sub_refused_rooms(rb->rooms));
@@ -602,22 +516,24 @@ static void on_confirm(struct sub *s, struct sub_node *sn, const char *kind, con
     } else if (!ours && room[0]) {
         /* The node no longer serves the room's slot. */
         stall_room(s, room);
-        redis_route_want(&s->rt);
+        redis_nodes_want_map(s->ns);
     }
 }
 
-/* Handles one reply on a node's link. Returns false when the link must go. */
-static bool on_reply(struct sub *s, struct sub_node *sn, redisReply *r, uint64_t now)
+/* One reply on a node's link (redis_nodes_calls.reply). Returns false when
+ * the link must go. */
+static bool on_reply(void *owner, struct redis_node *n, redisReply *r, uint64_t now)
 {
-    bool fail = false;
+    struct sub *s = owner;
+    struct sub_node *sn = redis_node_data(n);
+    bool failed = false;
+    (void)now;
     if (r->type == REDIS_REPLY_ERROR) {
-        on_error(s, sn, r, now, &fail);
-        return !fail;
+        on_error(s, sn, r, &failed);
+        return !failed;
     }
-    struct sub_cmd *c = cmd_head(sn);
     if (r->type == REDIS_REPLY_STATUS) { /* +PONG outside subscribe mode */
-        if (c && c->kind == CMD_PING)
-            cmd_pop(sn);
+        sub_fifo_pong(&sn->cmds);
         return true;
     }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2 ||
@@ -629,8 +545,7 @@ static bool on_reply(struct sub *s, struct sub_node *sn, redisReply *r, uint64_t
         return true;
     }
     if (strcmp(kind, "pong") == 0) {
-        if (c && c->kind == CMD_PING)
-            cmd_pop(sn);
+        sub_fifo_pong(&sn->cmds);
         return true;
     }
     if (r->element[1]->type == REDIS_REPLY_STRING)
@@ -640,10 +555,12 @@ static bool on_reply(struct sub *s, struct sub_node *sn, redisReply *r, uint64_t
 
 /* ---- the loop ---- */
 
-/* A new map: at the first, every hosted room is subscribed; later, rooms
- * whose slot changed masters stall, to be subscribed where they now live. */
-static void new_map(struct sub *s, const struct redis_cluster_map *old, uint64_t now)
+/* A new map (redis_nodes_calls.new_map): at the first, every hosted room
+ * is subscribed; later, rooms whose slot changed masters stall, to be
+ * subscribed where they now live. */
+static void new_map(void *owner, const struct redis_cluster_map *old, uint64_t now)
 {
+    struct sub *s = owner;
     struct redis_broker *rb = s->rb;
     if (!s->live) {
         s->live = true;
@@ -651,43 +568,33 @@ static void new_map(struct sub *s, const struct redis_cluster_map *old, uint64_t
         route(s, true, now);
         return;
     }
-    s->old_map = old;
-    registry_sub_stall(rb->rooms, pick_moved, s, release_waiters, rb);
-    s->old_map = NULL;
+    struct pick k = {.s = s, .old = old};
+    registry_sub_stall(rb->rooms, pick_moved, &k, release_waiters, rb);
     s->stalled = true;
     /* realtime:global stays where it is while that node is a master. */
-    for (unsigned i = 0; i < s->nnodes; i++) {
-        struct sub_node *sn = s->nodes[i];
-        if (!sn->global)
-            continue;
-        if (!redis_route_is_master(&s->rt, sn->link.host, sn->link.port)) {
-            char *g = REDIS_CHANNEL_GLOBAL;
-            sn->global = false;
+    struct sub_node *g = sub_of(redis_nodes_carrier(s->ns));
+    if (g && !redis_nodes_serves(s->ns, g->node)) {
+        char *gc = REDIS_CHANNEL_GLOBAL;
+        bool was = g->global;
+        g->global = false;
+        redis_nodes_let_go_global(s->ns, false);
+        if (was) {
             atomic_store(&rb->sub_ready, 0);
-            if (sn->link.phase == REDIS_LINK_READY && !send_cmd(s, sn, CMD_UNGLOBAL, &g, 1))
-                node_failed(s, sn, now, false);
+            if (redis_node_ready(g->node) && !send_cmd(s, g, SUB_CMD_UNGLOBAL, &gc, 1))
+                fail(s, g, now);
         }
     }
     /* A node that is no master of any slot now (a demoted master, which may
      * replicate the new one) is let go: rooms still subscribed there would
      * otherwise arrive twice, from it and from where they moved. */
-    for (unsigned i = 0; i < s->nnodes; i++) {
-        struct sub_node *sn = s->nodes[i];
-        if (sn->link.phase != REDIS_LINK_DOWN &&
-            !redis_route_is_master(&s->rt, sn->link.host, sn->link.port)) {
+    for (unsigned i = 0; i < redis_nodes_count(s->ns); i++) {
+        struct sub_node *sn = sub_of(redis_nodes_get(s->ns, i));
+        if (!redis_node_down(sn->node) && !redis_nodes_serves(s->ns, sn->node)) {
             log_info("redis: %s:%u serves no slot now; its subscriptions are let go",
-                     sn->link.host, sn->link.port);
-            drop_link(s, sn, now, false);
+                     redis_node_host(sn->node), redis_node_port(sn->node));
+            let_go(s, sn);
+            redis_nodes_close(s->ns, sn->node, now);
         }
-    }
-}
-
-static void step_route(struct sub *s, uint32_t events, uint64_t now)
-{
-    struct redis_cluster_map old = {0};
-    if (redis_route_step(&s->rt, events, now, &old) == 1) {
-        new_map(s, &old, now);
-        redis_cluster_map_free(&old);
     }
 }
 
@@ -695,11 +602,7 @@ static void step_route(struct sub *s, uint32_t events, uint64_t now)
  * rooms stalled on them, are tried now rather than after their backoff. */
 static void retry_now(struct sub *s, uint64_t now)
 {
-    for (unsigned i = 0; i < s->nnodes; i++) {
-        struct redis_link *l = &s->nodes[i]->link;
-        if (l->phase == REDIS_LINK_DOWN && l->retry_at_ms > now)
-            l->retry_at_ms = now;
-    }
+    redis_nodes_retry_now(s->ns, now);
     s->next_stall_try_ms = now;
 }
 
@@ -745,45 +648,36 @@ static uint64_t tend(struct sub *s, uint64_t now)
         route(s, false, now);
     }
     ensure_global(s, now);
-    for (unsigned i = 0; i < s->nnodes; i++) {
-        struct sub_node *sn = s->nodes[i];
-        struct redis_link *l = &sn->link;
-        if (redis_link_late(l, now)) {
-            node_failed(s, sn, now, true);
+    for (unsigned i = 0; i < redis_nodes_count(s->ns); i++) {
+        struct sub_node *sn = sub_of(redis_nodes_get(s->ns, i));
+        /* Pinged every SUB_PING_MS: silence means it hangs. */
+        uint64_t owed = redis_node_ready(sn->node) ? redis_node_last_read(sn->node) : 0;
+        if (!redis_nodes_watch(s->ns, sn->node, owed, now, &next))
             continue;
-        }
-        if (l->phase == REDIS_LINK_READY) {
-            if (now >= l->last_read_ms + REDIS_LINK_COMMAND_MS) {
-                snprintf(l->err, sizeof(l->err), "%s:%u: no answer for %d ms", l->host, l->port,
-                         REDIS_LINK_COMMAND_MS);
-                node_failed(s, sn, now, true);
-                continue;
-            }
-            if (now - sn->last_ping_ms >= SUB_PING_MS) {
-                sn->last_ping_ms = now;
-                if (!send_cmd(s, sn, CMD_PING, NULL, 0))
-                    node_failed(s, sn, now, false);
-            }
-        } else if (l->phase != REDIS_LINK_DOWN && l->deadline_ms < next) {
-            next = l->deadline_ms;
-        } else if (l->phase == REDIS_LINK_DOWN && l->retry_at_ms > now && l->retry_at_ms < next) {
-            next = l->retry_at_ms;
+        if (redis_node_ready(sn->node) && now - sn->last_ping_ms >= SUB_PING_MS) {
+            sn->last_ping_ms = now;
+            if (!send_cmd(s, sn, SUB_CMD_PING, NULL, 0))
+                fail(s, sn, now);
         }
     }
     if (s->stalled && s->next_stall_try_ms < next)
         next = s->next_stall_try_ms;
     if (s->refused_retry_ms && s->refused_retry_ms < next)
         next = s->refused_retry_ms;
-    uint64_t rd = redis_route_due(&s->rt);
+    uint64_t rd = redis_nodes_due(s->ns);
     if (rd && rd < next)
         next = rd;
     return next;
 }
 
-/* A node's link is ready: its stalled rooms are subscribed at once, and
- * the rooms that waited for the link are sent. */
-static void link_ready(struct sub *s, struct sub_node *sn, uint64_t now)
+/* A node's link is ready (redis_nodes_calls.ready): its stalled rooms are
+ * subscribed at once, and the rooms that waited for the link are sent. */
+static void link_ready(void *owner, struct redis_node *n, bool was_failing, uint64_t now)
 {
+    struct sub *s = owner;
+    struct sub_node *sn = redis_node_data(n);
+    if (was_failing)
+        redis_broker_node_back(s->rb, false);
     sn->last_ping_ms = now;
     s->stalled = true;
     s->next_stall_try_ms = 0;
@@ -795,95 +689,29 @@ static void link_ready(struct sub *s, struct sub_node *sn, uint64_t now)
     s->batch = keep;
 }
 
-static void on_event(struct sub *s, void *ptr, uint32_t events, uint64_t now)
-{
-    if (redis_route_owns(&s->rt, ptr)) {
-        step_route(s, events, now);
-        return;
-    }
-    struct sub_node *sn = NULL;
-    for (unsigned i = 0; i < s->nnodes && !sn; i++)
-        if (&s->nodes[i]->link == ptr)
-            sn = s->nodes[i];
-    if (!sn)
-        return;
-    for (unsigned reads = 1;; reads++, events = EPOLLIN) {
-        bool ready;
-        if (!redis_link_io(&sn->link, events, now, &ready)) {
-            node_failed(s, sn, now, false);
-            return;
-        }
-        if (ready) {
-            if (redis_backoff_failing(&sn->link.bo))
-                redis_broker_node_back(s->rb, false);
-            link_ready(s, sn, now);
-        }
-        /* The replies of each chunk before the next (link.h). */
-        redisReply *r;
-        int got;
-        while ((got = redis_link_reply(&sn->link, &r)) > 0) {
-            bool keep = on_reply(s, sn, r, now);
-            freeReplyObject(r);
-            if (!keep) {
-                node_failed(s, sn, now, false);
-                return;
-            }
-        }
-        if (got < 0) {
-            node_failed(s, sn, now, false);
-            return;
-        }
-        if (!redis_link_again(&sn->link, reads))
-            return;
-    }
-}
-
-/* Frees a node's link and queues. */
-static void free_node(struct sub_node *sn)
-{
-    while (sn->cn)
-        cmd_pop(sn);
-    free(sn->cmds);
-    batch_clear(&sn->pending);
-    free(sn->pending.names);
-    redis_link_free(&sn->link);
-    free(sn);
-}
-
-/* Nodes that serve no slot of the map, are down and hold nothing are
- * freed, so a pod that sees many masters over its life (Kubernetes gives a
- * restarted Redis a new address) never runs out of REDIS_NODES_MAX. Called
- * between epoll batches, never inside one (a batch may still name them). */
-static void forget_nodes(struct sub *s, uint64_t now)
-{
-    if (!s->rt.have_map || now < s->forget_at_ms)
-        return;
-    s->forget_at_ms = now + NODES_FORGET_MS;
-    for (unsigned i = 0; i < s->nnodes;) {
-        struct sub_node *sn = s->nodes[i];
-        bool serves = redis_route_is_master(&s->rt, sn->link.host, sn->link.port);
-        if (serves || sn->global || sn->cn || sn->pending.n || sn->link.phase != REDIS_LINK_DOWN) {
-            i++;
-            continue;
-        }
-        free_node(sn);
-        s->nodes[i] = s->nodes[--s->nnodes];
-    }
-}
+static const struct redis_nodes_calls CALLS = {
+    .init = node_init,
+    .drop = node_drop,
+    .busy = node_busy,
+    .ready = link_ready,
+    .reply = on_reply,
+    .failed = node_failed,
+    .new_map = new_map,
+};
 
 static void run(struct sub *s)
 {
     struct redis_broker *rb = s->rb;
     struct epoll_event evs[64];
-    if (s->rt.have_map) { /* single Redis: the map is known from the start */
+    if (redis_nodes_have_map(s->ns)) { /* single Redis: the map is known from the start */
         struct redis_cluster_map none = {0};
         new_map(s, &none, clock_now_ms());
     }
     for (;;) {
         uint64_t now = clock_now_ms();
-        step_route(s, 0, now);
+        redis_nodes_step(s->ns, now);
         uint64_t next = tend(s, now);
-        forget_nodes(s, now);
+        redis_nodes_forget(s->ns, now);
         int timeout = next > now ? (int)(next - now) : 0;
         int ne = epoll_wait(s->epfd, evs, 64, timeout);
         if (ne < 0 && errno != EINTR)
@@ -899,7 +727,7 @@ static void run(struct sub *s)
                 (void)rd;
                 continue;
             }
-            on_event(s, ptr, evs[i].events, now);
+            redis_nodes_event(s->ns, ptr, evs[i].events, now);
         }
     }
 }
@@ -914,7 +742,9 @@ void *redis_sub_main(void *arg)
     s->epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev1 = {.events = EPOLLIN, .data.ptr = &rb->stop_efd};
     struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &rb->wake_efd};
-    if (s->epfd < 0 || redis_receiver_init(&s->in, rb) < 0 || redis_route_init(&s->rt, rb->cfg, s->epfd, rb->tls_sub) < 0 ||
+    if (s->epfd < 0 || redis_receiver_init(&s->in, rb) < 0 ||
+        !(s->ns = redis_nodes_new(rb->cfg, s->epfd, rb->tls_sub, &CALLS, s, sizeof(struct sub_node),
+                                  SUB_RETRY_MAX_MS)) ||
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->stop_efd, &ev1) < 0 ||
         epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->wake_efd, &ev2) < 0) {
         log_error("redis: the subscriber cannot start (out of memory or descriptors)");
@@ -927,9 +757,7 @@ void *redis_sub_main(void *arg)
     uint64_t gen = registry_sub_gone(rb->rooms);
     if (fanout_room_ready(rb->fanout, NULL, gen))
         log_error("redis: out of memory telling workers that Redis went away");
-    for (unsigned i = 0; i < s->nnodes; i++)
-        free_node(s->nodes[i]);
-    redis_route_free(&s->rt);
+    redis_nodes_free(s->ns);
     batch_clear(&s->batch);
     free(s->batch.names);
 

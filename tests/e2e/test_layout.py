@@ -126,3 +126,16 @@ def test_one_container_of():
                   for p in glob.glob(os.path.join(SRC, "**", "*.[ch]"), recursive=True)
                   if re.search(r"offsetof\(type, member\)", open(p).read()))
     assert defs == ["common.h"]
+
+
+def test_links_and_the_map_are_opaque_outside_the_node_set():
+    """The publisher and the subscriber use nodes.h only: the fields of a
+    link (link_internal.h) and of the slot map (route.h) are read by
+    link.c, route.c and nodes.c alone (issue 26), and the compiler holds
+    everyone else to it."""
+    users = {inc: sorted(os.path.relpath(p, SRC)
+                         for p in glob.glob(os.path.join(SRC, "**", "*.[ch]"), recursive=True)
+                         if f'#include "{inc}"' in open(p).read())
+             for inc in ("redis/link_internal.h", "redis/route.h")}
+    assert users["redis/link_internal.h"] == ["redis/link.c", "redis/nodes.c", "redis/route.h"]
+    assert users["redis/route.h"] == ["redis/nodes.c", "redis/route.c"]

@@ -32,5 +32,6 @@ Suite *send_ring_suite(void);
 Suite *wheel_suite(void);
 Suite *send_batch_suite(void);
 Suite *conn_suite(void);
+Suite *sub_fifo_suite(void);
 
 #endif
