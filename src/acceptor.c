@@ -62,6 +62,7 @@
 #include "ipaddr.h"
 #include "list.h"
 #include "log.h"
+#include "loop.h"
 #include "room/registry.h"
 #include "stats.h"
 #include "thread.h"
@@ -69,7 +70,6 @@
 
 #define HEAD_DEADLINE_MS 10000
 #define BACKLOG 4096
-#define MAX_EVENTS 256
 /* Pending clients a burst must have reached for its end to trim the heap. */
 #define TRIM_AFTER_BURST 64
 #define FIRST_BUF 512 /* most upgrade requests fit; the buffer doubles up to 8 KiB */
@@ -104,6 +104,7 @@ enum pending_phase {
 
 /* A client the acceptor still owns. */
 struct pending {
+    struct loop_handler io; /* its socket's handler */
     int fd;
     uint8_t phase;
     uint64_t deadline_ms; /* accepted + HEAD_DEADLINE_MS */
@@ -122,7 +123,10 @@ struct acceptor {
     struct acceptor_env env; /* the pod's parts it uses (acceptor.h) */
     struct thread thread;
     int lfd;
-    int epfd;
+    struct loop loop; /* the listening socket, wake and every pending client; its now is
+                       * the acceptor's clock */
+    struct loop_handler listen_io, wake_io;
+    bool stopping; /* wake was written */
     int wake;     /* eventfd: written by acceptor_stop */
     bool listening;       /* the listening socket is in epoll */
     uint64_t no_fd_until; /* out of descriptors: no accepting before this */
@@ -132,7 +136,6 @@ struct acceptor {
     unsigned burst_peak; /* the most clients pending since the last malloc_trim */
     uint64_t *handed; /* [nworkers] connections handed to each worker; ours alone */
     uint64_t rng;
-    uint64_t now;              /* monotonic ms at the start of the batch */
     struct registry_top rooms; /* for stats, built at rooms_built_ms */
     bool rooms_built;
     uint64_t rooms_built_ms;
@@ -147,7 +150,6 @@ struct acceptor {
     unsigned tally_gen;
 };
 
-static const char WAKE_MARK = 0;
 
 
 static void bump(atomic_uint_fast64_t *c)
@@ -175,7 +177,7 @@ static void unlink_pending(struct acceptor *a, struct pending *p)
 static void drop(struct acceptor *a, struct pending *p, bool close_fd)
 {
     unlink_pending(a, p);
-    epoll_ctl(a->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+    loop_del(&a->loop, p->fd);
     if (close_fd)
         close(p->fd);
     free(p->buf);
@@ -251,8 +253,7 @@ static void write_out(struct acceptor *a, struct pending *p)
         ssize_t n = send(p->fd, p->out + p->out_off, p->out_len - p->out_off, MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = p};
-                epoll_ctl(a->epfd, EPOLL_CTL_MOD, p->fd, &ev);
+                loop_mod(&a->loop, p->fd, &p->io, EPOLLOUT);
                 return;
             }
             if (errno == EINTR)
@@ -386,10 +387,10 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct http_req
  * lock that joins take, more than about once a second. Counters stay live. */
 static const struct registry_top *rooms_snapshot(struct acceptor *a)
 {
-    if (!a->rooms_built || a->now - a->rooms_built_ms >= ROOMS_SNAPSHOT_MS) {
+    if (!a->rooms_built || a->loop.now - a->rooms_built_ms >= ROOMS_SNAPSHOT_MS) {
         registry_top(a->env.rooms, &a->rooms);
         a->rooms_built = true;
-        a->rooms_built_ms = a->now;
+        a->rooms_built_ms = a->loop.now;
     }
     return &a->rooms;
 }
@@ -491,13 +492,28 @@ static void on_readable(struct acceptor *a, struct pending *p)
         route(a, p, &req, (size_t)rc);
 }
 
+/* A pending client's socket is readable or writable (its loop handler). */
+static void on_pending_io(struct loop *l, struct loop_handler *h, uint32_t events)
+{
+    struct acceptor *a = container_of(l, struct acceptor, loop);
+    struct pending *p = container_of(h, struct pending, io);
+    (void)events;
+    /* Dropped earlier in this batch (evicted by accept_all, say): its
+     * memory is kept until bury(), and its event is stale. */
+    if (p->phase == PHASE_GONE)
+        return;
+    if (p->phase == PHASE_READING)
+        on_readable(a, p);
+    else
+        write_out(a, p);
+}
+
 /* Starts or stops taking clients from the listen backlog. */
 static void set_listening(struct acceptor *a, bool on)
 {
     if (a->listening == on)
         return;
-    struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = NULL};
-    if (epoll_ctl(a->epfd, EPOLL_CTL_MOD, a->lfd, &ev) < 0) {
+    if (loop_mod(&a->loop, a->lfd, &a->listen_io, on ? EPOLLIN : 0) < 0) {
         log_error("acceptor: epoll_ctl on the listening socket: %s", strerror(errno));
         abort();
     }
@@ -536,7 +552,7 @@ static bool evict_stale(struct acceptor *a)
 {
     for (;;) {
         struct pending *p = oldest_reading(a);
-        if (!p || grace_end(p) > a->now)
+        if (!p || grace_end(p) > a->loop.now)
             return false;
         unsigned before = a->npending;
         on_readable(a, p);
@@ -560,7 +576,7 @@ static uint64_t accepted_at(const struct pending *p)
 /* Whether p has been without a whole head for HEAD_EARLY_MS. */
 static bool early_evictable(const struct acceptor *a, const struct pending *p)
 {
-    return p->phase == PHASE_READING && accepted_at(p) + HEAD_EARLY_MS <= a->now;
+    return p->phase == PHASE_READING && accepted_at(p) + HEAD_EARLY_MS <= a->loop.now;
 }
 
 /* The address with the most clients that are early_evictable (of two as
@@ -571,7 +587,7 @@ static bool heaviest_address(struct acceptor *a, struct ipaddr *out)
     struct addr_tally *best = NULL;
     for (struct list_node *n = a->pending.head; n; n = n->next) {
         struct pending *p = list_entry(n, struct pending, link);
-        if (accepted_at(p) + HEAD_EARLY_MS > a->now)
+        if (accepted_at(p) + HEAD_EARLY_MS > a->loop.now)
             break; /* arrival order: the rest are younger */
         if (p->phase != PHASE_READING)
             continue;
@@ -609,7 +625,7 @@ static bool evict_heaviest(struct acceptor *a)
         struct pending *p = list_entry(n, struct pending, link);
         n = n->next; /* p may leave the list */
         if (!early_evictable(a, p)) {
-            if (accepted_at(p) + HEAD_EARLY_MS > a->now)
+            if (accepted_at(p) + HEAD_EARLY_MS > a->loop.now)
                 break;
             continue;
         }
@@ -642,20 +658,21 @@ static void accept_all(struct acceptor *a)
                 return; /* EAGAIN, or nothing we can do here */
             if (evict_stale(a) || evict_heaviest(a))
                 continue; /* a descriptor is free again: take the new client */
-            if (a->now - a->last_emfile_log > 10000) {
+            if (a->loop.now - a->last_emfile_log > 10000) {
                 log_warn("accept: out of file descriptors; new clients wait in the listen "
                          "backlog (raise the descriptor limit or lower MAX_CONNECTIONS)");
-                a->last_emfile_log = a->now;
+                a->last_emfile_log = a->loop.now;
             }
-            a->no_fd_until = a->now + NO_FD_PAUSE_MS;
+            a->no_fd_until = a->loop.now + NO_FD_PAUSE_MS;
             set_listening(a, false);
             return;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct pending *p = calloc(1, sizeof(*p));
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = p};
-        if (!p || epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        if (p)
+            p->io.fn = on_pending_io;
+        if (!p || loop_add(&a->loop, fd, &p->io, EPOLLIN) < 0) {
             free(p);
             close(fd);
             continue;
@@ -663,7 +680,7 @@ static void accept_all(struct acceptor *a)
         p->fd = fd;
         if (!ipaddr_from_sockaddr((struct sockaddr *)&peer, &p->peer))
             memset(&p->peer, 0, sizeof(p->peer));
-        p->deadline_ms = a->now + HEAD_DEADLINE_MS;
+        p->deadline_ms = a->loop.now + HEAD_DEADLINE_MS;
         set_pending(a, a->npending + 1);
         list_push_tail(&a->pending, &p->link);
         /* Most clients send their head right behind the TCP handshake: read
@@ -679,8 +696,8 @@ static int resume_accepting(struct acceptor *a)
 {
     if (a->listening)
         return -1;
-    if (a->now < a->no_fd_until)
-        return (int)(a->no_fd_until - a->now);
+    if (a->loop.now < a->no_fd_until)
+        return (int)(a->no_fd_until - a->loop.now);
     if (a->npending < PENDING_MAX) {
         set_listening(a, true);
         return -1;
@@ -689,56 +706,51 @@ static int resume_accepting(struct acceptor *a)
     if (!p)
         return -1; /* every slot is being answered: a drop will free one */
     uint64_t early = accepted_at(p) + HEAD_EARLY_MS; /* before grace_end(p) */
-    if (early <= a->now) {
+    if (early <= a->loop.now) {
         set_listening(a, true);
         return -1;
     }
-    return (int)(early - a->now);
+    return (int)(early - a->loop.now);
+}
+
+static void on_listen_io(struct loop *l, struct loop_handler *h, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    accept_all(container_of(h, struct acceptor, listen_io));
+}
+
+static void on_wake_io(struct loop *l, struct loop_handler *h, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    container_of(h, struct acceptor, wake_io)->stopping = true;
 }
 
 static void *acceptor_main(void *arg)
 {
     struct acceptor *a = arg;
-    struct epoll_event events[MAX_EVENTS];
     for (;;) {
-        a->now = clock_now_ms();
+        a->loop.now = clock_now_ms();
         int timeout = resume_accepting(a);
         struct pending *oldest = oldest_pending(a);
         if (oldest) {
-            int due = oldest->deadline_ms > a->now ? (int)(oldest->deadline_ms - a->now) : 0;
+            int due = oldest->deadline_ms > a->loop.now ? (int)(oldest->deadline_ms - a->loop.now) : 0;
             if (timeout < 0 || due < timeout)
                 timeout = due;
         }
         if (timeout < 0 || timeout > 1000)
             timeout = 1000;
-        int n = epoll_wait(a->epfd, events, MAX_EVENTS, timeout);
-        if (n < 0 && errno != EINTR) {
+        if (loop_run_once(&a->loop, a->loop.now + (uint64_t)timeout) < 0) {
             log_error("acceptor: epoll_wait: %s", strerror(errno));
             abort();
         }
-        a->now = clock_now_ms();
-        for (int i = 0; i < n; i++) {
-            void *ptr = events[i].data.ptr;
-            if (ptr == &WAKE_MARK)
-                return NULL;
-            if (ptr == NULL) {
-                accept_all(a);
-                continue;
-            }
-            struct pending *p = ptr;
-            /* Dropped earlier in this batch (evicted by accept_all, say):
-             * its memory is kept until bury(), and its event is stale. */
-            if (p->phase == PHASE_GONE)
-                continue;
-            if (p->phase == PHASE_READING)
-                on_readable(a, p);
-            else
-                write_out(a, p);
-        }
+        if (a->stopping)
+            return NULL;
         /* docs/protocol.md: a client that has not sent a whole head within 10 s
          * is disconnected; the same deadline bounds writing our answer. */
         struct pending *p;
-        while ((p = oldest_pending(a)) && p->deadline_ms <= a->now) {
+        while ((p = oldest_pending(a)) && p->deadline_ms <= a->loop.now) {
             if (p->phase == PHASE_READING)
                 bump(&a->env.counters->bad_requests);
             drop(a, p, true);
@@ -762,7 +774,9 @@ struct acceptor *acceptor_create(const struct acceptor_env *env)
         return NULL;
     a->env = *env;
     const struct config *cfg = env->cfg;
-    a->lfd = a->epfd = a->wake = -1;
+    a->lfd = a->wake = a->loop.epfd = -1;
+    a->listen_io.fn = on_listen_io;
+    a->wake_io.fn = on_wake_io;
     a->handed = calloc(env->nworkers, sizeof(*a->handed));
     rng_seed(&a->rng, 0x2545f4914f6cdd1dull);
 
@@ -789,12 +803,10 @@ struct acceptor *acceptor_create(const struct acceptor_env *env)
         acceptor_destroy(a);
         return NULL;
     }
-    a->epfd = epoll_create1(EPOLL_CLOEXEC);
+    int loop_rc = loop_init(&a->loop);
     a->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = NULL};
-    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = (void *)&WAKE_MARK};
-    if (a->epfd < 0 || a->wake < 0 || epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->lfd, &lev) < 0 ||
-        epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->wake, &wev) < 0) {
+    if (loop_rc < 0 || a->wake < 0 || loop_add(&a->loop, a->lfd, &a->listen_io, EPOLLIN) < 0 ||
+        loop_add(&a->loop, a->wake, &a->wake_io, EPOLLIN) < 0) {
         log_error("acceptor: %s", strerror(errno));
         acceptor_destroy(a);
         return NULL;
@@ -828,8 +840,7 @@ void acceptor_destroy(struct acceptor *a)
     bury(a);
     if (a->lfd >= 0)
         close(a->lfd);
-    if (a->epfd >= 0)
-        close(a->epfd);
+    loop_free(&a->loop);
     if (a->wake >= 0)
         close(a->wake);
     free(a->handed);

@@ -72,9 +72,8 @@ void conn_kill(struct conn_set *s, struct conn *c)
  * output only after a short write. */
 static void watch(struct conn_set *s, struct conn *c, bool out)
 {
-    struct epoll_event ev = {.events = (c->held ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0),
-                             .data.ptr = c};
-    if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+    uint32_t events = (c->held ? 0 : EPOLLIN) | (out ? EPOLLOUT : 0);
+    if (loop_mod(&s->loop, c->fd, &c->io, events) == 0)
         c->out_armed = out;
     else
         conn_kill(s, c);
@@ -287,7 +286,7 @@ static void queue_close(struct conn_set *s, struct conn *c, const uint8_t *body,
         conn_kill(s, c);
         return;
     }
-    c->close_deadline_ms = s->draining ? s->drain_deadline_ms : s->now + CLOSE_WAIT_MS;
+    c->close_deadline_ms = s->draining ? s->drain_deadline_ms : s->loop.now + CLOSE_WAIT_MS;
     wheel_cancel(&s->wheel, &c->timer);
     wheel_schedule(&s->wheel, &c->timer, c->close_deadline_ms);
 }
@@ -353,7 +352,7 @@ bool conn_token_expired(struct conn_set *s, struct conn *c)
 void conn_token_deadline(struct conn_set *s, struct conn *c, int64_t exp)
 {
     int64_t left = (exp + WS_AUTH_LEEWAY_S) * 1000 - (int64_t)clock_wall_ms();
-    c->expires_ms = s->now + (left > 0 ? (uint64_t)left : 0);
+    c->expires_ms = s->loop.now + (left > 0 ? (uint64_t)left : 0);
     if (c->expires_ms == 0)
         c->expires_ms = 1;
 }
@@ -434,7 +433,7 @@ static uint8_t *drop_hold(struct conn_set *s, struct conn *c, size_t *len)
 static uint8_t *resume(struct conn_set *s, struct conn *c, size_t *len)
 {
     uint8_t *rest = drop_hold(s, c, len);
-    c->last_rx_ms = s->now;
+    c->last_rx_ms = s->loop.now;
     if (c->state != CONN_DEAD)
         watch(s, c, c->out_armed);
     return rest;
@@ -532,12 +531,15 @@ static void on_readable(struct conn_set *s, struct conn *c)
             conn_kill(s, c);
         return;
     }
-    c->last_rx_ms = s->now;
+    c->last_rx_ms = s->loop.now;
     conn_feed(s, c, s->rbuf, (size_t)n);
 }
 
-void conn_on_events(struct conn_set *s, struct conn *c, uint32_t events)
+/* What epoll said about c's socket (its loop handler). */
+static void on_io(struct loop *l, struct loop_handler *h, uint32_t events)
 {
+    struct conn_set *s = container_of(l, struct conn_set, loop);
+    struct conn *c = container_of(h, struct conn, io);
     if (c->state == CONN_DEAD)
         return;
     if (c->held && (events & (EPOLLHUP | EPOLLERR)))
@@ -568,7 +570,7 @@ static void schedule_check(struct conn_set *s, struct conn *c, uint64_t since)
 
 static void heartbeat(struct conn_set *s, struct conn *c)
 {
-    uint64_t now = s->now;
+    uint64_t now = s->loop.now;
     if (closing(c)) {
         if (now >= c->close_deadline_ms)
             conn_kill(s, c);
@@ -609,7 +611,7 @@ static void heartbeat(struct conn_set *s, struct conn *c)
 void conn_run_timers(struct conn_set *s)
 {
     struct wheel_timer *t;
-    while ((t = wheel_expire(&s->wheel, s->now))) {
+    while ((t = wheel_expire(&s->wheel, s->loop.now))) {
         struct conn *c = list_entry(t, struct conn, timer);
         if (c->state != CONN_DEAD)
             heartbeat(s, c);
@@ -677,11 +679,12 @@ struct conn *conn_new(struct conn_set *s, const struct conn_handoff *h)
 {
     size_t idlen = strlen(h->client_id);
     struct conn *c = calloc(1, sizeof(*c) + idlen + 1);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    if (!c || epoll_ctl(s->epfd, EPOLL_CTL_ADD, h->fd, &ev) < 0 ||
+    if (c)
+        c->io.fn = on_io;
+    if (!c || loop_add(&s->loop, h->fd, &c->io, EPOLLIN) < 0 ||
         room_add(&s->all, &c->any_m) < 0) {
         if (c)
-            epoll_ctl(s->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+            loop_del(&s->loop, h->fd);
         close(h->fd);
         free(c);
         bump(&s->counters->closed, 1);
@@ -694,18 +697,18 @@ struct conn *conn_new(struct conn_set *s, const struct conn_handoff *h)
     c->kind = (uint8_t)h->kind;
     c->in_all = 1;
     c->read_only = h->read_only;
-    c->last_rx_ms = s->now;
+    c->last_rx_ms = s->loop.now;
     ws_frame_parser_init(&c->parser, WS_ROLE_SERVER, s->cfg->max_message);
     if (h->token_exp)
         conn_token_deadline(s, c, h->token_exp);
-    schedule_check(s, c, s->now);
+    schedule_check(s, c, s->loop.now);
     s->n++;
     return c;
 }
 
 static void free_conn(struct conn_set *s, struct conn *c)
 {
-    epoll_ctl(s->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    loop_del(&s->loop, c->fd);
     close(c->fd);
     wheel_cancel(&s->wheel, &c->timer);
     s->calls->gone(s->owner, c); /* reads c->hold: a room member or one waiting */
@@ -764,11 +767,10 @@ int conn_set_init(struct conn_set *s, unsigned id, const struct config *cfg,
     s->counters = counters;
     s->calls = calls;
     s->owner = owner;
-    s->now = clock_now_ms();
-    wheel_init(&s->wheel, tick_for(cfg), s->now);
+    int rc = loop_init(&s->loop);
+    wheel_init(&s->wheel, tick_for(cfg), s->loop.now);
     s->ping = fbuf_new_frame(WS_OP_PING, NULL, 0);
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (!s->ping || s->epfd < 0) {
+    if (!s->ping || rc < 0) {
         conn_set_free(s);
         return -1;
     }
@@ -789,7 +791,5 @@ void conn_set_free(struct conn_set *s)
     if (s->ping)
         fbuf_unref(s->ping);
     s->ping = NULL;
-    if (s->epfd >= 0)
-        close(s->epfd);
-    s->epfd = -1;
+    loop_free(&s->loop);
 }

@@ -44,6 +44,7 @@
 #include "fanout.h"
 #include "ipaddr.h"
 #include "list.h"
+#include "loop.h"
 #include "room/room.h"
 #include "send_ring.h"
 #include "wheel.h"
@@ -93,6 +94,7 @@ struct conn {
     uint8_t in_all;      /* any_m is in the set's list of every connection */
     uint8_t counted;     /* in the server's per-address counts (worker) */
     uint8_t pongs_queued; /* pongs in the ring, not yet fully written (<= PONG_MAX) */
+    struct loop_handler io;    /* its socket's handler in the set's loop */
     struct ws_frame_parser parser;
     struct room *room;         /* NULL on a global connection (worker) */
     struct room_member room_m; /* in room (worker) */
@@ -139,8 +141,8 @@ struct conn_set {
     struct worker_counters *counters; /* the worker's: written by it only */
     const struct conn_calls *calls;
     void *owner;
-    int epfd; /* every connection's socket (data.ptr: the conn); the owner adds its own */
-    uint64_t now;
+    struct loop loop;         /* every connection's socket, and the owner's own; its now
+                               * is the set's clock */
     struct wheel wheel;       /* heartbeats and close deadlines */
     struct room all;          /* every connection (any_m) */
     size_t n;                 /* connections not yet freed */
@@ -166,8 +168,6 @@ void conn_set_free(struct conn_set *s);
 /* A connection for h's socket, registered with epoll, on the heartbeat
  * wheel and in s->all; NULL (the socket closed) when that fails. */
 struct conn *conn_new(struct conn_set *s, const struct conn_handoff *h);
-/* What epoll said about c's socket. */
-void conn_on_events(struct conn_set *s, struct conn *c, uint32_t events);
 /* Runs the frame parser over bytes of c's (from its socket or handed over). */
 void conn_feed(struct conn_set *s, struct conn *c, uint8_t *buf, size_t n);
 /* Marks c dead: freed by conn_reap. */

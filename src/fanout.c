@@ -89,6 +89,11 @@ struct inbox *fanout_inbox(struct fanout *f, unsigned lane)
     return &f->lanes[lane].inbox;
 }
 
+int fanout_inbox_fd(struct fanout *f, unsigned lane)
+{
+    return fanout_inbox(f, lane)->efd;
+}
+
 unsigned fanout_room_bucket(uint32_t room_hash)
 {
     return room_hash % FANOUT_BUCKETS;

@@ -105,6 +105,8 @@ void fanout_destroy(struct fanout *f);
 
 /* Lane i's inbox, for its worker to poll and take from. */
 struct inbox *fanout_inbox(struct fanout *f, unsigned lane);
+/* The eventfd lane's worker waits on. */
+int fanout_inbox_fd(struct fanout *f, unsigned lane);
 
 /* Posts msg to every lane if every lane admits it. Takes one reference per
  * lane; the caller keeps its own. Returns 0; -EAGAIN when some lane is full

@@ -28,6 +28,12 @@ struct wheel {
     uint64_t cur_tick; /* the last tick whose spoke was expired */
 };
 
+/* How long a tick is: the precision the owner's loop wakes for. */
+static inline uint64_t wheel_tick_ms(const struct wheel *wh)
+{
+    return wh->tick_ms;
+}
+
 /* An empty wheel of tick_ms ticks (> 0), starting at now_ms. */
 void wheel_init(struct wheel *wh, uint64_t tick_ms, uint64_t now_ms);
 

@@ -47,7 +47,6 @@
 #include "stats.h"
 #include "thread.h"
 
-#define MAX_EVENTS 256
 /* The envelope buffer is kept between messages up to this size; a larger
  * one (a big message) is given back at once. */
 #define OUT_KEEP (256u << 10)
@@ -67,7 +66,8 @@ struct worker {
     const struct config *cfg;
     struct worker_counters *counters; /* written by this worker only */
     struct fanout *fan;               /* the lanes; this worker consumes lane id */
-    struct conn_set conns;            /* its connections, their epoll and heartbeats (conn.h) */
+    struct conn_set conns;            /* its connections, their loop and heartbeats (conn.h) */
+    struct loop_handler inbox_io;     /* its inbox's eventfd in that loop */
 
     struct room_index rooms;
     struct room chat; /* every chat connection, for global messages */
@@ -230,7 +230,7 @@ static void release(struct worker *w, struct conn *c)
     size_t len;
     uint8_t *rest = conn_unhold(&w->conns, c, &len);
     if (room_admit(c->room, &c->room_m) < 0) {
-        registry_leave(w->env.rooms, c->room->name, w->conns.now);
+        registry_leave(w->env.rooms, c->room->name, w->conns.loop.now);
         room_leave_waiting(&w->rooms, c->room, &c->room_m);
         c->room = NULL;
         free(rest);
@@ -267,7 +267,7 @@ static void on_room_ready(struct worker *w, const char *room, uint64_t gen)
 static void enter_room(struct worker *w, struct conn *c, struct conn_handoff *h)
 {
     uint64_t gen = 0;
-    uint64_t now = w->conns.now;
+    uint64_t now = w->conns.loop.now;
     int ready = h->has_room ? registry_join(w->env.rooms, h->room, &gen) : 1;
     if (ready > 0) {
         c->room = h->has_room ? room_join(&w->rooms, h->room, &c->room_m) : NULL;
@@ -325,7 +325,7 @@ static void on_gone(void *owner, struct conn *c)
 {
     struct worker *w = owner;
     if (c->room) {
-        registry_leave(w->env.rooms, c->room->name, w->conns.now);
+        registry_leave(w->env.rooms, c->room->name, w->conns.loop.now);
         if (c->hold == CONN_HOLD_ROOM) {
             room_leave_waiting(&w->rooms, c->room, &c->room_m);
         } else {
@@ -393,46 +393,45 @@ static void process_inbox(struct worker *w)
 static void after_pass(struct worker *w)
 {
     struct conn_set *s = &w->conns;
-    if (s->draining && s->now >= s->drain_deadline_ms)
+    if (s->draining && s->loop.now >= s->drain_deadline_ms)
         conn_kill_all(s);
     conn_reap(s);
-    if (w->adopted_since_trim >= TRIM_AFTER_BURST && w->next_trim_ms > s->now + TRIM_SOON_MS)
-        w->next_trim_ms = s->now + TRIM_SOON_MS;
-    if (s->now >= w->next_trim_ms) {
+    if (w->adopted_since_trim >= TRIM_AFTER_BURST && w->next_trim_ms > s->loop.now + TRIM_SOON_MS)
+        w->next_trim_ms = s->loop.now + TRIM_SOON_MS;
+    if (s->loop.now >= w->next_trim_ms) {
         give_back_memory();
-        w->next_trim_ms = s->now + TRIM_EVERY_MS;
+        w->next_trim_ms = s->loop.now + TRIM_EVERY_MS;
         w->adopted_since_trim = 0;
     }
+}
+
+/* The inbox's eventfd is readable (its loop handler). */
+static void on_inbox(struct loop *l, struct loop_handler *h, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    process_inbox(container_of(h, struct worker, inbox_io));
 }
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     struct conn_set *s = &w->conns;
-    struct epoll_event events[MAX_EVENTS];
-    s->now = clock_now_ms();
-
     for (;;) {
-        int n = epoll_wait(s->epfd, events, MAX_EVENTS, (int)s->wheel.tick_ms);
-        if (n < 0 && errno != EINTR) {
+        /* The wheel's tick is the loop's one timer. */
+        if (loop_wait(&s->loop, clock_now_ms() + wheel_tick_ms(&s->wheel)) < 0) {
             log_error("worker %u: epoll_wait: %s", w->id, strerror(errno));
             abort();
         }
-        s->now = clock_now_ms();
         /* The last pass took and wrote pass_work: the budget follows. */
-        fanout_lane_pace(w->fan, w->id, w->pass_work, s->now);
+        fanout_lane_pace(w->fan, w->id, w->pass_work, s->loop.now);
         w->pass_work = 0;
-        for (int i = 0; i < n; i++) {
-            if (events[i].data.ptr)
-                conn_on_events(s, events[i].data.ptr, events[i].events);
-            else
-                process_inbox(w);
-        }
+        loop_dispatch(&s->loop);
         if (s->credit_wait.head)
             conn_retry_held(s);
         /* SIGTERM: the main thread sets the flag and kicks every worker. */
         if (!s->draining && atomic_load(w->env.shutting_down))
-            conn_drain(s, s->now + w->cfg->shutdown_timeout_ms);
+            conn_drain(s, s->loop.now + w->cfg->shutdown_timeout_ms);
         conn_run_timers(s);
         conn_flush_dirty(s);
         after_pass(w);
@@ -459,8 +458,8 @@ struct worker *worker_create(const struct worker_env *env, unsigned id)
         free(w);
         return NULL;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-    if (epoll_ctl(w->conns.epfd, EPOLL_CTL_ADD, fanout_inbox(w->fan, id)->efd, &ev) < 0) {
+    w->inbox_io.fn = on_inbox;
+    if (loop_add(&w->conns.loop, fanout_inbox_fd(w->fan, id), &w->inbox_io, EPOLLIN) < 0) {
         worker_destroy(w);
         return NULL;
     }

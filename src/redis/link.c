@@ -32,9 +32,9 @@ static bool fail(struct redis_link *l, const char *what, const char *detail)
 }
 
 int redis_link_init(struct redis_link *l, const char *host, uint16_t port,
-                    const struct redis_link_env *env)
+                    const struct redis_link_env *env, loop_fn *on_io)
 {
-    *l = (struct redis_link){.port = port, .env = env, .fd = -1};
+    *l = (struct redis_link){.io = {on_io}, .port = port, .env = env, .fd = -1};
     snprintf(l->host, sizeof(l->host), "%s", host);
     redis_backoff_init(&l->bo);
     return 0;
@@ -57,8 +57,9 @@ static void watch(struct redis_link *l, uint32_t events)
 {
     if (l->fd < 0 || events == l->events)
         return;
-    struct epoll_event ev = {.events = events, .data.ptr = l};
-    if (epoll_ctl(l->env->epfd, l->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, l->fd, &ev) == 0)
+    int rc = l->events ? loop_mod(l->env->loop, l->fd, &l->io, events)
+                       : loop_add(l->env->loop, l->fd, &l->io, events);
+    if (rc == 0)
         l->events = events;
 }
 
@@ -173,7 +174,7 @@ static bool try_next(struct redis_link *l, uint64_t now)
 static void unwatch_lookup(struct redis_link *l)
 {
     if (l->lookup_watched)
-        epoll_ctl(l->env->epfd, EPOLL_CTL_DEL, redis_lookup_fd(l->lookup), NULL);
+        loop_del(l->env->loop, redis_lookup_fd(l->lookup));
     l->lookup_watched = false;
 }
 
@@ -211,9 +212,8 @@ static bool find_addresses(struct redis_link *l, uint64_t now)
     l->addrs.n = 0;
     if (!l->lookup && !(l->lookup = redis_lookup_start(l->host, l->port)))
         return fail(l, "cannot resolve the host: ", "no thread for the lookup");
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
     if (!l->lookup_watched &&
-        epoll_ctl(l->env->epfd, EPOLL_CTL_ADD, redis_lookup_fd(l->lookup), &ev) == 0)
+        loop_add(l->env->loop, redis_lookup_fd(l->lookup), &l->io, EPOLLIN) == 0)
         l->lookup_watched = true;
     l->phase = REDIS_LINK_RESOLVING;
     l->deadline_ms = now + REDIS_LINK_RESOLVE_MS;

@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "loop.h"
 #include "redis/backoff.h"
 #include "redis/resolve.h"
 
@@ -45,7 +46,7 @@ struct redis_link; /* its fields: link_internal.h (link.c, route.c and nodes.c o
 
 /* Sets up a link that is down. Returns 0 or -1 (out of memory). */
 int redis_link_init(struct redis_link *l, const char *host, uint16_t port,
-                    const struct redis_link_env *env);
+                    const struct redis_link_env *env, loop_fn *on_io);
 void redis_link_free(struct redis_link *l);
 
 /* Starts connecting. Returns false (why in l->err, link down, retry set)

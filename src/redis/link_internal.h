@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "loop.h"
 #include "redis/backoff.h"
 #include "redis/resolve.h"
 
@@ -31,11 +32,12 @@ struct redis_link_env {
     const char *user, *password; /* empty: no AUTH */
     int db;                      /* SELECT when not 0 */
     struct ssl_ctx_st *tls;      /* NULL: plain TCP */
-    int epfd;                    /* the owner thread's epoll */
+    struct loop *loop;           /* the owner thread's loop */
     size_t reply_max;            /* the longest reply taken, in bytes (0: no bound) */
 };
 
 struct redis_link {
+    struct loop_handler io; /* its socket's (and its lookup's) handler: the owner's */
     char host[256];
     uint16_t port;
     const struct redis_link_env *env;

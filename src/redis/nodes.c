@@ -13,10 +13,11 @@
 #include "redis/link_internal.h"
 #include "redis/route.h"
 
-/* One node: its link first (the link's address is its epoll data, so an
- * event finds its node without a search), then the owner's data. */
+/* One node: its link (whose handler finds the node with container_of),
+ * its set, then the owner's data. */
 struct redis_node {
     struct redis_link link;
+    struct redis_nodes *ns;
     _Alignas(max_align_t) unsigned char data[];
 };
 
@@ -33,9 +34,12 @@ struct redis_nodes {
     uint64_t forget_at_ms;      /* redis_nodes_forget looks again then */
 };
 
-struct redis_nodes *redis_nodes_new(const struct config *cfg, int epfd, struct ssl_ctx_st *tls,
-                                    const struct redis_nodes_calls *calls, void *owner,
-                                    size_t data_size, uint32_t retry_cap_ms)
+static void on_probe(struct loop *l, struct loop_handler *h, uint32_t events);
+static void on_node(struct loop *l, struct loop_handler *h, uint32_t events);
+
+struct redis_nodes *redis_nodes_new(const struct config *cfg, struct loop *loop,
+                                    struct ssl_ctx_st *tls, const struct redis_nodes_calls *calls,
+                                    void *owner, size_t data_size, uint32_t retry_cap_ms)
 {
     struct redis_nodes *ns = calloc(1, sizeof(*ns));
     if (!ns)
@@ -44,7 +48,7 @@ struct redis_nodes *redis_nodes_new(const struct config *cfg, int epfd, struct s
     ns->owner = owner;
     ns->data_size = data_size;
     ns->retry_cap_ms = retry_cap_ms;
-    if (redis_route_init(&ns->rt, cfg, epfd, tls) < 0) {
+    if (redis_route_init(&ns->rt, cfg, loop, tls, on_probe) < 0) {
         free(ns);
         return NULL;
     }
@@ -70,13 +74,19 @@ void redis_nodes_free(struct redis_nodes *ns)
 
 /* ---- the map ---- */
 
-void redis_nodes_step(struct redis_nodes *ns, uint64_t now)
+/* Drives the map's fetch (events: the probe's, or 0 once per pass). */
+static void step(struct redis_nodes *ns, uint32_t events, uint64_t now)
 {
     struct redis_cluster_map old = {0};
-    if (redis_route_step(&ns->rt, 0, now, &old) == 1) {
+    if (redis_route_step(&ns->rt, events, now, &old) == 1) {
         ns->calls->new_map(ns->owner, &old, now);
         redis_cluster_map_free(&old);
     }
+}
+
+void redis_nodes_step(struct redis_nodes *ns, uint64_t now)
+{
+    step(ns, 0, now);
 }
 
 void redis_nodes_want_map(struct redis_nodes *ns)
@@ -128,7 +138,8 @@ struct redis_node *redis_nodes_at(struct redis_nodes *ns, const struct redis_clu
     struct redis_node *n = calloc(1, sizeof(*n) + ns->data_size);
     if (!n)
         return NULL;
-    if (redis_link_init(&n->link, addr->host, addr->port, &ns->rt.env) < 0) {
+    n->ns = ns;
+    if (redis_link_init(&n->link, addr->host, addr->port, &ns->rt.env, on_node) < 0) {
         free(n);
         return NULL;
     }
@@ -237,26 +248,19 @@ static void read_node(struct redis_nodes *ns, struct redis_node *n, uint32_t eve
     }
 }
 
-bool redis_nodes_event(struct redis_nodes *ns, void *ptr, uint32_t events, uint64_t now)
+/* A node's link is readable or writable (its loop handler). Nodes are
+ * freed only between batches (redis_nodes_forget). */
+static void on_node(struct loop *l, struct loop_handler *h, uint32_t events)
 {
-    if (redis_route_owns(&ns->rt, ptr)) {
-        struct redis_cluster_map old = {0};
-        if (redis_route_step(&ns->rt, events, now, &old) == 1) {
-            ns->calls->new_map(ns->owner, &old, now);
-            redis_cluster_map_free(&old);
-        }
-        return true;
-    }
-    /* Every other pointer a broker thread's epoll hands here is a node's
-     * link (the owner's own descriptors are handled before), and nodes are
-     * freed only between epoll batches (redis_nodes_forget). */
-    for (unsigned i = 0; i < ns->n; i++) {
-        if (&ns->nodes[i]->link == ptr) {
-            read_node(ns, ns->nodes[i], events, now);
-            return true;
-        }
-    }
-    return false;
+    struct redis_node *n = container_of(h, struct redis_node, link.io);
+    read_node(n->ns, n, events, l->now);
+}
+
+/* The map probe's events (its loop handler). */
+static void on_probe(struct loop *l, struct loop_handler *h, uint32_t events)
+{
+    struct redis_route *rt = container_of(h, struct redis_route, probe.io);
+    step(container_of(rt, struct redis_nodes, rt), events, l->now);
 }
 
 static void lower(uint64_t *next, uint64_t at)

@@ -8,8 +8,9 @@
  *     failed; another after each failure of its link, in a cluster);
  *   - one link per node (link.h), made on first need and forgotten once it
  *     serves no slot, carries nothing and holds nothing of its owner's;
- *   - reading: the epoll events of each link and of the map's probe, one
- *     chunk at a time, every reply handed to the owner in order;
+ *   - reading: each link's and the map probe's handler in the owner's loop
+ *     (loop.h), one chunk at a time, every reply handed to the owner in
+ *     order;
  *   - liveness: connect and hello deadlines, a reply left unfinished, and
  *     no answer for REDIS_LINK_COMMAND_MS to what the owner says it owes;
  *   - what a failure does to the link (closed, asked last for a while when
@@ -31,6 +32,7 @@
 #include "redis/cluster.h"
 
 struct config;
+struct loop;
 struct ssl_ctx_st;
 struct redis_node;
 struct redis_nodes;
@@ -60,7 +62,8 @@ struct redis_nodes_calls {
  * retry_cap_ms: a link that was away is tried at least this often (0: its
  * backoff's own pace); one the node refuses (AUTH, SELECT) ever more slowly.
  * NULL when out of memory or descriptors. */
-struct redis_nodes *redis_nodes_new(const struct config *cfg, int epfd, struct ssl_ctx_st *tls,
+struct redis_nodes *redis_nodes_new(const struct config *cfg, struct loop *loop,
+                                    struct ssl_ctx_st *tls,
                                     const struct redis_nodes_calls *calls, void *owner,
                                     size_t data_size, uint32_t retry_cap_ms);
 /* Frees every node (drop called for each) and the map. */
@@ -105,9 +108,6 @@ struct redis_node *redis_nodes_get(struct redis_nodes *ns, unsigned i);
 
 /* ---- reading, liveness, failure ---- */
 
-/* Handles an epoll event whose data.ptr is ptr when it is one of the set's
- * (a link's or the probe's): true then. */
-bool redis_nodes_event(struct redis_nodes *ns, void *ptr, uint32_t events, uint64_t now);
 /* Looks at n's deadlines once per pass: false when it failed (late
  * connecting, a reply unfinished, or nothing read for REDIS_LINK_COMMAND_MS
  * since owed_since, the time an answer is owed from: 0 when none is).

@@ -35,9 +35,11 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "common.h"
 #include "config.h"
 #include "fbuf.h"
 #include "log.h"
+#include "loop.h"
 #include "redis/backoff.h"
 #include "redis/broker_internal.h"
 #include "redis/message.h"
@@ -69,7 +71,8 @@ struct pub_node {
 
 struct pub {
     struct redis_broker *rb;
-    int epfd;
+    struct loop loop;        /* pub_efd and every node's link */
+    struct loop_handler woken; /* pub_efd's handler */
     struct redis_nodes *ns;  /* the nodes and the slot map (nodes.h) */
     struct outbox unrouted;  /* no map says where yet, or a node said MOVED */
     uint64_t *held_until;    /* per slot (and SLOT_GLOBAL): failover hold */
@@ -571,10 +574,17 @@ static uint32_t take(struct pub *p, bool *stopping, uint64_t *deadline)
     return n;
 }
 
+/* A worker woke the publisher (pub_efd): messages to send. */
+static void on_woken(struct loop *l, struct loop_handler *h, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    loop_eventfd_clear(container_of(h, struct pub, woken)->rb->pub_efd);
+}
+
 static void run(struct pub *p)
 {
     struct redis_broker *rb = p->rb;
-    struct epoll_event evs[64];
     for (;;) {
         uint64_t now = clock_now_ms();
         bool stopping;
@@ -606,24 +616,13 @@ static void run(struct pub *p)
             continue;
         if (stopping && deadline < next)
             next = deadline;
-        int timeout = next > now ? (int)(next - now) : 0;
-        int ne = epoll_wait(p->epfd, evs, 64, timeout);
+        int ne = loop_wait(&p->loop, next);
         pthread_mutex_lock(&rb->lock);
         rb->pub_asleep = false;
         pthread_mutex_unlock(&rb->lock);
-        if (ne < 0 && errno != EINTR)
+        if (ne < 0)
             break;
-        now = clock_now_ms();
-        for (int i = 0; i < ne; i++) {
-            void *ptr = evs[i].data.ptr;
-            if (ptr == &rb->pub_efd) {
-                uint64_t v;
-                ssize_t rd = read(rb->pub_efd, &v, sizeof(v));
-                (void)rd;
-                continue;
-            }
-            redis_nodes_event(p->ns, ptr, evs[i].events, now);
-        }
+        loop_dispatch(&p->loop);
     }
 }
 
@@ -635,18 +634,18 @@ void *redis_pub_main(void *arg)
         abort();
     p->rb = rb;
     p->budget.max = rb->cfg->redis_outbox_bytes;
-    p->epfd = epoll_create1(EPOLL_CLOEXEC);
+    int loop_rc = loop_init(&p->loop);
     p->batch = malloc(REDIS_BATCH_MAX * sizeof(*p->batch));
     p->held_until = calloc(REDIS_CLUSTER_SLOTS + 1, sizeof(*p->held_until));
     p->scratch_cap = rb->cfg->max_message + ENVELOPE_SLACK + 64;
     p->scratch = malloc(p->scratch_cap);
     p->tx_seq = seq_table_new(0);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &rb->pub_efd};
-    if (p->epfd < 0 || !p->batch || !p->held_until || !p->scratch || !p->tx_seq ||
+    p->woken.fn = on_woken;
+    if (loop_rc < 0 || !p->batch || !p->held_until || !p->scratch || !p->tx_seq ||
         outbox_init(&p->unrouted, rb->cfg->redis_outbox) < 0 ||
-        !(p->ns = redis_nodes_new(rb->cfg, p->epfd, rb->tls_pub, &CALLS, p,
+        !(p->ns = redis_nodes_new(rb->cfg, &p->loop, rb->tls_pub, &CALLS, p,
                                   sizeof(struct pub_node), 0)) ||
-        epoll_ctl(p->epfd, EPOLL_CTL_ADD, rb->pub_efd, &ev) < 0) {
+        loop_add(&p->loop, rb->pub_efd, &p->woken, EPOLLIN) < 0) {
         log_error("redis: the publisher cannot start (out of memory or descriptors)");
         abort();
     }
@@ -668,7 +667,7 @@ void *redis_pub_main(void *arg)
     free(p->scratch);
     free(p->held_until);
     free(p->batch);
-    close(p->epfd);
+    loop_free(&p->loop);
     free(p);
     return NULL;
 }

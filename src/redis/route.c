@@ -44,8 +44,8 @@ static int one_range(struct redis_cluster_map *m, const char *host, uint16_t por
     return 0;
 }
 
-int redis_route_init(struct redis_route *rt, const struct config *cfg, int epfd,
-                     struct ssl_ctx_st *tls)
+int redis_route_init(struct redis_route *rt, const struct config *cfg, struct loop *loop,
+                     struct ssl_ctx_st *tls, loop_fn *probe_io)
 {
     *rt = (struct redis_route){.cfg = cfg, .checking = -1};
     rt->mode = cfg->redis_cluster       ? REDIS_ROUTE_CLUSTER
@@ -55,14 +55,14 @@ int redis_route_init(struct redis_route *rt, const struct config *cfg, int epfd,
                                       .password = cfg->redis.password,
                                       .db = cfg->redis.db,
                                       .tls = tls,
-                                      .epfd = epfd,
+                                      .loop = loop,
                                       .reply_max = cfg->max_message + REDIS_ROUTE_REPLY_SLACK};
     rt->probe_env = rt->env;
     if (rt->mode == REDIS_ROUTE_SENTINEL)
         rt->probe_env = (struct redis_link_env){
-            .user = "", .password = "", .tls = tls, .epfd = epfd, .reply_max = rt->env.reply_max};
+            .user = "", .password = "", .tls = tls, .loop = loop, .reply_max = rt->env.reply_max};
     redis_backoff_init(&rt->bo);
-    redis_link_init(&rt->probe, "", 0, &rt->probe_env);
+    redis_link_init(&rt->probe, "", 0, &rt->probe_env, probe_io);
     if (rt->mode == REDIS_ROUTE_SINGLE) {
         if (one_range(&rt->map, cfg->redis.host, cfg->redis.port) < 0)
             return -1;
@@ -112,11 +112,6 @@ void redis_route_sick(struct redis_route *rt, const char *host, uint16_t port, u
     snprintf(rt->sick[pick].node.host, sizeof(rt->sick[pick].node.host), "%s", host);
     rt->sick[pick].node.port = port;
     rt->sick[pick].until_ms = now + REDIS_LINK_SICK_MS;
-}
-
-bool redis_route_owns(const struct redis_route *rt, const void *ptr)
-{
-    return ptr == &rt->probe;
 }
 
 /* The sources of a map, in order: the masters of the map we have (cluster),
@@ -312,7 +307,7 @@ static bool parse(struct redis_route *rt, const redisReply *r, struct redis_clus
         if (p > 0 && p < 65536 && one_range(m, r->element[0]->str, (uint16_t)p) == 0)
             return true;
     }
-    snprintf(rt->err, sizeof(rt->err), "sentinel %s:%u does not know master %s%s%s",
+    snprintf(rt->err, sizeof(rt->err), "sentinel %.100s:%u does not know master %s%s%.100s",
              rt->probe.host, rt->probe.port, rt->cfg->redis_sentinel,
              r->type == REDIS_REPLY_ERROR ? ": " : "", r->type == REDIS_REPLY_ERROR ? r->str : "");
     return false;
@@ -391,7 +386,7 @@ int redis_route_step(struct redis_route *rt, uint32_t events, uint64_t now,
         ok = says_master(r) &&
              one_range(&m, rt->named[rt->checking].node.host, rt->named[rt->checking].node.port) == 0;
         if (!ok)
-            snprintf(rt->err, sizeof(rt->err), "%s:%u, named by a sentinel, is no master (ROLE)",
+            snprintf(rt->err, sizeof(rt->err), "%.100s:%u, named by a sentinel, is no master (ROLE)",
                      rt->probe.host, rt->probe.port);
     } else {
         ok = parse(rt, r, &m);

@@ -78,9 +78,10 @@ struct redis_route {
     int checking;
 };
 
-/* Returns 0 or -1. epfd is the owner thread's epoll. */
-int redis_route_init(struct redis_route *rt, const struct config *cfg, int epfd,
-                     struct ssl_ctx_st *tls);
+/* Returns 0 or -1. loop is the owner thread's; probe_io handles the
+ * probe's events (it calls redis_route_step). */
+int redis_route_init(struct redis_route *rt, const struct config *cfg, struct loop *loop,
+                     struct ssl_ctx_st *tls, loop_fn *probe_io);
 void redis_route_free(struct redis_route *rt);
 
 /* The hash slot of a channel (cluster.h), whatever the mode. */
@@ -94,9 +95,6 @@ void redis_route_want(struct redis_route *rt);
 
 /* A node did not answer in time: asked last for a while. */
 void redis_route_sick(struct redis_route *rt, const char *host, uint16_t port, uint64_t now);
-
-/* Whether the epoll event with this data.ptr is the probe's. */
-bool redis_route_owns(const struct redis_route *rt, const void *ptr);
 
 /* Drives the fetch: on the probe's epoll events (io) and once per pass
  * (tick, events 0). Returns 1 when a new map is in place: the previous one

@@ -30,11 +30,13 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "common.h"
 #include "config.h"
 #include "fanout.h"
 #include "fbuf.h"
 #include "json.h"
 #include "log.h"
+#include "loop.h"
 #include "redis/backoff.h"
 #include "redis/broker_internal.h"
 #include "redis/message.h"
@@ -77,7 +79,10 @@ struct sub_node {
 
 struct sub {
     struct redis_broker *rb;
-    int epfd;
+    struct loop loop;          /* stop_efd, wake_efd and every node's link */
+    struct loop_handler stop;  /* stop_efd's handler */
+    struct loop_handler woken; /* wake_efd's handler */
+    bool stopping;             /* stop_efd was written */
     struct redis_nodes *ns; /* the nodes and the slot map (nodes.h) */
     struct chan_batch batch;
     bool live;                 /* registry_sub_live done (a map came) */
@@ -699,10 +704,24 @@ static const struct redis_nodes_calls CALLS = {
     .new_map = new_map,
 };
 
+/* The broker stops (stop_efd). */
+static void on_stop(struct loop *l, struct loop_handler *h, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    container_of(h, struct sub, stop)->stopping = true;
+}
+
+/* A worker woke the subscriber (wake_efd): rooms to subscribe. */
+static void on_woken(struct loop *l, struct loop_handler *h, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    loop_eventfd_clear(container_of(h, struct sub, woken)->rb->wake_efd);
+}
+
 static void run(struct sub *s)
 {
-    struct redis_broker *rb = s->rb;
-    struct epoll_event evs[64];
     if (redis_nodes_have_map(s->ns)) { /* single Redis: the map is known from the start */
         struct redis_cluster_map none = {0};
         new_map(s, &none, clock_now_ms());
@@ -712,23 +731,8 @@ static void run(struct sub *s)
         redis_nodes_step(s->ns, now);
         uint64_t next = tend(s, now);
         redis_nodes_forget(s->ns, now);
-        int timeout = next > now ? (int)(next - now) : 0;
-        int ne = epoll_wait(s->epfd, evs, 64, timeout);
-        if (ne < 0 && errno != EINTR)
+        if (loop_run_once(&s->loop, next) < 0 || s->stopping)
             break;
-        now = clock_now_ms();
-        for (int i = 0; i < ne; i++) {
-            void *ptr = evs[i].data.ptr;
-            if (ptr == &rb->stop_efd)
-                return;
-            if (ptr == &rb->wake_efd) {
-                uint64_t v;
-                ssize_t rd = read(rb->wake_efd, &v, sizeof(v));
-                (void)rd;
-                continue;
-            }
-            redis_nodes_event(s->ns, ptr, evs[i].events, now);
-        }
     }
 }
 
@@ -739,14 +743,13 @@ void *redis_sub_main(void *arg)
     if (!s)
         abort();
     s->rb = rb;
-    s->epfd = epoll_create1(EPOLL_CLOEXEC);
-    struct epoll_event ev1 = {.events = EPOLLIN, .data.ptr = &rb->stop_efd};
-    struct epoll_event ev2 = {.events = EPOLLIN, .data.ptr = &rb->wake_efd};
-    if (s->epfd < 0 || redis_receiver_init(&s->in, rb) < 0 ||
-        !(s->ns = redis_nodes_new(rb->cfg, s->epfd, rb->tls_sub, &CALLS, s, sizeof(struct sub_node),
-                                  SUB_RETRY_MAX_MS)) ||
-        epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->stop_efd, &ev1) < 0 ||
-        epoll_ctl(s->epfd, EPOLL_CTL_ADD, rb->wake_efd, &ev2) < 0) {
+    s->stop.fn = on_stop;
+    s->woken.fn = on_woken;
+    if (loop_init(&s->loop) < 0 || redis_receiver_init(&s->in, rb) < 0 ||
+        !(s->ns = redis_nodes_new(rb->cfg, &s->loop, rb->tls_sub, &CALLS, s,
+                                  sizeof(struct sub_node), SUB_RETRY_MAX_MS)) ||
+        loop_add(&s->loop, rb->stop_efd, &s->stop, EPOLLIN) < 0 ||
+        loop_add(&s->loop, rb->wake_efd, &s->woken, EPOLLIN) < 0) {
         log_error("redis: the subscriber cannot start (out of memory or descriptors)");
         abort();
     }
@@ -762,7 +765,7 @@ void *redis_sub_main(void *arg)
     free(s->batch.names);
 
     redis_receiver_free(&s->in);
-    close(s->epfd);
+    loop_free(&s->loop);
     free(s);
     return NULL;
 }

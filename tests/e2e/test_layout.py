@@ -139,3 +139,12 @@ def test_links_and_the_map_are_opaque_outside_the_node_set():
              for inc in ("redis/link_internal.h", "redis/route.h")}
     assert users["redis/link_internal.h"] == ["redis/link.c", "redis/nodes.c", "redis/route.h"]
     assert users["redis/route.h"] == ["redis/nodes.c", "redis/route.c"]
+
+
+def test_one_event_loop():
+    """Every thread's loop is loop.c's (issue 26): handlers registered with
+    their descriptor, no loop of its own that compares epoll pointers."""
+    callers = sorted(os.path.relpath(p, SRC)
+                     for p in glob.glob(os.path.join(SRC, "**", "*.c"), recursive=True)
+                     if re.search(r"\bepoll_(wait|ctl|create1?)\(", open(p).read()))
+    assert callers == ["loop.c"]
