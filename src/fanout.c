@@ -178,10 +178,23 @@ bool fanout_admits(struct fanout *f, unsigned bucket, size_t frame_len, enum fan
 
 int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src)
 {
+    return fanout_post_except(f, msg, src, FANOUT_MAX_LANES);
+}
+
+uint64_t fanout_cost(struct fanout *f, unsigned lane, const struct fbuf *msg)
+{
+    return cost_on(&f->lanes[lane], fanout_bucket(msg), msg->len);
+}
+
+int fanout_post_except(struct fanout *f, struct fbuf *msg, enum fanout_source src, unsigned skip)
+{
     uint64_t cost[FANOUT_MAX_LANES];
     unsigned bucket = fanout_bucket(msg);
     for (unsigned i = 0; i < f->nlanes; i++) {
         struct lane *l = &f->lanes[i];
+        cost[i] = 0;
+        if (i == skip)
+            continue;
         cost[i] = cost_on(l, bucket, msg->len);
         bool ok = reserve(l, bucket, cost[i], lane_cap(l, src));
         if (!ok && src == FANOUT_FROM_CLIENT) {
@@ -194,13 +207,17 @@ int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src)
         }
         if (!ok) {
             while (i-- > 0)
-                release(&f->lanes[i], bucket, cost[i]);
+                if (i != skip)
+                    release(&f->lanes[i], bucket, cost[i]);
             return -EAGAIN;
         }
     }
     int missed = 0;
-    fbuf_ref_n(msg, f->nlanes);
+    unsigned posted = skip < f->nlanes ? f->nlanes - 1 : f->nlanes;
+    fbuf_ref_n(msg, posted);
     for (unsigned i = 0; i < f->nlanes; i++) {
+        if (i == skip)
+            continue;
         struct inbox_item it = {.kind = INBOX_FRAME, .bucket = (uint16_t)bucket, .ptr = msg,
                                 .cost = cost[i]};
         if (inbox_push(&f->lanes[i].inbox, it) < 0) {

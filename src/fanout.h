@@ -113,6 +113,12 @@ int fanout_inbox_fd(struct fanout *f, unsigned lane);
  * (nothing was posted, nothing is owed); or the number (> 0) of lanes that
  * could not take it for lack of memory (the others did). Any thread. */
 int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src);
+/* The same, but for lane skip, whose worker delivers msg itself at once
+ * (a worker's own client's message: no inbox round trip to itself). */
+int fanout_post_except(struct fanout *f, struct fbuf *msg, enum fanout_source src, unsigned skip);
+/* What msg costs on lane (recipients + 1 times its bytes and the item
+ * overhead): for the lane's worker to count work it did without its inbox. */
+uint64_t fanout_cost(struct fanout *f, unsigned lane, const struct fbuf *msg);
 
 /* Whether msg's bytes to bucket would be admitted now (src's rules), without
  * reserving anything: a cheap look for a producer that would rather drop

@@ -146,6 +146,30 @@ START_TEST(all_or_nothing_across_lanes)
 }
 END_TEST
 
+/* A worker's own client's message goes to the other lanes only: its own
+ * lane gets no item, holds no credit and is never what refuses it. */
+START_TEST(the_senders_own_lane_is_skipped)
+{
+    struct fanout *f = fanout_create(2);
+    for (int i = 0; i < 50; i++)
+        fanout_member(f, 0, bucket_of("r"), 1);
+    struct fbuf *b = to_room("r", 2000);
+    unsigned posted = 0;
+    while (posted < 10000 && fanout_post_except(f, b, FANOUT_FROM_CLIENT, 0) == 0)
+        posted++;
+    ck_assert_uint_eq(fanout_lane_work(f, 0), 0);
+    ck_assert_uint_eq(deliver_all(f, 0), 0);
+    /* Lane 1 (no members) took them until its own budget said no. */
+    ck_assert_uint_gt(posted, 0);
+    ck_assert_uint_eq(deliver_all(f, 1), posted);
+    ck_assert_uint_eq(b->refs, 1); /* every item's reference given back */
+    /* The cost of lane 0's own delivery, for its worker to count. */
+    ck_assert_uint_eq(fanout_cost(f, 0, b), 51 * (b->len + FANOUT_ITEM_OVERHEAD));
+    fbuf_unref(b);
+    fanout_destroy(f);
+}
+END_TEST
+
 START_TEST(refused_client_is_kicked_when_credit_returns)
 {
     struct fanout *f = fanout_create(2);
@@ -222,6 +246,7 @@ Suite *fanout_suite(void)
     tcase_add_test(tc, redis_leaves_a_quarter_for_clients);
     tcase_add_test(tc, big_message_goes_alone);
     tcase_add_test(tc, all_or_nothing_across_lanes);
+    tcase_add_test(tc, the_senders_own_lane_is_skipped);
     tcase_add_test(tc, refused_client_is_kicked_when_credit_returns);
     tcase_add_test(tc, budget_follows_what_the_worker_writes);
     suite_add_tcase(s, tc);
