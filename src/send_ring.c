@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <sys/uio.h>
 
+#include "ring.h"
 #include "ws/frame.h"
 
 static bool is_pong(const struct fbuf *b)
@@ -15,11 +16,9 @@ static bool is_pong(const struct fbuf *b)
 /* cap slots (>= n), oldest first at slot 0. */
 static bool resize(struct send_ring *r, uint32_t cap)
 {
-    struct fbuf **s = malloc(cap * sizeof(*s));
+    struct fbuf **s = ring_relayout(r->slot, sizeof(*s), r->head, r->n, r->cap, cap);
     if (!s)
         return false;
-    for (uint32_t i = 0; i < r->n; i++)
-        s[i] = r->slot[(r->head + i) % r->cap];
     free(r->slot);
     r->slot = s;
     r->cap = cap;
@@ -30,9 +29,7 @@ static bool resize(struct send_ring *r, uint32_t cap)
 bool send_ring_push(struct send_ring *r, struct fbuf *b, uint32_t max)
 {
     if (r->n == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : SEND_RING_MIN;
-        if (cap > max)
-            cap = max;
+        uint32_t cap = ring_next_cap(r->cap, SEND_RING_MIN, max);
         if (r->n >= cap || !resize(r, cap))
             return false;
     }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "fbuf.h"
+#include "ring.h"
 
 #define FIRST_SIZE 64
 
@@ -29,12 +30,10 @@ static bool room_for_one(struct outbox *o)
         return true;
     if (o->size == o->cap)
         return false;
-    uint32_t size = o->size > o->cap / 2 ? o->cap : o->size * 2;
-    struct outbox_item *v = malloc((size_t)size * sizeof(*v));
+    uint32_t size = ring_next_cap(o->size, o->size, o->cap);
+    struct outbox_item *v = ring_relayout(o->items, sizeof(*v), o->head, o->n, o->size, size);
     if (!v)
         return false;
-    for (uint32_t i = 0; i < o->n; i++)
-        v[i] = o->items[(o->head + i) % o->size];
     free(o->items);
     o->items = v;
     o->size = size;

@@ -1,8 +1,11 @@
 /* sub_fifo.c: a subscriber link's commands awaiting answers (sub_fifo.h). */
 #include "redis/sub_fifo.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "ring.h"
 
 void sub_cmd_free(struct sub_cmd *c)
 {
@@ -18,12 +21,10 @@ static bool reserve(struct sub_fifo *f)
 {
     if (f->n < f->cap)
         return true;
-    size_t cap = f->cap ? f->cap * 2 : 16;
-    struct sub_cmd *v = malloc(cap * sizeof(*v));
+    uint32_t cap = ring_next_cap(f->cap, 16, UINT32_MAX);
+    struct sub_cmd *v = ring_relayout(f->cmds, sizeof(*v), f->head, f->n, f->cap, cap);
     if (!v)
         return false;
-    for (size_t i = 0; i < f->n; i++)
-        v[i] = f->cmds[(f->head + i) % f->cap];
     free(f->cmds);
     f->cmds = v;
     f->cap = cap;
