@@ -99,10 +99,6 @@ unsigned fanout_room_bucket(uint32_t room_hash)
     return room_hash % FANOUT_BUCKETS;
 }
 
-unsigned fanout_bucket(const struct fbuf *msg)
-{
-    return msg->room ? fanout_room_bucket(msg->room_hash) : FANOUT_GLOBAL;
-}
 
 void fanout_member(struct fanout *f, unsigned lane, unsigned bucket, int delta)
 {
@@ -176,20 +172,20 @@ bool fanout_admits(struct fanout *f, unsigned bucket, size_t frame_len, enum fan
     return true;
 }
 
-int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src)
+int fanout_post(struct fanout *f, struct fbuf *msg, unsigned bucket, enum fanout_source src)
 {
-    return fanout_post_except(f, msg, src, FANOUT_MAX_LANES);
+    return fanout_post_except(f, msg, bucket, src, FANOUT_MAX_LANES);
 }
 
-uint64_t fanout_cost(struct fanout *f, unsigned lane, const struct fbuf *msg)
+uint64_t fanout_cost(struct fanout *f, unsigned lane, const struct fbuf *msg, unsigned bucket)
 {
-    return cost_on(&f->lanes[lane], fanout_bucket(msg), msg->len);
+    return cost_on(&f->lanes[lane], bucket, msg->len);
 }
 
-int fanout_post_except(struct fanout *f, struct fbuf *msg, enum fanout_source src, unsigned skip)
+int fanout_post_except(struct fanout *f, struct fbuf *msg, unsigned bucket, enum fanout_source src,
+                       unsigned skip)
 {
     uint64_t cost[FANOUT_MAX_LANES];
-    unsigned bucket = fanout_bucket(msg);
     for (unsigned i = 0; i < f->nlanes; i++) {
         struct lane *l = &f->lanes[i];
         cost[i] = 0;

@@ -108,17 +108,19 @@ struct inbox *fanout_inbox(struct fanout *f, unsigned lane);
 /* The eventfd lane's worker waits on. */
 int fanout_inbox_fd(struct fanout *f, unsigned lane);
 
-/* Posts msg to every lane if every lane admits it. Takes one reference per
+/* Posts msg (to bucket: its routing record's, dest.h) to every lane if
+ * every lane admits it. Takes one reference per
  * lane; the caller keeps its own. Returns 0; -EAGAIN when some lane is full
  * (nothing was posted, nothing is owed); or the number (> 0) of lanes that
  * could not take it for lack of memory (the others did). Any thread. */
-int fanout_post(struct fanout *f, struct fbuf *msg, enum fanout_source src);
+int fanout_post(struct fanout *f, struct fbuf *msg, unsigned bucket, enum fanout_source src);
 /* The same, but for lane skip, whose worker delivers msg itself at once
  * (a worker's own client's message: no inbox round trip to itself). */
-int fanout_post_except(struct fanout *f, struct fbuf *msg, enum fanout_source src, unsigned skip);
+int fanout_post_except(struct fanout *f, struct fbuf *msg, unsigned bucket, enum fanout_source src,
+                       unsigned skip);
 /* What msg costs on lane (recipients + 1 times its bytes and the item
  * overhead): for the lane's worker to count work it did without its inbox. */
-uint64_t fanout_cost(struct fanout *f, unsigned lane, const struct fbuf *msg);
+uint64_t fanout_cost(struct fanout *f, unsigned lane, const struct fbuf *msg, unsigned bucket);
 
 /* Whether msg's bytes to bucket would be admitted now (src's rules), without
  * reserving anything: a cheap look for a producer that would rather drop
@@ -138,8 +140,7 @@ int fanout_hand_over(struct fanout *f, unsigned lane, struct conn_handoff *h);
  * memory. Any thread. */
 unsigned fanout_room_ready(struct fanout *f, const char *room, uint64_t gen);
 
-/* The bucket of a room (by room_hash), or FANOUT_GLOBAL for NULL. */
-unsigned fanout_bucket(const struct fbuf *msg);
+/* The bucket of a room, by room_hash (global messages: FANOUT_GLOBAL). */
 unsigned fanout_room_bucket(uint32_t room_hash);
 
 /* A member joined (+1) or left (-1) bucket on lane. Lane's worker. */

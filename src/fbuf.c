@@ -1,13 +1,13 @@
 /* fbuf.c: refcounted frame buffers shared by every recipient of a broadcast. */
 #include "fbuf.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ws/frame.h"
-
-#include "room/room.h"
 
 static struct fbuf *frame(uint8_t opcode, const void *payload, size_t len, size_t extra)
 {
@@ -23,8 +23,7 @@ static struct fbuf *frame(uint8_t opcode, const void *payload, size_t len, size_
         memcpy(b->data + h, payload, len);
     b->len = (uint32_t)(h + len);
     b->hdr_len = (uint8_t)h;
-    b->room = NULL;
-    b->room_hash = 0;
+    b->route = NULL;
     return b;
 }
 
@@ -33,15 +32,14 @@ struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len)
     return frame(opcode, payload, len, 0);
 }
 
-struct fbuf *fbuf_new_broadcast(const void *payload, size_t len, const char *room)
+struct fbuf *fbuf_new_broadcast(const void *payload, size_t len, const void *route, size_t size)
 {
-    size_t rlen = room ? strlen(room) : 0;
-    struct fbuf *b = frame(WS_OP_TEXT, payload, len, room ? rlen + 1 : 0);
-    if (b && room) {
-        char *name = (char *)b->data + b->len;
-        memcpy(name, room, rlen + 1);
-        b->room = name;
-        b->room_hash = room_hash(room, rlen);
+    const size_t align = _Alignof(max_align_t);
+    struct fbuf *b = frame(WS_OP_TEXT, payload, len, size + align - 1);
+    if (b) {
+        uintptr_t at = ((uintptr_t)(b->data + b->len) + align - 1) & ~(uintptr_t)(align - 1);
+        memcpy((void *)at, route, size);
+        b->route = (const void *)at;
     }
     return b;
 }

@@ -15,8 +15,7 @@ struct fbuf {
     atomic_uint refs; /* one per stored pointer */
     uint32_t len;     /* bytes of data: header and payload */
     uint8_t hdr_len;  /* the frame header's share of len */
-    const char *room; /* broadcasts: the room it goes to (in this allocation), NULL: global */
-    uint32_t room_hash;
+    const void *route; /* broadcasts: where it goes (dest.h), in this allocation; else NULL */
     uint8_t data[];
 };
 
@@ -24,9 +23,10 @@ struct fbuf {
  * holding one reference (the caller's), or NULL when out of memory. */
 struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len);
 
-/* Frames payload as a text frame bound for room (NULL: every connection),
- * copying the room's name into the same allocation. */
-struct fbuf *fbuf_new_broadcast(const void *payload, size_t len, const char *room);
+/* Frames payload as a text frame that carries a copy of its routing record
+ * (route, size bytes: dest.h says what it holds; fbuf only keeps it) in the
+ * same allocation. */
+struct fbuf *fbuf_new_broadcast(const void *payload, size_t len, const void *route, size_t size);
 
 /* The frame's payload: what was framed, without the header. */
 static inline const uint8_t *fbuf_payload(const struct fbuf *b)

@@ -35,6 +35,7 @@
 #include "common.h"
 #include "config.h"
 #include "conn.h"
+#include "dest.h"
 #include "fanout.h"
 #include "fbuf.h"
 #include "inbox.h"
@@ -112,22 +113,23 @@ static void fill_ctx(struct worker *w, struct conn *c, struct envelope_ctx *ctx)
     memcpy(ctx->rand + 8, &b, 8);
 }
 
-static void deliver(struct worker *w, struct fbuf *b);
+static void deliver_to(struct worker *w, struct room *r, struct fbuf *b);
 
-/* Hands an accepted message to every other worker and to the broker, and
- * delivers it to this worker's own members here and now (no round trip
- * through its own inbox: a lock, an eventfd write and another loop pass
- * saved per message). Returns false, having done nothing, when some other
- * lane cannot admit it now. */
-static bool publish(struct worker *w, struct fbuf *b)
+/* Hands c's accepted message to every other worker and to the broker, and
+ * delivers it to this worker's own members of c's room here and now (no
+ * round trip through its own inbox: a lock, an eventfd write and another
+ * loop pass saved per message). Returns false, having done nothing, when
+ * some other lane cannot admit it now. */
+static bool publish(struct worker *w, struct conn *c, struct fbuf *b)
 {
-    int rc = fanout_post_except(w->fan, b, FANOUT_FROM_CLIENT, w->id);
+    unsigned bucket = dest_of_frame(b)->bucket;
+    int rc = fanout_post_except(w->fan, b, bucket, FANOUT_FROM_CLIENT, w->id);
     if (rc == -EAGAIN)
         return false;
     if (rc > 0)
         bump(&w->counters->dropped, rc);
-    w->pass_work += fanout_cost(w->fan, w->id, b);
-    deliver(w, b);
+    w->pass_work += fanout_cost(w->fan, w->id, b, bucket);
+    deliver_to(w, c->room ? c->room : &w->chat, b);
     w->env.broker->publish(w->env.broker, b);
     bump(&w->counters->published, 1);
     return true;
@@ -146,7 +148,9 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
     w->out.len = 0;
     int rc = c->read_only ? ENVELOPE_ERR_READ_ONLY
                           : envelope_from_client(&ctx, (const char *)ev->data, ev->len, &w->out);
-    struct fbuf *b = rc < 0 ? NULL : fbuf_new_broadcast(w->out.p, w->out.len, ctx.room);
+    struct dest d;
+    dest_of_room(&d, ctx.room); /* the message's routing, once for every hop */
+    struct fbuf *b = rc < 0 ? NULL : dest_frame(w->out.p, w->out.len, &d);
     if (w->out.cap > OUT_KEEP)
         json_out_free(&w->out);
     if (rc < 0) {
@@ -166,7 +170,7 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
         bump(&w->counters->dropped, 1);
         return;
     }
-    if (publish(w, b))
+    if (publish(w, c, b))
         fbuf_unref(b);
     else
         conn_hold_credit(&w->conns, c, b); /* read again when a retry takes it */
@@ -192,8 +196,7 @@ static void on_message(void *owner, struct conn *c, const struct ws_event *ev)
 /* A held message's next try (conn_calls.retry). */
 static bool retry_held(void *owner, struct conn *c, struct fbuf *parked)
 {
-    (void)c;
-    return publish(owner, parked);
+    return publish(owner, c, parked);
 }
 
 /* ---- rooms ---- */
@@ -355,23 +358,33 @@ static const struct conn_calls CALLS = {
 
 /* ---- inbox, drain, loop ---- */
 
-/* Appends b to the ring of every member of its room (or every chat
- * connection). The references are taken with one atomic add for all of
- * them, and those not used (closed or slow members) are given back. */
-static void deliver(struct worker *w, struct fbuf *b)
+/* Appends b to the ring of every member of r (a room, or the list of every
+ * chat connection). The references are taken with one atomic add for all
+ * of them, and those not used (closed or slow members) are given back. */
+static void deliver_to(struct worker *w, struct room *r, struct fbuf *b)
 {
-    struct room *r = b->room ? room_find(&w->rooms, b->room, b->room_hash) : &w->chat;
-    if (!r || r->n == 0)
+    if (r->n == 0)
         return;
+    bool global = r == &w->chat;
     uint32_t n = r->n, used = 0;
     fbuf_ref_n(b, n);
     for (uint32_t i = 0; i < n; i++) {
-        struct conn *c = b->room ? container_of(r->members[i], struct conn, room_m)
-                                 : container_of(r->members[i], struct conn, chat_m);
+        struct conn *c = global ? container_of(r->members[i], struct conn, chat_m)
+                                : container_of(r->members[i], struct conn, room_m);
         used += conn_send(&w->conns, c, b, true);
     }
     bump(&w->counters->delivered, used);
     fbuf_unref_n(b, n - used);
+}
+
+/* b from the inbox: to the members of the room its record names. */
+static void deliver(struct worker *w, struct fbuf *b)
+{
+    const struct dest *d = dest_of_frame(b);
+    const char *room = dest_room(d);
+    struct room *r = room ? room_find(&w->rooms, room, d->hash) : &w->chat;
+    if (r)
+        deliver_to(w, r, b);
 }
 
 static void process_inbox(struct worker *w)

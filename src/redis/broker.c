@@ -186,7 +186,7 @@ int redis_broker_start(const struct config *cfg, struct room_registry *rooms,
     rb->stop_efd = rb->pub_efd = rb->wake_efd = -1;
     /* The epoch tells restarts of one POD_ID apart. It is random, and no
      * client ever sees it (seq.h), so a client cannot aim a payload at
-     * another pod's stream. 62 bits: at most 19 digits (seq_tail_parse). */
+     * another pod's stream. 62 bits: at most 19 digits (envelope_numbering). */
     if (getrandom(&rb->epoch, sizeof(rb->epoch), 0) != sizeof(rb->epoch))
         rb->epoch = (uint64_t)clock_wall_ms() ^ ((uint64_t)getpid() << 40);
     rb->epoch = (rb->epoch >> 2) | 1;

@@ -24,12 +24,9 @@ int redis_msg_room(const char *channel, size_t channel_len, char room[WS_HS_ROOM
     return -1;
 }
 
-enum redis_msg_kind redis_msg_classify(const char *channel, size_t channel_len, const char *payload,
-                                       size_t payload_len, const char *pod_id,
-                                       char room[WS_HS_ROOM_MAX + 1])
+enum redis_msg_kind redis_msg_classify(const char *payload, size_t payload_len, const char *pod_id,
+                                       const char *room)
 {
-    if (redis_msg_room(channel, channel_len, room) < 0)
-        return REDIS_MSG_INVALID;
     /* Clients get text frames, which must be UTF-8 (RFC 6455 5.6). */
     if (ws_utf8_check((const uint8_t *)payload, payload_len) < 0)
         return REDIS_MSG_INVALID;
@@ -42,8 +39,8 @@ enum redis_msg_kind redis_msg_classify(const char *channel, size_t channel_len, 
         if (json_string_eq(m.key, "pod"))
             own = m.value.type == JSON_STRING && json_string_eq(m.value, pod_id);
         else if (json_string_eq(m.key, "room"))
-            room_ok = room[0] ? m.value.type == JSON_STRING && json_string_eq(m.value, room)
-                              : m.value.type == JSON_NULL;
+            room_ok = room ? m.value.type == JSON_STRING && json_string_eq(m.value, room)
+                           : m.value.type == JSON_NULL;
     }
     if (rc < 0)
         return REDIS_MSG_INVALID;

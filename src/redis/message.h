@@ -26,11 +26,10 @@ enum redis_msg_kind {
  * -1 when the channel is not one of ours or names an impossible room. */
 int redis_msg_room(const char *channel, size_t channel_len, char room[WS_HS_ROOM_MAX + 1]);
 
-/* Classifies one message. room receives the room's name ("" for global).
- * Any thread. */
-enum redis_msg_kind redis_msg_classify(const char *channel, size_t channel_len, const char *payload,
-                                       size_t payload_len, const char *pod_id,
-                                       char room[WS_HS_ROOM_MAX + 1]);
+/* Classifies one message whose channel names room (NULL: realtime:global;
+ * dest_of_channel works it out). Any thread. */
+enum redis_msg_kind redis_msg_classify(const char *payload, size_t payload_len, const char *pod_id,
+                                       const char *room);
 
 /* Writes the channel for a room (NULL: global) into out (at least 160 bytes).
  * Returns its length. */

@@ -37,6 +37,7 @@
 #include "clock.h"
 #include "common.h"
 #include "config.h"
+#include "dest.h"
 #include "fbuf.h"
 #include "log.h"
 #include "loop.h"
@@ -51,7 +52,7 @@
 /* A slot whose master changed waits this long (see above). */
 #define REDIS_FAILOVER_HOLD_MS 1500
 /* The pseudo-slot of realtime:global, which follows global_node. */
-#define SLOT_GLOBAL REDIS_CLUSTER_SLOTS
+#define SLOT_GLOBAL DEST_SLOT_GLOBAL
 
 /* The publisher's part of a node (nodes.h). */
 struct pub_node {
@@ -174,19 +175,6 @@ static void update_gauges(struct pub *p)
 
 /* ---- sending ---- */
 
-/* Where a message goes: its channel and that channel's slot (SLOT_GLOBAL
- * for realtime:global), worked out once per message and pass. */
-struct dest {
-    char channel[192];
-    size_t clen;
-    unsigned slot;
-};
-
-static void dest_of(const struct fbuf *b, struct dest *d)
-{
-    d->clen = redis_msg_channel(b->room, d->channel, sizeof(d->channel));
-    d->slot = b->room ? redis_cluster_slot(d->channel, d->clen) : SLOT_GLOBAL;
-}
 
 /* The payload for item: the message with this pod's next sequence number on
  * its channel (kept with the item, so a resend carries the same one). */
@@ -202,7 +190,7 @@ static size_t numbered(struct pub *p, struct outbox_item *it, const char *channe
         it->seq = ++e->value;
         e->stamp_ms = now;
     }
-    return seq_tail_append((const char *)fbuf_payload(b), b->len - b->hdr_len, it->seq,
+    return envelope_number((const char *)fbuf_payload(b), b->len - b->hdr_len, it->seq,
                            p->rb->epoch, p->scratch, p->scratch_cap);
 }
 
@@ -211,7 +199,7 @@ static size_t numbered(struct pub *p, struct outbox_item *it, const char *channe
 static bool send_item(struct pub *p, struct pub_node *pn, struct outbox_item *it,
                       const struct dest *d, uint64_t now)
 {
-    size_t plen = numbered(p, it, d->channel, d->clen, now);
+    size_t plen = numbered(p, it, d->channel, d->channel_len, now);
     const char *payload = p->scratch;
     if (!plen) { /* out of memory: unnumbered, still sent */
         payload = (const char *)fbuf_payload(it->msg);
@@ -219,7 +207,7 @@ static bool send_item(struct pub *p, struct pub_node *pn, struct outbox_item *it
     }
     bool sharded = redis_nodes_sharded(p->ns) && d->slot != SLOT_GLOBAL;
     const char *argv[3] = {sharded ? "SPUBLISH" : "PUBLISH", d->channel, payload};
-    size_t len[3] = {sharded ? 8 : 7, d->clen, plen};
+    size_t len[3] = {sharded ? 8 : 7, d->channel_len, plen};
     return redis_node_send(pn->node, 3, argv, len);
 }
 
@@ -244,11 +232,10 @@ struct drain_ctx {
 static enum pub_queue_verdict drain_one(void *ctx, struct outbox_item *it)
 {
     struct drain_ctx *c = ctx;
-    struct dest d;
-    dest_of(it->msg, &d);
-    if (held(c->p, d.slot, c->now))
+    const struct dest *d = dest_of_frame(it->msg);
+    if (held(c->p, d->slot, c->now))
         return PUB_QUEUE_KEEP;
-    return send_item(c->p, c->pn, it, &d, c->now) ? PUB_QUEUE_SENT : PUB_QUEUE_FAIL;
+    return send_item(c->p, c->pn, it, d, c->now) ? PUB_QUEUE_SENT : PUB_QUEUE_FAIL;
 }
 
 /* Sends what the node has parked, in order, leaving what is held and what
@@ -266,21 +253,20 @@ static void drain(struct pub *p, struct pub_node *pn, uint64_t now)
  * the node waits before it, else to the node's parked queue. */
 static void route_item(struct pub *p, struct outbox_item *it, uint64_t now)
 {
-    struct dest d;
-    dest_of(it->msg, &d);
-    struct pub_node *pn = d.slot == SLOT_GLOBAL ? global_node(p, now)
-                                                : pub_of(redis_nodes_for_slot(p->ns, d.slot));
+    const struct dest *d = dest_of_frame(it->msg);
+    struct pub_node *pn = d->slot == SLOT_GLOBAL ? global_node(p, now)
+                                                 : pub_of(redis_nodes_for_slot(p->ns, d->slot));
     if (!pn) {
         outbox_append(&p->unrouted, it);
         redis_nodes_want_map(p->ns);
         return;
     }
     if (!redis_node_ready(pn->node) || pn->quiet || !pub_queue_may_send(&pn->q) ||
-        held(p, d.slot, now)) {
+        held(p, d->slot, now)) {
         pub_queue_park(&pn->q, it);
         return;
     }
-    bool ok = send_item(p, pn, it, &d, now);
+    bool ok = send_item(p, pn, it, d, now);
     pub_queue_sent(&pn->q, it, now);
     if (!ok)
         redis_nodes_fail(p->ns, pn->node, now, false);
@@ -298,13 +284,12 @@ static void evict(struct pub *p, struct pub_node *pn, bool global_only)
     for (uint32_t k = 0; k < n; k++) {
         struct outbox_item it;
         outbox_take(&pn->q.parked, &it, 1);
-        struct dest d;
-        dest_of(it.msg, &d);
+        const struct dest *d = dest_of_frame(it.msg);
         bool move;
-        if (d.slot == SLOT_GLOBAL)
+        if (d->slot == SLOT_GLOBAL)
             move = global_only || pn != carrier(p);
         else
-            move = !global_only && !redis_nodes_serves_slot(p->ns, pn->node, d.slot);
+            move = !global_only && !redis_nodes_serves_slot(p->ns, pn->node, d->slot);
         outbox_append(move ? &p->unrouted : &pn->q.parked, &it);
     }
 }
@@ -361,10 +346,9 @@ static void refused(struct pub *p, const struct outbox_item *it, const char *why
 {
     uint_fast64_t n = atomic_fetch_add(&p->rb->counters.publish_refused, 1);
     if (redis_episode_note(&p->refused, now, n))
-        log_warn("redis: Redis refused to publish on %s%s: %s (dropped, counted as "
+        log_warn("redis: Redis refused to publish on %s: %s (dropped, counted as "
                  "broker.publish_refused)",
-                 it->msg->room ? "the channel of room " : "realtime:global",
-                 it->msg->room ? it->msg->room : "", why);
+                 dest_of_frame(it->msg)->channel, why);
 }
 
 /* One answer of a node's (redis_nodes_calls.reply): it confirms the

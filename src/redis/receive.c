@@ -8,13 +8,13 @@
 
 #include "clock.h"
 #include "config.h"
+#include "dest.h"
 #include "fanout.h"
 #include "fbuf.h"
 #include "log.h"
 #include "redis/broker_internal.h"
 #include "redis/message.h"
 #include "room/envelope.h"
-#include "room/room.h"
 #include "ws/frame.h"
 
 int redis_receiver_init(struct redis_receiver *s, struct redis_broker *rb)
@@ -77,7 +77,7 @@ static struct broker_origin_lost *origin_entry(struct redis_broker *rb, const ch
 /* Checks a numbered payload from another pod against what was seen from it
  * on this channel. Returns false for a duplicate, which is dropped; a gap is
  * counted as lost, per origin, with one log line per episode. */
-static bool in_sequence(struct redis_receiver *s, const redisReply *ch, const struct seq_tail *t)
+static bool in_sequence(struct redis_receiver *s, const redisReply *ch, const struct envelope_numbering *t)
 {
     struct redis_broker *rb = s->rb;
     char key[SEQ_KEY_MAX];
@@ -127,15 +127,16 @@ static void count_drop(atomic_uint_fast64_t *c, const char *counter, const char 
 void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisReply *pl)
 {
     struct redis_broker *rb = s->rb;
-    char room[WS_HS_ROOM_MAX + 1];
     atomic_fetch_add_explicit(&rb->counters.taken, 1, memory_order_relaxed);
     if (ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING) {
         atomic_fetch_add(&rb->counters.foreign_dropped, 1);
         return;
     }
-    bool known_channel = redis_msg_room(ch->str, ch->len, room) == 0;
-    struct seq_tail tail;
-    bool numbered = known_channel && seq_tail_parse(pl->str, pl->len, &tail);
+    /* Where it goes, worked out once (dest.h): the channel names the room. */
+    struct dest d;
+    bool known_channel = dest_of_channel(&d, ch->str, ch->len) == 0;
+    struct envelope_numbering tail;
+    bool numbered = known_channel && envelope_numbering(pl->str, pl->len, &tail);
     size_t idlen = strlen(rb->cfg->pod_id);
     bool own_tail = numbered && tail.pod_len == idlen && memcmp(tail.pod, rb->cfg->pod_id, idlen) == 0;
     /* Sequence first, cheaply from the tail: a repeat is dropped before any
@@ -148,14 +149,14 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
      * only slow the subscriber down. Our own messages are let through to be
      * recognised and suppressed, not counted. */
     if (known_channel && !own_tail &&
-        !fanout_admits(rb->fanout,
-                       room[0] ? fanout_room_bucket(room_hash(room, strlen(room))) : FANOUT_GLOBAL,
-                       pl->len + ws_frame_header_len(pl->len), FANOUT_FROM_REDIS)) {
+        !fanout_admits(rb->fanout, d.bucket, pl->len + ws_frame_header_len(pl->len),
+                       FANOUT_FROM_REDIS)) {
         redis_receive_overload(s);
         return;
     }
-    enum redis_msg_kind k =
-        redis_msg_classify(ch->str, ch->len, pl->str, pl->len, rb->cfg->pod_id, room);
+    enum redis_msg_kind k = known_channel ? redis_msg_classify(pl->str, pl->len, rb->cfg->pod_id,
+                                                               dest_room(&d))
+                                          : REDIS_MSG_INVALID;
     switch (k) {
     case REDIS_MSG_OWN:
         /* Delivered locally already. One that this run did not publish
@@ -186,12 +187,12 @@ void redis_receive(struct redis_receiver *s, const redisReply *ch, const redisRe
      * to the numbering plus one byte, which becomes the closing brace
      * before anyone else sees the buffer. */
     size_t len = numbered ? tail.body_len + 1 : pl->len;
-    struct fbuf *b = fbuf_new_broadcast(pl->str, len, room[0] ? room : NULL);
+    struct fbuf *b = dest_frame(pl->str, len, &d);
     if (!b)
         return;
     if (numbered)
         b->data[b->len - 1] = '}';
-    int rc = fanout_post(rb->fanout, b, FANOUT_FROM_REDIS);
+    int rc = fanout_post(rb->fanout, b, d.bucket, FANOUT_FROM_REDIS);
     fbuf_unref(b);
     if (rc == -EAGAIN) {
         redis_receive_overload(s);

@@ -2,7 +2,8 @@
  *
  * Every payload a pod publishes ends with its id, a sequence number per
  * channel and the pod's epoch, a random number drawn at start:
- * ..."pod":"chat-1","seq":41,"epoch":5710...}. Clients never see the
+ * ..."pod":"chat-1","seq":41,"epoch":5710...} (the envelope module writes
+ * and reads that numbering: envelope.h, "On Redis"). Clients never see the
  * numbering (the receiving pod cuts it off before framing), so a client
  * cannot learn an epoch. A receiving pod remembers the last sequence it saw
  * per (origin, epoch, channel): a repeat or a slightly older number is a
@@ -66,24 +67,5 @@ enum seq_verdict {
 
 /* Judges seq against e (fresh: just created) and records it. */
 enum seq_verdict seq_accept(struct seq_entry *e, bool fresh, uint64_t seq, uint64_t *lost);
-
-/* The tail of a payload published by a pod: its id, sequence and epoch. */
-struct seq_tail {
-    const char *pod; /* into the payload, not NUL-terminated */
-    size_t pod_len;
-    uint64_t seq, epoch;
-    size_t body_len; /* the payload up to its numbering (",\"seq\":..."): what clients
-                        get, with a closing brace */
-};
-
-/* Reads the tail ..."pod":"<id>","seq":<n>,"epoch":<n>} of payload. Returns
- * false when the payload does not end that way (a backend's payload, say). */
-bool seq_tail_parse(const char *payload, size_t len, struct seq_tail *t);
-
-/* Writes payload (a JSON object ending in '}') with ,"seq":<seq>,"epoch":<epoch>
- * added before its closing brace into out. Returns the length, or 0 when it
- * does not fit in cap or payload does not end in '}'. */
-size_t seq_tail_append(const char *payload, size_t len, uint64_t seq, uint64_t epoch, char *out,
-                       size_t cap);
 
 #endif

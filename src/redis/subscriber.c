@@ -32,6 +32,7 @@
 #include "clock.h"
 #include "common.h"
 #include "config.h"
+#include "dest.h"
 #include "fanout.h"
 #include "fbuf.h"
 #include "json.h"
@@ -166,9 +167,9 @@ static bool pick_any(void *arg, const char *room)
 
 static unsigned slot_of_room(const char *room)
 {
-    char channel[192];
-    size_t n = redis_msg_channel(room, channel, sizeof(channel));
-    return redis_cluster_slot(channel, n);
+    struct dest d;
+    dest_of_room(&d, room);
+    return d.slot;
 }
 
 static bool pick_on_node(void *arg, const char *room)
@@ -205,11 +206,13 @@ static void tell_refused(struct sub *s, const char *room)
         memset(c.rand, 0x5a, sizeof(c.rand));
     struct json_out out = {0};
     envelope_error(&c, ENVELOPE_ERR_UNAVAILABLE, &out);
-    struct fbuf *b = out.oom ? NULL : fbuf_new_broadcast(out.p, out.len, room);
+    struct dest d;
+    dest_of_room(&d, room);
+    struct fbuf *b = out.oom ? NULL : dest_frame(out.p, out.len, &d);
     json_out_free(&out);
     if (!b)
         return;
-    if (fanout_post(s->rb->fanout, b, FANOUT_FROM_REDIS) == -EAGAIN)
+    if (fanout_post(s->rb->fanout, b, d.bucket, FANOUT_FROM_REDIS) == -EAGAIN)
         redis_receive_overload(&s->in);
     fbuf_unref(b);
 }

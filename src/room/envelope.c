@@ -1,6 +1,7 @@
 /* envelope.c: building messages without re-encoding what the client sent. */
 #include "room/envelope.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* The types a client may send. "system" is the server's own voice (and
@@ -97,6 +98,8 @@ static void open_message(const struct envelope_ctx *c, struct json_out *out, con
     json_out_lit(out, ",\"data\":");
 }
 
+/* Closes an envelope with its timestamp and, last of all, "pod": the
+ * numbering on Redis follows it (envelope_number). */
 static void close_message(const struct envelope_ctx *c, struct json_out *out)
 {
     char ts[32];
@@ -274,4 +277,73 @@ void envelope_welcome(const struct envelope_ctx *c, struct json_out *out)
     json_out_str_or_null(out, c->pod_id);
     json_out_lit(out, "}");
     close_message(c, out);
+}
+
+/* ---- the numbering on Redis (envelope.h) ---- */
+
+/* Reads the decimal number that ends just before *end (moving *end back over
+ * it). False when there is none or it overflows. */
+static bool number_before(const char *p, size_t *end, uint64_t *v)
+{
+    size_t i = *end, digits = 0;
+    while (i > 0 && p[i - 1] >= '0' && p[i - 1] <= '9' && digits < 20) {
+        i--;
+        digits++;
+    }
+    if (digits == 0 || digits == 20 || (digits > 1 && p[i] == '0'))
+        return false;
+    uint64_t n = 0;
+    for (size_t k = i; k < *end; k++)
+        n = n * 10 + (uint64_t)(p[k] - '0');
+    *v = n;
+    *end = i;
+    return true;
+}
+
+/* Moves *end back over lit, which must stand just before it. */
+static bool lit_before(const char *p, size_t *end, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (*end < n || memcmp(p + *end - n, lit, n) != 0)
+        return false;
+    *end -= n;
+    return true;
+}
+
+bool envelope_numbering(const char *payload, size_t len, struct envelope_numbering *t)
+{
+    size_t end = len;
+    if (!lit_before(payload, &end, "}") || !number_before(payload, &end, &t->epoch) ||
+        !lit_before(payload, &end, ",\"epoch\":") || !number_before(payload, &end, &t->seq) ||
+        !lit_before(payload, &end, ",\"seq\":"))
+        return false;
+    t->body_len = end;
+    if (!lit_before(payload, &end, "\""))
+        return false;
+    /* The pod id: config.c allows no quote or backslash in it. */
+    size_t stop = end;
+    while (end > 0 && payload[end - 1] != '"' && payload[end - 1] != '\\')
+        end--;
+    if (end == stop || end == 0 || payload[end - 1] != '"')
+        return false;
+    t->pod = payload + end;
+    t->pod_len = stop - end;
+    end--;
+    return lit_before(payload, &end, "\"pod\":") && end > 0 &&
+           (payload[end - 1] == ',' || payload[end - 1] == '{');
+}
+
+size_t envelope_number(const char *payload, size_t len, uint64_t seq, uint64_t epoch, char *out,
+                       size_t cap)
+{
+    if (len == 0 || payload[len - 1] != '}')
+        return 0;
+    char tail[64];
+    int n = snprintf(tail, sizeof(tail), ",\"seq\":%llu,\"epoch\":%llu}", (unsigned long long)seq,
+                     (unsigned long long)epoch);
+    if (n < 0 || len - 1 + (size_t)n > cap)
+        return 0;
+    memcpy(out, payload, len - 1);
+    memcpy(out + len - 1, tail, (size_t)n);
+    return len - 1 + (size_t)n;
 }

@@ -6,6 +6,7 @@
 #ifndef CHAT_ROOM_ENVELOPE_H
 #define CHAT_ROOM_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -68,5 +69,35 @@ void envelope_timestamp(int64_t ms, char out[32]);
 
 /* Writes the UUID v4 made of rand as 36 characters and a NUL. */
 void envelope_uuid(const uint8_t rand[16], char out[37]);
+
+/* ---- On Redis ----
+ *
+ * A pod's payload on Redis is its envelope with the numbering declared as
+ * its last three members, in this order and nothing after them:
+ *   ...,"pod":"<id>","seq":<n>,"epoch":<n>}
+ * envelope_from_client and the other builders write "pod" last for this
+ * (close_message), envelope_number appends "seq" and "epoch" (the publisher,
+ * redis/seq.h numbers them), and envelope_numbering reads all three back
+ * from the end, so a receiver finds them without parsing the message and
+ * can cut them off before clients see it (they get it up to "pod"'s value,
+ * closed). A payload that does not end this way (a backend's) has no
+ * numbering. */
+struct envelope_numbering {
+    const char *pod; /* into the payload, not NUL-terminated */
+    size_t pod_len;
+    uint64_t seq, epoch;
+    size_t body_len; /* the payload up to its numbering (",\"seq\":..."): what clients
+                        get, with a closing brace */
+};
+
+/* Reads the numbering at the end of payload. False when it does not end
+ * that way. */
+bool envelope_numbering(const char *payload, size_t len, struct envelope_numbering *t);
+
+/* Writes payload (an envelope: a JSON object whose last member is "pod")
+ * with "seq" and "epoch" added after it into out. Returns the length, or 0
+ * when it does not fit in cap or payload does not end in '}'. */
+size_t envelope_number(const char *payload, size_t len, uint64_t seq, uint64_t epoch, char *out,
+                       size_t cap);
 
 #endif

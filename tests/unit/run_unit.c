@@ -32,6 +32,7 @@ int main(void)
     srunner_add_suite(sr, send_ring_suite());
     srunner_add_suite(sr, conn_suite());
     srunner_add_suite(sr, sub_fifo_suite());
+    srunner_add_suite(sr, dest_suite());
     srunner_add_suite(sr, wheel_suite());
     srunner_add_suite(sr, send_batch_suite());
     srunner_run_all(sr, CK_NORMAL);

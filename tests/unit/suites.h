@@ -33,5 +33,6 @@ Suite *wheel_suite(void);
 Suite *send_batch_suite(void);
 Suite *conn_suite(void);
 Suite *sub_fifo_suite(void);
+Suite *dest_suite(void);
 
 #endif

@@ -262,10 +262,55 @@ START_TEST(bounded_by_max_len)
 }
 END_TEST
 
+/* A pod's payload on Redis ends with its numbering after "pod" (envelope.h):
+ * written, read back exactly, cut where it starts, and nothing else (a
+ * truncation, a backend's payload, a bad number or pod) is taken for one. */
+START_TEST(the_numbering_on_redis)
+{
+    const char *msg = "{\"id\":\"x\",\"data\":{\"pod\":\"fake\"},\"pod\":\"chat-1\"}";
+    char out[256];
+    size_t n = envelope_number(msg, strlen(msg), 41, 1764000000123ull, out, sizeof(out));
+    ck_assert_uint_gt(n, 0);
+    const char *want = "{\"id\":\"x\",\"data\":{\"pod\":\"fake\"},\"pod\":\"chat-1\",\"seq\":41,"
+                       "\"epoch\":1764000000123}";
+    ck_assert_uint_eq(n, strlen(want));
+    ck_assert(memcmp(out, want, n) == 0);
+    struct envelope_numbering t;
+    ck_assert(envelope_numbering(out, n, &t));
+    ck_assert_uint_eq(t.seq, 41);
+    ck_assert_uint_eq(t.epoch, 1764000000123ull);
+    ck_assert_uint_eq(t.pod_len, 6);
+    ck_assert(memcmp(t.pod, "chat-1", 6) == 0);
+    /* What clients get: the message up to its numbering. */
+    ck_assert_uint_eq(t.body_len, strlen(msg) - 1);
+    ck_assert(memcmp(out, msg, t.body_len) == 0);
+    /* No truncation of it is a tail, and nor are payloads that end otherwise. */
+    for (size_t k = 0; k < n; k++)
+        ck_assert_msg(!envelope_numbering(out, k, &t), "cut at %zu", k);
+    const char *bad[] = {
+        "{\"pod\":\"a\",\"seq\":1}",
+        "{\"pod\":\"a\",\"seq\":01,\"epoch\":2}",
+        "{\"pod\":\"a\",\"seq\":-1,\"epoch\":2}",
+        "{\"pod\":\"a\",\"seq\":1,\"epoch\":99999999999999999999}",
+        "{\"xpod\":\"a\",\"seq\":1,\"epoch\":2}",
+        "{\"pod\":\"a\\\"\",\"seq\":1,\"epoch\":2}",
+        "{\"pod\":\"\",\"seq\":1,\"epoch\":2}",
+        "{\"type\":\"notification\",\"seq\":1,\"epoch\":2}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!envelope_numbering(bad[i], strlen(bad[i]), &t), "%s", bad[i]);
+    ck_assert(envelope_numbering("{\"pod\":\"a\",\"seq\":0,\"epoch\":2}", 29, &t));
+    /* Appending needs a closing brace and room. */
+    ck_assert_uint_eq(envelope_number("[1]", 3, 1, 1, out, sizeof(out)), 0);
+    ck_assert_uint_eq(envelope_number(msg, strlen(msg), 1, 1, out, strlen(msg) + 5), 0);
+}
+END_TEST
+
 Suite *envelope_suite(void)
 {
     Suite *s = suite_create("envelope");
     TCase *tc = tcase_create("core");
+    tcase_add_test(tc, the_numbering_on_redis);
     tcase_add_test(tc, plain_text_becomes_chat);
     tcase_add_test(tc, object_fields);
     tcase_add_test(tc, errors);

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <string.h>
 
+#include "dest.h"
 #include "fanout.h"
 #include "fbuf.h"
 #include "room/room.h"
@@ -12,7 +13,15 @@ static struct fbuf *to_room(const char *room, size_t len)
 {
     static char text[1 << 16];
     memset(text, 'x', sizeof(text));
-    return fbuf_new_broadcast(text, len, room);
+    struct dest d;
+    dest_of_room(&d, room);
+    return dest_frame(text, len, &d);
+}
+
+/* Posts b to the bucket its routing record names. */
+static int post(struct fanout *f, struct fbuf *b, enum fanout_source src)
+{
+    return fanout_post(f, b, dest_of_frame(b)->bucket, src);
 }
 
 /* Posts copies of one message until a lane refuses; returns how many went in. */
@@ -20,7 +29,7 @@ static unsigned fill(struct fanout *f, const char *room, size_t len, enum fanout
 {
     struct fbuf *b = to_room(room, len);
     unsigned n = 0;
-    while (fanout_post(f, b, src) == 0)
+    while (post(f, b, src) == 0)
         n++;
     fbuf_unref(b);
     return n;
@@ -73,10 +82,10 @@ START_TEST(one_room_never_fills_a_lane)
     /* Another room (in another bucket) still gets in, on every lane. */
     ck_assert_uint_ne(bucket_of("big"), bucket_of("quiet"));
     struct fbuf *q = to_room("quiet", 10);
-    ck_assert_int_eq(fanout_post(f, q, FANOUT_FROM_CLIENT), 0);
+    ck_assert_int_eq(post(f, q, FANOUT_FROM_CLIENT), 0);
     /* So do global messages: a bucket of their own. */
-    struct fbuf *g = fbuf_new_broadcast("g", 1, NULL);
-    ck_assert_int_eq(fanout_post(f, g, FANOUT_FROM_REDIS), 0);
+    struct fbuf *g = to_room(NULL, 1);
+    ck_assert_int_eq(post(f, g, FANOUT_FROM_REDIS), 0);
     fbuf_unref(g);
     fbuf_unref(q);
     ck_assert_uint_eq(deliver_all(f, 0), big + 2);
@@ -101,8 +110,8 @@ START_TEST(redis_leaves_a_quarter_for_clients)
     struct fbuf *b = to_room("i", 4000);
     ck_assert(!fanout_admits(f, bucket_of("i"), b->len, FANOUT_FROM_REDIS));
     ck_assert(fanout_admits(f, bucket_of("i"), b->len, FANOUT_FROM_CLIENT));
-    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_REDIS), -EAGAIN);
-    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
+    ck_assert_int_eq(post(f, b, FANOUT_FROM_REDIS), -EAGAIN);
+    ck_assert_int_eq(post(f, b, FANOUT_FROM_CLIENT), 0);
     fbuf_unref(b);
     deliver_all(f, 0);
     fanout_destroy(f);
@@ -117,11 +126,11 @@ START_TEST(big_message_goes_alone)
     /* 4001 * (64 KiB + overhead) is four times the budget: an empty lane
      * still takes it, but nothing more of that room until it is delivered. */
     struct fbuf *b = to_room("r", 65536);
-    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
+    ck_assert_int_eq(post(f, b, FANOUT_FROM_CLIENT), 0);
     ck_assert_uint_gt(fanout_lane_work(f, 0), FANOUT_BUDGET_MIN);
-    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), -EAGAIN);
+    ck_assert_int_eq(post(f, b, FANOUT_FROM_CLIENT), -EAGAIN);
     deliver_all(f, 0);
-    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), 0);
+    ck_assert_int_eq(post(f, b, FANOUT_FROM_CLIENT), 0);
     fbuf_unref(b);
     deliver_all(f, 0);
     fanout_destroy(f);
@@ -136,7 +145,7 @@ START_TEST(all_or_nothing_across_lanes)
     fill(f, "r", 2000, FANOUT_FROM_CLIENT); /* lane 1 fills first */
     uint64_t w0 = fanout_lane_work(f, 0);
     struct fbuf *b = to_room("r", 2000);
-    ck_assert_int_eq(fanout_post(f, b, FANOUT_FROM_CLIENT), -EAGAIN);
+    ck_assert_int_eq(post(f, b, FANOUT_FROM_CLIENT), -EAGAIN);
     ck_assert_uint_eq(fanout_lane_work(f, 0), w0); /* nothing held on lane 0 */
     ck_assert_uint_eq(b->refs, 1);                /* and no reference taken */
     fbuf_unref(b);
@@ -155,7 +164,7 @@ START_TEST(the_senders_own_lane_is_skipped)
         fanout_member(f, 0, bucket_of("r"), 1);
     struct fbuf *b = to_room("r", 2000);
     unsigned posted = 0;
-    while (posted < 10000 && fanout_post_except(f, b, FANOUT_FROM_CLIENT, 0) == 0)
+    while (posted < 10000 && fanout_post_except(f, b, bucket_of("r"), FANOUT_FROM_CLIENT, 0) == 0)
         posted++;
     ck_assert_uint_eq(fanout_lane_work(f, 0), 0);
     ck_assert_uint_eq(deliver_all(f, 0), 0);
@@ -164,7 +173,7 @@ START_TEST(the_senders_own_lane_is_skipped)
     ck_assert_uint_eq(deliver_all(f, 1), posted);
     ck_assert_uint_eq(b->refs, 1); /* every item's reference given back */
     /* The cost of lane 0's own delivery, for its worker to count. */
-    ck_assert_uint_eq(fanout_cost(f, 0, b), 51 * (b->len + FANOUT_ITEM_OVERHEAD));
+    ck_assert_uint_eq(fanout_cost(f, 0, b, bucket_of("r")), 51 * (b->len + FANOUT_ITEM_OVERHEAD));
     fbuf_unref(b);
     fanout_destroy(f);
 }

@@ -80,54 +80,12 @@ START_TEST(tables_forget_quiet_entries)
 }
 END_TEST
 
-START_TEST(tails)
-{
-    const char *msg = "{\"id\":\"x\",\"data\":{\"pod\":\"fake\"},\"pod\":\"chat-1\"}";
-    char out[256];
-    size_t n = seq_tail_append(msg, strlen(msg), 41, 1764000000123ull, out, sizeof(out));
-    ck_assert_uint_gt(n, 0);
-    const char *want = "{\"id\":\"x\",\"data\":{\"pod\":\"fake\"},\"pod\":\"chat-1\",\"seq\":41,"
-                       "\"epoch\":1764000000123}";
-    ck_assert_uint_eq(n, strlen(want));
-    ck_assert(memcmp(out, want, n) == 0);
-    struct seq_tail t;
-    ck_assert(seq_tail_parse(out, n, &t));
-    ck_assert_uint_eq(t.seq, 41);
-    ck_assert_uint_eq(t.epoch, 1764000000123ull);
-    ck_assert_uint_eq(t.pod_len, 6);
-    ck_assert(memcmp(t.pod, "chat-1", 6) == 0);
-    /* What clients get: the message up to its numbering. */
-    ck_assert_uint_eq(t.body_len, strlen(msg) - 1);
-    ck_assert(memcmp(out, msg, t.body_len) == 0);
-    /* No truncation of it is a tail, and nor are payloads that end otherwise. */
-    for (size_t k = 0; k < n; k++)
-        ck_assert_msg(!seq_tail_parse(out, k, &t), "cut at %zu", k);
-    const char *bad[] = {
-        "{\"pod\":\"a\",\"seq\":1}",
-        "{\"pod\":\"a\",\"seq\":01,\"epoch\":2}",
-        "{\"pod\":\"a\",\"seq\":-1,\"epoch\":2}",
-        "{\"pod\":\"a\",\"seq\":1,\"epoch\":99999999999999999999}",
-        "{\"xpod\":\"a\",\"seq\":1,\"epoch\":2}",
-        "{\"pod\":\"a\\\"\",\"seq\":1,\"epoch\":2}",
-        "{\"pod\":\"\",\"seq\":1,\"epoch\":2}",
-        "{\"type\":\"notification\",\"seq\":1,\"epoch\":2}",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        ck_assert_msg(!seq_tail_parse(bad[i], strlen(bad[i]), &t), "%s", bad[i]);
-    ck_assert(seq_tail_parse("{\"pod\":\"a\",\"seq\":0,\"epoch\":2}", 29, &t));
-    /* Appending needs a closing brace and room. */
-    ck_assert_uint_eq(seq_tail_append("[1]", 3, 1, 1, out, sizeof(out)), 0);
-    ck_assert_uint_eq(seq_tail_append(msg, strlen(msg), 1, 1, out, strlen(msg) + 5), 0);
-}
-END_TEST
-
 Suite *seq_suite(void)
 {
     Suite *s = suite_create("seq");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, verdicts);
     tcase_add_test(tc, tables_forget_quiet_entries);
-    tcase_add_test(tc, tails);
     suite_add_tcase(s, tc);
     return s;
 }
