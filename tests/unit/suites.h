@@ -3,6 +3,19 @@
 #define CHAT_TEST_SUITES_H
 
 #include <check.h>
+#include <stddef.h>
+
+/* A suite of one test case, "core", with tests in order: the usual shape,
+ * written once (run_unit.c). */
+Suite *suite_of(const char *name, const TTest *const *tests, size_t n);
+
+/* Defines name_suite() as suite_of(name, the tests given). */
+#define SUITE(name, ...)                                                                           \
+    Suite *name##_suite(void)                                                                      \
+    {                                                                                              \
+        const TTest *const tests_[] = {__VA_ARGS__};                                               \
+        return suite_of(#name, tests_, sizeof(tests_) / sizeof(tests_[0]));                        \
+    }
 
 Suite *utf8_suite(void);
 Suite *frame_suite(void);

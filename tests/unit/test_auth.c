@@ -214,17 +214,11 @@ START_TEST(read_only_and_exp_are_handed_back)
 }
 END_TEST
 
-Suite *auth_suite(void)
-{
-    Suite *s = suite_create("auth");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, accepts_a_valid_token);
-    tcase_add_test(tc, sub_must_be_a_clean_name);
-    tcase_add_test(tc, refuses_bad_tokens);
-    tcase_add_test(tc, tampered_payload_is_refused);
-    tcase_add_test(tc, base64url);
-    tcase_add_test(tc, room_claims);
-    tcase_add_test(tc, read_only_and_exp_are_handed_back);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(auth,
+      accepts_a_valid_token,
+      sub_must_be_a_clean_name,
+      refuses_bad_tokens,
+      tampered_payload_is_refused,
+      base64url,
+      room_claims,
+      read_only_and_exp_are_handed_back)

@@ -117,13 +117,7 @@ START_TEST(slot_map_from_cluster_slots)
 }
 END_TEST
 
-Suite *cluster_suite(void)
-{
-    Suite *s = suite_create("cluster");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, slots_as_redis_computes_them);
-    tcase_add_test(tc, redirections);
-    tcase_add_test(tc, slot_map_from_cluster_slots);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(cluster,
+      slots_as_redis_computes_them,
+      redirections,
+      slot_map_from_cluster_slots)

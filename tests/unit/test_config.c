@@ -254,17 +254,11 @@ START_TEST(durations)
 }
 END_TEST
 
-Suite *config_suite(void)
-{
-    Suite *s = suite_create("config");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, defaults);
-    tcase_add_test(tc, every_variable_set);
-    tcase_add_test(tc, empty_means_unset);
-    tcase_add_test(tc, errors_name_the_variable);
-    tcase_add_test(tc, durations);
-    tcase_add_test(tc, redis_cluster_needs_its_url);
-    tcase_add_test(tc, redis_sentinel_and_tls);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(config,
+      defaults,
+      every_variable_set,
+      empty_means_unset,
+      errors_name_the_variable,
+      durations,
+      redis_cluster_needs_its_url,
+      redis_sentinel_and_tls)

@@ -383,20 +383,14 @@ START_TEST(shutdown_closes_open_connections_with_1001)
 }
 END_TEST
 
-Suite *conn_suite(void)
-{
-    Suite *s = suite_create("conn");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, every_ping_gets_its_pong_up_to_pong_max_then_the_latest);
-    tcase_add_test(tc, the_clients_close_is_answered_then_tcp_closes);
-    tcase_add_test(tc, our_close_shuts_writing_and_waits_for_the_client);
-    tcase_add_test(tc, a_client_that_never_answers_our_close_is_dropped_at_the_deadline);
-    tcase_add_test(tc, a_slow_consumer_is_closed_with_1008);
-    tcase_add_test(tc, input_held_for_credit_resumes_in_order);
-    tcase_add_test(tc, a_connection_freed_while_held_counts_its_message_dropped);
-    tcase_add_test(tc, input_held_for_the_room_is_read_after_release);
-    tcase_add_test(tc, a_silent_client_is_pinged_then_dropped_with_1001);
-    tcase_add_test(tc, shutdown_closes_open_connections_with_1001);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(conn,
+      every_ping_gets_its_pong_up_to_pong_max_then_the_latest,
+      the_clients_close_is_answered_then_tcp_closes,
+      our_close_shuts_writing_and_waits_for_the_client,
+      a_client_that_never_answers_our_close_is_dropped_at_the_deadline,
+      a_slow_consumer_is_closed_with_1008,
+      input_held_for_credit_resumes_in_order,
+      a_connection_freed_while_held_counts_its_message_dropped,
+      input_held_for_the_room_is_read_after_release,
+      a_silent_client_is_pinged_then_dropped_with_1001,
+      shutdown_closes_open_connections_with_1001)

@@ -66,13 +66,7 @@ START_TEST(the_record_travels_with_the_frame)
 }
 END_TEST
 
-Suite *dest_suite(void)
-{
-    Suite *s = suite_create("dest");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, a_room_and_its_channel_give_the_same_record);
-    tcase_add_test(tc, the_global_scope_and_bad_channels);
-    tcase_add_test(tc, the_record_travels_with_the_frame);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(dest,
+      a_room_and_its_channel_give_the_same_record,
+      the_global_scope_and_bad_channels,
+      the_record_travels_with_the_frame)

@@ -306,18 +306,12 @@ START_TEST(the_numbering_on_redis)
 }
 END_TEST
 
-Suite *envelope_suite(void)
-{
-    Suite *s = suite_create("envelope");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, the_numbering_on_redis);
-    tcase_add_test(tc, plain_text_becomes_chat);
-    tcase_add_test(tc, object_fields);
-    tcase_add_test(tc, errors);
-    tcase_add_test(tc, global_connection);
-    tcase_add_test(tc, system_messages);
-    tcase_add_test(tc, timestamps);
-    tcase_add_test(tc, bounded_by_max_len);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(envelope,
+      the_numbering_on_redis,
+      plain_text_becomes_chat,
+      object_fields,
+      errors,
+      global_connection,
+      system_messages,
+      timestamps,
+      bounded_by_max_len)

@@ -246,18 +246,12 @@ START_TEST(budget_follows_what_the_worker_writes)
 }
 END_TEST
 
-Suite *fanout_suite(void)
-{
-    Suite *s = suite_create("fanout");
-    TCase *tc = tcase_create("credit");
-    tcase_add_test(tc, cost_grows_with_recipients);
-    tcase_add_test(tc, one_room_never_fills_a_lane);
-    tcase_add_test(tc, redis_leaves_a_quarter_for_clients);
-    tcase_add_test(tc, big_message_goes_alone);
-    tcase_add_test(tc, all_or_nothing_across_lanes);
-    tcase_add_test(tc, the_senders_own_lane_is_skipped);
-    tcase_add_test(tc, refused_client_is_kicked_when_credit_returns);
-    tcase_add_test(tc, budget_follows_what_the_worker_writes);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(fanout,
+      cost_grows_with_recipients,
+      one_room_never_fills_a_lane,
+      redis_leaves_a_quarter_for_clients,
+      big_message_goes_alone,
+      all_or_nothing_across_lanes,
+      the_senders_own_lane_is_skipped,
+      refused_client_is_kicked_when_credit_returns,
+      budget_follows_what_the_worker_writes)

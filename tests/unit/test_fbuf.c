@@ -33,12 +33,6 @@ START_TEST(large_payload_header)
 }
 END_TEST
 
-Suite *fbuf_suite(void)
-{
-    Suite *s = suite_create("fbuf");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, frames_once_and_counts_references);
-    tcase_add_test(tc, large_payload_header);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(fbuf,
+      frames_once_and_counts_references,
+      large_payload_header)

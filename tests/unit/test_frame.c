@@ -504,24 +504,18 @@ START_TEST(shrink_releases_idle_buffer)
 }
 END_TEST
 
-Suite *frame_suite(void)
-{
-    Suite *s = suite_create("frame");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, rfc_examples_parse);
-    tcase_add_test(tc, rfc_examples_encode);
-    tcase_add_test(tc, shortest_length_form);
-    tcase_add_test(tc, stream_events);
-    tcase_add_test(tc, every_split_point_gives_same_events);
-    tcase_add_test(tc, protocol_errors);
-    tcase_add_test(tc, non_minimal_and_oversized_lengths);
-    tcase_add_test(tc, size_limit_from_header_before_payload);
-    tcase_add_test(tc, invalid_utf8_text_fails_fast);
-    tcase_add_test(tc, close_frames);
-    tcase_add_test(tc, errors_are_sticky);
-    tcase_add_test(tc, client_role_refuses_masked_frames);
-    tcase_add_test(tc, close_encoder);
-    tcase_add_test(tc, shrink_releases_idle_buffer);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(frame,
+      rfc_examples_parse,
+      rfc_examples_encode,
+      shortest_length_form,
+      stream_events,
+      every_split_point_gives_same_events,
+      protocol_errors,
+      non_minimal_and_oversized_lengths,
+      size_limit_from_header_before_payload,
+      invalid_utf8_text_fails_fast,
+      close_frames,
+      errors_are_sticky,
+      client_role_refuses_masked_frames,
+      close_encoder,
+      shrink_releases_idle_buffer)

@@ -329,22 +329,16 @@ START_TEST(methods_and_repeated_rooms)
 }
 END_TEST
 
-Suite *handshake_suite(void)
-{
-    Suite *s = suite_create("handshake");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, accept_key_from_rfc);
-    tcase_add_test(tc, methods_and_repeated_rooms);
-    tcase_add_test(tc, routes_with_and_without_prefix);
-    tcase_add_test(tc, not_found_and_method);
-    tcase_add_test(tc, echo_only_when_enabled);
-    tcase_add_test(tc, upgrade_refusals);
-    tcase_add_test(tc, http_1_0_is_refused);
-    tcase_add_test(tc, room_names);
-    tcase_add_test(tc, origin_allowlist);
-    tcase_add_test(tc, token_checks);
-    tcase_add_test(tc, writes_101);
-    tcase_add_test(tc, query_params);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(handshake,
+      accept_key_from_rfc,
+      methods_and_repeated_rooms,
+      routes_with_and_without_prefix,
+      not_found_and_method,
+      echo_only_when_enabled,
+      upgrade_refusals,
+      http_1_0_is_refused,
+      room_names,
+      origin_allowlist,
+      token_checks,
+      writes_101,
+      query_params)

@@ -176,18 +176,12 @@ START_TEST(absolute_form)
 }
 END_TEST
 
-Suite *http_suite(void)
-{
-    Suite *s = suite_create("http");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, parses_a_request);
-    tcase_add_test(tc, absolute_form);
-    tcase_add_test(tc, every_split_point);
-    tcase_add_test(tc, bare_lf_and_no_query);
-    tcase_add_test(tc, refuses_malformed_heads);
-    tcase_add_test(tc, refuses_garbage_at_first_byte);
-    tcase_add_test(tc, limits);
-    tcase_add_test(tc, formats_answers);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(http,
+      parses_a_request,
+      absolute_form,
+      every_split_point,
+      bare_lf_and_no_query,
+      refuses_malformed_heads,
+      refuses_garbage_at_first_byte,
+      limits,
+      formats_answers)

@@ -92,12 +92,6 @@ START_TEST(many_producers)
 }
 END_TEST
 
-Suite *inbox_suite(void)
-{
-    Suite *s = suite_create("inbox");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, order_and_one_wake);
-    tcase_add_test(tc, many_producers);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(inbox,
+      order_and_one_wake,
+      many_producers)

@@ -144,14 +144,8 @@ START_TEST(counts_per_address)
 }
 END_TEST
 
-Suite *ipaddr_suite(void)
-{
-    Suite *s = suite_create("ipaddr");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, addresses_and_networks);
-    tcase_add_test(tc, forwarded_for_is_believed_only_from_trusted_proxies);
-    tcase_add_test(tc, counts_per_address);
-    tcase_add_test(tc, ipv6_is_counted_per_prefix);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(ipaddr,
+      addresses_and_networks,
+      forwarded_for_is_believed_only_from_trusted_proxies,
+      counts_per_address,
+      ipv6_is_counted_per_prefix)

@@ -151,16 +151,10 @@ START_TEST(escaped_length_is_exact)
 }
 END_TEST
 
-Suite *json_suite(void)
-{
-    Suite *s = suite_create("json");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, grammar);
-    tcase_add_test(tc, depth_limit);
-    tcase_add_test(tc, members);
-    tcase_add_test(tc, string_decode);
-    tcase_add_test(tc, builder_escapes);
-    tcase_add_test(tc, escaped_length_is_exact);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(json,
+      grammar,
+      depth_limit,
+      members,
+      string_decode,
+      builder_escapes,
+      escaped_length_is_exact)

@@ -48,12 +48,6 @@ START_TEST(key_files_that_hold_no_usable_key)
 }
 END_TEST
 
-Suite *keys_suite(void)
-{
-    Suite *s = suite_create("keys");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, algorithm_lists);
-    tcase_add_test(tc, key_files_that_hold_no_usable_key);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(keys,
+      algorithm_lists,
+      key_files_that_hold_no_usable_key)

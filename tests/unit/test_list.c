@@ -46,11 +46,5 @@ START_TEST(order_unlink_pop)
 }
 END_TEST
 
-Suite *list_suite(void)
-{
-    Suite *s = suite_create("list");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, order_unlink_pop);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(list,
+      order_unlink_pop)

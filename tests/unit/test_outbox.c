@@ -156,15 +156,9 @@ START_TEST(queues_sharing_a_budget_keep_its_count)
 }
 END_TEST
 
-Suite *outbox_suite(void)
-{
-    Suite *s = suite_create("outbox");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, order_and_drop_oldest);
-    tcase_add_test(tc, requeue_goes_back_in_front);
-    tcase_add_test(tc, free_releases_references);
-    tcase_add_test(tc, an_emptied_ring_gives_its_memory_back);
-    tcase_add_test(tc, queues_sharing_a_budget_keep_its_count);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(outbox,
+      order_and_drop_oldest,
+      requeue_goes_back_in_front,
+      free_releases_references,
+      an_emptied_ring_gives_its_memory_back,
+      queues_sharing_a_budget_keep_its_count)

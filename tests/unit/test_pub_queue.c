@@ -242,17 +242,11 @@ START_TEST(inflight_is_bounded_in_bytes_too)
 }
 END_TEST
 
-Suite *pub_queue_suite(void)
-{
-    Suite *s = suite_create("pub_queue");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, inflight_bound_parks_instead_of_dropping);
-    tcase_add_test(tc, drain_stops_at_the_bound_and_keeps_order);
-    tcase_add_test(tc, held_items_keep_their_order_when_the_bound_stops_a_drain);
-    tcase_add_test(tc, a_failed_link_puts_inflight_back_in_front);
-    tcase_add_test(tc, a_failing_send_stops_the_drain_in_order);
-    tcase_add_test(tc, unanswer_goes_back_first);
-    tcase_add_test(tc, inflight_is_bounded_in_bytes_too);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(pub_queue,
+      inflight_bound_parks_instead_of_dropping,
+      drain_stops_at_the_bound_and_keeps_order,
+      held_items_keep_their_order_when_the_bound_stops_a_drain,
+      a_failed_link_puts_inflight_back_in_front,
+      a_failing_send_stops_the_drain_in_order,
+      unanswer_goes_back_first,
+      inflight_is_bounded_in_bytes_too)

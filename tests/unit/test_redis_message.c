@@ -86,13 +86,7 @@ START_TEST(cheap_looks_before_the_checks)
 }
 END_TEST
 
-Suite *redis_message_suite(void)
-{
-    Suite *s = suite_create("redis_message");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, channels_and_payloads);
-    tcase_add_test(tc, cheap_looks_before_the_checks);
-    tcase_add_test(tc, channel_names);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(redis_message,
+      channels_and_payloads,
+      cheap_looks_before_the_checks,
+      channel_names)

@@ -102,14 +102,8 @@ START_TEST(refusals)
 }
 END_TEST
 
-Suite *redis_url_suite(void)
-{
-    Suite *s = suite_create("redis_url");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, forms);
-    tcase_add_test(tc, refusals);
-    tcase_add_test(tc, tls_scheme);
-    tcase_add_test(tc, cluster_seeds);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(redis_url,
+      forms,
+      refusals,
+      tls_scheme,
+      cluster_seeds)

@@ -311,19 +311,13 @@ START_TEST(colliding_names_do_not_share_a_chain)
 }
 END_TEST
 
-Suite *registry_suite(void)
-{
-    Suite *s = suite_create("registry");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, top_rooms_are_the_largest_then_by_name);
-    tcase_add_test(tc, standalone_never_waits_and_forgets_empty_rooms);
-    tcase_add_test(tc, joins_wait_only_while_live_and_unconfirmed);
-    tcase_add_test(tc, linger_then_unsubscribe);
-    tcase_add_test(tc, refused_rooms_are_retried_in_turn_and_told_once);
-    tcase_add_test(tc, a_room_emptied_before_it_was_sent_is_dropped);
-    tcase_add_test(tc, gone_then_live_subscribes_exactly_the_hosted_rooms);
-    tcase_add_test(tc, many_rooms_grow_the_table);
-    tcase_add_test(tc, colliding_names_do_not_share_a_chain);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(registry,
+      top_rooms_are_the_largest_then_by_name,
+      standalone_never_waits_and_forgets_empty_rooms,
+      joins_wait_only_while_live_and_unconfirmed,
+      linger_then_unsubscribe,
+      refused_rooms_are_retried_in_turn_and_told_once,
+      a_room_emptied_before_it_was_sent_is_dropped,
+      gone_then_live_subscribes_exactly_the_hosted_rooms,
+      many_rooms_grow_the_table,
+      colliding_names_do_not_share_a_chain)

@@ -90,13 +90,7 @@ START_TEST(many_rooms)
 }
 END_TEST
 
-Suite *room_suite(void)
-{
-    Suite *s = suite_create("room");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, join_leave_keeps_indexes);
-    tcase_add_test(tc, waiting_then_admitted);
-    tcase_add_test(tc, many_rooms);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(room,
+      join_leave_keeps_indexes,
+      waiting_then_admitted,
+      many_rooms)

@@ -217,16 +217,10 @@ START_TEST(rings_share_the_batch_iov)
 }
 END_TEST
 
-Suite *send_batch_suite(void)
-{
-    Suite *s = suite_create("send_batch");
-    TCase *t = tcase_create("core");
-    tcase_add_test(t, many_rings_in_order);
-    tcase_add_test(t, rings_share_the_batch_iov);
-    tcase_add_test(t, a_full_socket_is_answered_at_once);
-    tcase_add_test(t, more_than_one_submission_and_pongs);
-    tcase_add_test(t, a_broken_socket_is_an_error);
-    tcase_add_test(t, a_full_batch_refuses_more);
-    suite_add_tcase(s, t);
-    return s;
-}
+SUITE(send_batch,
+      many_rings_in_order,
+      rings_share_the_batch_iov,
+      a_full_socket_is_answered_at_once,
+      more_than_one_submission_and_pongs,
+      a_broken_socket_is_an_error,
+      a_full_batch_refuses_more)

@@ -184,15 +184,9 @@ START_TEST(a_broken_socket_is_an_error)
 }
 END_TEST
 
-Suite *send_ring_suite(void)
-{
-    Suite *s = suite_create("send_ring");
-    TCase *t = tcase_create("core");
-    tcase_add_test(t, grows_to_its_bound_and_no_further);
-    tcase_add_test(t, order_across_the_wrap);
-    tcase_add_test(t, partial_writes_resume_at_the_right_byte);
-    tcase_add_test(t, pongs_counted_and_half_written_frame_kept);
-    tcase_add_test(t, a_broken_socket_is_an_error);
-    suite_add_tcase(s, t);
-    return s;
-}
+SUITE(send_ring,
+      grows_to_its_bound_and_no_further,
+      order_across_the_wrap,
+      partial_writes_resume_at_the_right_byte,
+      pongs_counted_and_half_written_frame_kept,
+      a_broken_socket_is_an_error)

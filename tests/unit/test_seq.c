@@ -80,12 +80,6 @@ START_TEST(tables_forget_quiet_entries)
 }
 END_TEST
 
-Suite *seq_suite(void)
-{
-    Suite *s = suite_create("seq");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, verdicts);
-    tcase_add_test(tc, tables_forget_quiet_entries);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(seq,
+      verdicts,
+      tables_forget_quiet_entries)

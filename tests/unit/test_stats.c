@@ -194,14 +194,8 @@ START_TEST(table_lists_every_field)
 }
 END_TEST
 
-Suite *stats_suite(void)
-{
-    Suite *s = suite_create("stats");
-    TCase *t = tcase_create("core");
-    tcase_add_test(t, sums_and_names);
-    tcase_add_test(t, one_help_per_family);
-    tcase_add_test(t, names_hidden);
-    tcase_add_test(t, table_lists_every_field);
-    suite_add_tcase(s, t);
-    return s;
-}
+SUITE(stats,
+      sums_and_names,
+      one_help_per_family,
+      names_hidden,
+      table_lists_every_field)

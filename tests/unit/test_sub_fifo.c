@@ -95,14 +95,8 @@ START_TEST(order_holds_across_growth_and_the_wrap)
 }
 END_TEST
 
-Suite *sub_fifo_suite(void)
-{
-    Suite *s = suite_create("sub_fifo");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, confirmations_end_their_command_in_order);
-    tcase_add_test(tc, a_pong_answers_only_a_ping);
-    tcase_add_test(tc, an_error_takes_the_oldest_with_what_is_unanswered);
-    tcase_add_test(tc, order_holds_across_growth_and_the_wrap);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(sub_fifo,
+      confirmations_end_their_command_in_order,
+      a_pong_answers_only_a_ping,
+      an_error_takes_the_oldest_with_what_is_unanswered,
+      order_holds_across_growth_and_the_wrap)

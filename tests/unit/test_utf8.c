@@ -115,15 +115,9 @@ START_TEST(every_code_point_round_trips)
 }
 END_TEST
 
-Suite *utf8_suite(void)
-{
-    Suite *s = suite_create("utf8");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, valid_sequences);
-    tcase_add_test(tc, invalid_sequences);
-    tcase_add_test(tc, split_sequence_is_valid_across_chunks);
-    tcase_add_test(tc, fails_at_first_impossible_byte);
-    tcase_add_test(tc, every_code_point_round_trips);
-    suite_add_tcase(s, tc);
-    return s;
-}
+SUITE(utf8,
+      valid_sequences,
+      invalid_sequences,
+      split_sequence_is_valid_across_chunks,
+      fails_at_first_impossible_byte,
+      every_code_point_round_trips)

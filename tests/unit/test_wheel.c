@@ -108,14 +108,8 @@ START_TEST(rescheduled_while_expiring_goes_later)
 }
 END_TEST
 
-Suite *wheel_suite(void)
-{
-    Suite *s = suite_create("wheel");
-    TCase *t = tcase_create("core");
-    tcase_add_test(t, fires_in_its_tick_not_before);
-    tcase_add_test(t, far_deadlines_come_round_early);
-    tcase_add_test(t, cancelled_never_fire);
-    tcase_add_test(t, rescheduled_while_expiring_goes_later);
-    suite_add_tcase(s, t);
-    return s;
-}
+SUITE(wheel,
+      fires_in_its_tick_not_before,
+      far_deadlines_come_round_early,
+      cancelled_never_fire,
+      rescheduled_while_expiring_goes_later)
