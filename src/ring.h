@@ -11,6 +11,7 @@
 #ifndef CHAT_RING_H
 #define CHAT_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,10 +22,11 @@ static inline uint32_t ring_next_cap(uint32_t cap, uint32_t first, uint32_t max)
     return next > max ? max : (uint32_t)next;
 }
 
-/* A new allocation of newcap slots (>= n) holding the n elements (elem
- * bytes each) of a ring whose oldest is at head of cap slots, oldest first
- * at slot 0; the caller frees the old one. NULL when out of memory. */
-void *ring_relayout(const void *slots, size_t elem, uint32_t head, uint32_t n, uint32_t cap,
-                    uint32_t newcap);
+/* Gives a ring newcap slots (>= n): *slots (the address of the ring's
+ * pointer to its slots, elem bytes each) is replaced by a new allocation
+ * holding its n elements oldest first, *head becomes 0 and *cap newcap.
+ * False (the ring untouched) when out of memory. */
+bool ring_resize(void *slots, size_t elem, uint32_t *head, uint32_t n, uint32_t *cap,
+                 uint32_t newcap);
 
 #endif

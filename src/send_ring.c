@@ -16,14 +16,7 @@ static bool is_pong(const struct fbuf *b)
 /* cap slots (>= n), oldest first at slot 0. */
 static bool resize(struct send_ring *r, uint32_t cap)
 {
-    struct fbuf **s = ring_relayout(r->slot, sizeof(*s), r->head, r->n, r->cap, cap);
-    if (!s)
-        return false;
-    free(r->slot);
-    r->slot = s;
-    r->cap = cap;
-    r->head = 0;
-    return true;
+    return ring_resize(&r->slot, sizeof(*r->slot), &r->head, r->n, &r->cap, cap);
 }
 
 bool send_ring_push(struct send_ring *r, struct fbuf *b, uint32_t max)

@@ -28,17 +28,8 @@ static bool room_for_one(struct outbox *o)
 {
     if (o->n < o->size)
         return true;
-    if (o->size == o->cap)
-        return false;
-    uint32_t size = ring_next_cap(o->size, o->size, o->cap);
-    struct outbox_item *v = ring_relayout(o->items, sizeof(*v), o->head, o->n, o->size, size);
-    if (!v)
-        return false;
-    free(o->items);
-    o->items = v;
-    o->size = size;
-    o->head = 0;
-    return true;
+    return o->size < o->cap && ring_resize(&o->items, sizeof(*o->items), &o->head, o->n, &o->size,
+                                           ring_next_cap(o->size, o->size, o->cap));
 }
 
 static uint64_t weight(const struct outbox_item *it)

@@ -19,17 +19,8 @@ void sub_cmd_free(struct sub_cmd *c)
 /* Room for one more, doubling from 16. */
 static bool reserve(struct sub_fifo *f)
 {
-    if (f->n < f->cap)
-        return true;
-    uint32_t cap = ring_next_cap(f->cap, 16, UINT32_MAX);
-    struct sub_cmd *v = ring_relayout(f->cmds, sizeof(*v), f->head, f->n, f->cap, cap);
-    if (!v)
-        return false;
-    free(f->cmds);
-    f->cmds = v;
-    f->cap = cap;
-    f->head = 0;
-    return true;
+    return f->n < f->cap || ring_resize(&f->cmds, sizeof(*f->cmds), &f->head, f->n, &f->cap,
+                                        ring_next_cap(f->cap, 16, UINT32_MAX));
 }
 
 bool sub_fifo_push(struct sub_fifo *f, enum sub_cmd_kind kind, char *const *ch, size_t n)

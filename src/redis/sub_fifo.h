@@ -16,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum sub_cmd_kind { SUB_CMD_PING, SUB_CMD_SUB, SUB_CMD_UNSUB, SUB_CMD_GLOBAL, SUB_CMD_UNGLOBAL };
 
@@ -28,8 +29,8 @@ struct sub_cmd {
 
 /* Zeroed: empty. */
 struct sub_fifo {
-    struct sub_cmd *cmds; /* a ring of cap */
-    size_t head, n, cap;
+    struct sub_cmd *cmds; /* a ring of cap; grows without a bound of its own (ring.h) */
+    uint32_t head, n, cap;
 };
 
 /* Appends a command for channels ch[0..n) (copied; none for a ping).
