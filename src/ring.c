@@ -22,3 +22,15 @@ bool ring_resize(void *slots, size_t elem, uint32_t *head, uint32_t n, uint32_t 
     *cap = newcap;
     return true;
 }
+
+enum ring_room ring_make_room(void *slots, size_t elem, uint32_t *head, uint32_t n, uint32_t *cap,
+                              uint32_t first, uint32_t max, enum ring_policy policy)
+{
+    if (policy == RING_GROW)
+        max = UINT32_MAX;
+    if (n < *cap)
+        return RING_ROOM;
+    if (n < max && ring_resize(slots, elem, head, n, cap, ring_next_cap(*cap, first, max)))
+        return RING_ROOM;
+    return policy == RING_DROP_OLDEST && n > 0 ? RING_DROP : RING_FULL;
+}

@@ -21,11 +21,9 @@ static bool resize(struct send_ring *r, uint32_t cap)
 
 bool send_ring_push(struct send_ring *r, struct fbuf *b, uint32_t max)
 {
-    if (r->n == r->cap) {
-        uint32_t cap = ring_next_cap(r->cap, SEND_RING_MIN, max);
-        if (r->n >= cap || !resize(r, cap))
-            return false;
-    }
+    if (ring_make_room(&r->slot, sizeof(*r->slot), &r->head, r->n, &r->cap, SEND_RING_MIN, max,
+                       RING_REFUSE) != RING_ROOM)
+        return false;
     r->slot[(r->head + r->n) % r->cap] = b;
     r->n++;
     return true;

@@ -22,14 +22,13 @@ int outbox_init(struct outbox *o, uint32_t cap)
     return 0;
 }
 
-/* Room for one more: grows the ring (in order, head at 0) up to cap.
- * Returns false when it is at cap, or memory ran out (treated as full). */
+/* Room for one more: grows the ring up to cap (ring.h). False at cap, or
+ * out of memory: an outbox drops its oldest then (RING_DROP_OLDEST), or, when
+ * putting messages back in front, the one put back (it is the oldest). */
 static bool room_for_one(struct outbox *o)
 {
-    if (o->n < o->size)
-        return true;
-    return o->size < o->cap && ring_resize(&o->items, sizeof(*o->items), &o->head, o->n, &o->size,
-                                           ring_next_cap(o->size, o->size, o->cap));
+    return ring_make_room(&o->items, sizeof(*o->items), &o->head, o->n, &o->size, o->size, o->cap,
+                          RING_DROP_OLDEST) == RING_ROOM;
 }
 
 static uint64_t weight(const struct outbox_item *it)

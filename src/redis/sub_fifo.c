@@ -19,8 +19,8 @@ void sub_cmd_free(struct sub_cmd *c)
 /* Room for one more, doubling from 16. */
 static bool reserve(struct sub_fifo *f)
 {
-    return f->n < f->cap || ring_resize(&f->cmds, sizeof(*f->cmds), &f->head, f->n, &f->cap,
-                                        ring_next_cap(f->cap, 16, UINT32_MAX));
+    return ring_make_room(&f->cmds, sizeof(*f->cmds), &f->head, f->n, &f->cap, 16, 0, RING_GROW) ==
+           RING_ROOM;
 }
 
 bool sub_fifo_push(struct sub_fifo *f, enum sub_cmd_kind kind, char *const *ch, size_t n)

@@ -43,6 +43,7 @@ int main(void)
     srunner_add_suite(sr, conn_suite());
     srunner_add_suite(sr, sub_fifo_suite());
     srunner_add_suite(sr, dest_suite());
+    srunner_add_suite(sr, ring_suite());
     srunner_add_suite(sr, wheel_suite());
     srunner_add_suite(sr, send_batch_suite());
     srunner_run_all(sr, CK_NORMAL);

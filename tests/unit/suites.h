@@ -47,5 +47,6 @@ Suite *send_batch_suite(void);
 Suite *conn_suite(void);
 Suite *sub_fifo_suite(void);
 Suite *dest_suite(void);
+Suite *ring_suite(void);
 
 #endif
