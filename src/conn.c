@@ -430,18 +430,13 @@ static uint8_t *drop_hold(struct conn_set *s, struct conn *c, size_t *len)
 }
 
 /* c is read again: the wait was ours, not the client's silence. */
-static uint8_t *resume(struct conn_set *s, struct conn *c, size_t *len)
+uint8_t *conn_unhold(struct conn_set *s, struct conn *c, size_t *len)
 {
     uint8_t *rest = drop_hold(s, c, len);
     c->last_rx_ms = s->loop.now;
     if (c->state != CONN_DEAD)
         watch(s, c, c->out_armed);
     return rest;
-}
-
-uint8_t *conn_unhold(struct conn_set *s, struct conn *c, size_t *len)
-{
-    return resume(s, c, len);
 }
 
 void conn_retry_held(struct conn_set *s)
@@ -459,7 +454,7 @@ void conn_retry_held(struct conn_set *s)
         }
         fbuf_unref(h->credit.parked);
         size_t len;
-        uint8_t *rest = resume(s, c, &len);
+        uint8_t *rest = conn_unhold(s, c, &len);
         if (rest && c->state != CONN_DEAD)
             conn_feed(s, c, rest, len);
         free(rest);
@@ -695,14 +690,12 @@ struct conn *conn_new(struct conn_set *s, const struct conn_handoff *h)
     c->counted = h->ip_counted;
     c->fd = h->fd;
     c->kind = (uint8_t)h->kind;
-    c->in_all = 1;
     c->read_only = h->read_only;
     c->last_rx_ms = s->loop.now;
     ws_frame_parser_init(&c->parser, WS_ROLE_SERVER, s->cfg->max_message);
     if (h->token_exp)
         conn_token_deadline(s, c, h->token_exp);
     schedule_check(s, c, s->loop.now);
-    s->n++;
     return c;
 }
 
@@ -723,12 +716,10 @@ static void free_conn(struct conn_set *s, struct conn *c)
     }
     if (c->pong)
         fbuf_unref(c->pong);
-    if (c->in_all)
-        room_remove(&s->all, &c->any_m);
+    room_remove(&s->all, &c->any_m);
     send_ring_free(&c->ring);
     ws_frame_parser_free(&c->parser);
     free(c);
-    s->n--;
     bump(&s->counters->connections, -1);
     bump(&s->counters->closed, 1);
 }

@@ -91,7 +91,6 @@ struct conn {
     uint8_t dirty;       /* on the set's list of connections to write */
     uint8_t read_only;   /* its token allows receiving only (worker) */
     uint8_t in_chat;     /* chat_m is in the worker's chat list (worker) */
-    uint8_t in_all;      /* any_m is in the set's list of every connection */
     uint8_t counted;     /* in the server's per-address counts (worker) */
     uint8_t pongs_queued; /* pongs in the ring, not yet fully written (<= PONG_MAX) */
     struct loop_handler io;    /* its socket's handler in the set's loop */
@@ -144,8 +143,7 @@ struct conn_set {
     struct loop loop;         /* every connection's socket, and the owner's own; its now
                                * is the set's clock */
     struct wheel wheel;       /* heartbeats and close deadlines */
-    struct room all;          /* every connection (any_m) */
-    size_t n;                 /* connections not yet freed */
+    struct room all;          /* every connection not yet freed (any_m) */
     struct conn *dirty;       /* to write in this pass */
     struct conn *dead;        /* to free at the end of this pass */
     struct list credit_wait;  /* of held_input: held for credit, oldest first */
@@ -195,7 +193,7 @@ int conn_hold_room(struct conn_set *s, struct conn *c, const uint8_t *extra, siz
                    uint64_t gen);
 /* Whether c waits for its room on subscriber connection gen or an earlier one. */
 bool conn_awaits(const struct conn *c, uint64_t gen);
-/* Ends a ROOM hold: c is read again. Returns the bytes it held (*len of
+/* Ends a hold (the worker's: a ROOM one): c is read again. Returns the bytes it held (*len of
  * them; the caller frees them), or NULL. */
 uint8_t *conn_unhold(struct conn_set *s, struct conn *c, size_t *len);
 /* Stops reading c, keeping b (the caller's reference becomes c's) and the

@@ -16,12 +16,16 @@ static void global(struct dest *d)
     memcpy(d->channel, REDIS_CHANNEL_GLOBAL, sizeof(REDIS_CHANNEL_GLOBAL));
 }
 
-/* The room's parts, its name already in channel at room_off. */
-static void of_room(struct dest *d, size_t rlen)
+/* Room's channel and its slot (not yet its hash or bucket). */
+static void channel_of(struct dest *d, const char *room)
 {
-    const char *room = d->channel + d->room_off;
-    d->hash = room_hash(room, rlen);
-    d->bucket = (uint16_t)fanout_room_bucket(d->hash);
+    size_t plen = sizeof(REDIS_CHANNEL_ROOM_PREFIX) - 1, rlen = strlen(room);
+    if (rlen > WS_HS_ROOM_MAX)
+        rlen = WS_HS_ROOM_MAX;
+    *d = (struct dest){.room_off = (uint8_t)plen, .channel_len = (uint16_t)(plen + rlen)};
+    memcpy(d->channel, REDIS_CHANNEL_ROOM_PREFIX, plen);
+    memcpy(d->channel + plen, room, rlen);
+    d->channel[plen + rlen] = '\0';
     d->slot = (uint16_t)redis_cluster_slot(d->channel, d->channel_len);
 }
 
@@ -31,14 +35,16 @@ void dest_of_room(struct dest *d, const char *room)
         global(d);
         return;
     }
-    size_t plen = sizeof(REDIS_CHANNEL_ROOM_PREFIX) - 1, rlen = strlen(room);
-    if (rlen > WS_HS_ROOM_MAX)
-        rlen = WS_HS_ROOM_MAX;
-    *d = (struct dest){.room_off = (uint8_t)plen, .channel_len = (uint16_t)(plen + rlen)};
-    memcpy(d->channel, REDIS_CHANNEL_ROOM_PREFIX, plen);
-    memcpy(d->channel + plen, room, rlen);
-    d->channel[plen + rlen] = '\0';
-    of_room(d, rlen);
+    channel_of(d, room);
+    d->hash = room_hash(dest_room(d), d->channel_len - d->room_off);
+    d->bucket = (uint16_t)fanout_room_bucket(d->hash);
+}
+
+unsigned dest_room_slot(const char *room)
+{
+    struct dest d;
+    channel_of(&d, room);
+    return d.slot;
 }
 
 int dest_of_channel(struct dest *d, const char *channel, size_t len)

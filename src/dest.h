@@ -35,6 +35,8 @@ struct dest {
 
 /* The record of room (a valid room name), or of the global scope (NULL). */
 void dest_of_room(struct dest *d, const char *room);
+/* The slot of room's channel alone (no hash): for walks over many rooms. */
+unsigned dest_room_slot(const char *room);
 /* The record of a Redis channel: 0, or -1 when it is neither a room's
  * channel (with a valid room name) nor realtime:global. */
 int dest_of_channel(struct dest *d, const char *channel, size_t len);

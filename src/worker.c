@@ -149,7 +149,8 @@ static void on_chat_message(struct worker *w, struct conn *c, const struct ws_ev
     int rc = c->read_only ? ENVELOPE_ERR_READ_ONLY
                           : envelope_from_client(&ctx, (const char *)ev->data, ev->len, &w->out);
     struct dest d;
-    dest_of_room(&d, ctx.room); /* the message's routing, once for every hop */
+    if (rc >= 0)
+        dest_of_room(&d, ctx.room); /* the message's routing, once for every hop */
     struct fbuf *b = rc < 0 ? NULL : dest_frame(w->out.p, w->out.len, &d);
     if (w->out.cap > OUT_KEEP)
         json_out_free(&w->out);
@@ -439,7 +440,7 @@ static void *worker_main(void *arg)
     struct conn_set *s = &w->conns;
     for (;;) {
         /* The wheel's tick is the loop's one timer. */
-        if (loop_wait(&s->loop, clock_now_ms() + wheel_tick_ms(&s->wheel)) < 0) {
+        if (loop_wait(&s->loop, s->loop.now + wheel_tick_ms(&s->wheel)) < 0) {
             log_error("worker %u: epoll_wait: %s", w->id, strerror(errno));
             abort();
         }
@@ -455,7 +456,7 @@ static void *worker_main(void *arg)
         conn_run_timers(s);
         conn_flush_dirty(s);
         after_pass(w);
-        if (s->draining && s->n == 0)
+        if (s->draining && s->all.n == 0)
             break;
     }
     atomic_fetch_add(w->env.workers_ended, 1);

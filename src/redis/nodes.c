@@ -313,7 +313,7 @@ static void close_link(struct redis_nodes *ns, struct redis_node *n, uint64_t no
 
 void redis_nodes_fail(struct redis_nodes *ns, struct redis_node *n, uint64_t now, bool hung)
 {
-    ns->calls->failed(ns->owner, n, now, hung);
+    ns->calls->failed(ns->owner, n, now);
     if (hung)
         redis_route_sick(&ns->rt, n->link.host, n->link.port, now);
     close_link(ns, n, now, hung);

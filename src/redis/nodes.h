@@ -51,9 +51,9 @@ struct redis_nodes_calls {
     /* One reply from n. Returns false when the link must go (why given
      * with redis_node_fail_why). */
     bool (*reply)(void *owner, struct redis_node *n, redisReply *r, uint64_t now);
-    /* n's link failed (hung: it stopped answering; why in redis_node_err):
-     * the owner takes back what it had there. The set closes the link. */
-    void (*failed)(void *owner, struct redis_node *n, uint64_t now, bool hung);
+    /* n's link failed (why in redis_node_err): the owner takes back what it
+     * had there. The set closes the link (and marks a node that hung). */
+    void (*failed)(void *owner, struct redis_node *n, uint64_t now);
     /* A new map is in place; old is the one before (empty the first time). */
     void (*new_map)(void *owner, const struct redis_cluster_map *old, uint64_t now);
 };

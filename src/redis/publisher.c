@@ -318,11 +318,10 @@ static void settle_moved(struct pub *p, struct pub_node *pn)
 /* A node's link failed (redis_nodes_calls.failed): what it had in flight
  * goes back in front of its parked messages, in order (and what it answered
  * MOVED before those); global moves to another master. */
-static void node_failed(void *owner, struct redis_node *n, uint64_t now, bool hung)
+static void node_failed(void *owner, struct redis_node *n, uint64_t now)
 {
     struct pub *p = owner;
     struct pub_node *pn = redis_node_data(n);
-    (void)hung;
     char err[600];
     snprintf(err, sizeof(err), "%s; %u messages for it wait", redis_node_err(n),
              pub_queue_len(&pn->q) + pn->moved.n);

@@ -165,24 +165,17 @@ static bool pick_any(void *arg, const char *room)
     return true;
 }
 
-static unsigned slot_of_room(const char *room)
-{
-    struct dest d;
-    dest_of_room(&d, room);
-    return d.slot;
-}
-
 static bool pick_on_node(void *arg, const char *room)
 {
     const struct pick *k = arg;
-    unsigned slot = slot_of_room(room);
+    unsigned slot = dest_room_slot(room);
     return !redis_nodes_owner(k->s->ns, slot) || redis_nodes_serves_slot(k->s->ns, k->node, slot);
 }
 
 static bool pick_moved(void *arg, const char *room)
 {
     const struct pick *k = arg;
-    unsigned slot = slot_of_room(room);
+    unsigned slot = dest_room_slot(room);
     const struct redis_cluster_node *a = redis_cluster_owner(k->old, slot);
     const struct redis_cluster_node *b = redis_nodes_owner(k->s->ns, slot);
     return !a || !b || !redis_cluster_same(a, b);
@@ -414,12 +407,11 @@ static void let_go(struct sub *s, struct sub_node *sn)
 
 /* A link failed (redis_nodes_calls.failed): its rooms stall until they
  * are subscribed again. */
-static void node_failed(void *owner, struct redis_node *n, uint64_t now, bool hung)
+static void node_failed(void *owner, struct redis_node *n, uint64_t now)
 {
     struct sub *s = owner;
     struct sub_node *sn = redis_node_data(n);
     (void)now;
-    (void)hung;
     if (redis_node_ready(n) || sn->global) {
         if (sn->global)
             log_warn("redis: the link carrying realtime:global failed (%s); local delivery goes "

@@ -161,6 +161,15 @@ static struct ws_event next_frame(struct rig *r, bool *eof)
     }
 }
 
+/* The next frame the server wrote is a close with code. */
+static void expect_close(struct rig *r, uint16_t code)
+{
+    bool eof;
+    struct ws_event ev = next_frame(r, &eof);
+    ck_assert_int_eq(ev.type, WS_EV_CLOSE);
+    ck_assert_uint_eq(ev.close_code, code);
+}
+
 START_TEST(every_ping_gets_its_pong_up_to_pong_max_then_the_latest)
 {
     struct rig *r = rig_new(0);
@@ -197,9 +206,7 @@ START_TEST(the_clients_close_is_answered_then_tcp_closes)
     send_frames(r, WS_OP_TEXT, late, 1);
     pass(r);
     bool eof;
-    struct ws_event ev = next_frame(r, &eof);
-    ck_assert_int_eq(ev.type, WS_EV_CLOSE);
-    ck_assert_uint_eq(ev.close_code, 1000);
+    expect_close(r, 1000);
     next_frame(r, &eof);
     ck_assert(eof); /* RFC 6455 7.1.1: the server closed TCP */
     ck_assert_uint_eq(r->gone, 1);
@@ -215,9 +222,7 @@ START_TEST(our_close_shuts_writing_and_waits_for_the_client)
     pass(r);
     ck_assert_int_eq(r->c->state, CONN_WRITE_SHUT);
     bool eof;
-    struct ws_event ev = next_frame(r, &eof);
-    ck_assert_int_eq(ev.type, WS_EV_CLOSE);
-    ck_assert_uint_eq(ev.close_code, 1001);
+    expect_close(r, 1001);
     next_frame(r, &eof);
     ck_assert(eof); /* SHUT_WR: nothing follows our close */
     /* A message and a ping sent meanwhile are neither delivered nor answered. */
@@ -361,9 +366,7 @@ START_TEST(a_silent_client_is_pinged_then_dropped_with_1001)
     r->now += r->cfg.pong_timeout_ms;
     pass(r);
     ck_assert_uint_eq(r->gone, 1);
-    struct ws_event ev = next_frame(r, &eof);
-    ck_assert_int_eq(ev.type, WS_EV_CLOSE);
-    ck_assert_uint_eq(ev.close_code, 1001);
+    expect_close(r, 1001);
     ck_assert_uint_eq(atomic_load(&r->ctr.heartbeat_timeouts), 1);
     rig_free(r);
 }
@@ -374,10 +377,7 @@ START_TEST(shutdown_closes_open_connections_with_1001)
     struct rig *r = rig_new(0);
     conn_drain(&r->s, r->now + 5000);
     pass(r);
-    bool eof;
-    struct ws_event ev = next_frame(r, &eof);
-    ck_assert_int_eq(ev.type, WS_EV_CLOSE);
-    ck_assert_uint_eq(ev.close_code, 1001);
+    expect_close(r, 1001);
     ck_assert_uint_eq(r->c->close_deadline_ms, r->s.drain_deadline_ms);
     rig_free(r);
 }

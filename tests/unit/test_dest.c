@@ -22,6 +22,7 @@ START_TEST(a_room_and_its_channel_give_the_same_record)
     ck_assert_uint_eq(a.hash, room_hash("lobby", 5));
     ck_assert_uint_eq(a.bucket, fanout_room_bucket(a.hash));
     ck_assert_uint_eq(a.slot, redis_cluster_slot("realtime:room:lobby", a.channel_len));
+    ck_assert_uint_eq(dest_room_slot("lobby"), a.slot);
     ck_assert_int_eq(dest_of_channel(&b, a.channel, a.channel_len), 0);
     ck_assert_int_eq(memcmp(&a, &b, sizeof(a)), 0);
 }
