@@ -6,7 +6,7 @@ BUILD   ?= build
 CK_FORK ?= yes
 WERROR  ?= 1
 
-PKGS      := libhiredis-dev libssl-dev libcjson-dev liburing-dev check redis-server pkg-config \
+PKGS      := libhiredis-dev libssl-dev libcjson-dev liburing-dev zlib1g-dev check redis-server pkg-config \
              python3 python3-websockets python3-pytest python3-redis valgrind \
              docker-compose nginx-light openssl python3-cryptography curl
 FUZZ_PKGS := clang libclang-rt-14-dev
@@ -19,8 +19,8 @@ endif
 # The protocol code takes bytes from peers: it also builds with -Wconversion.
 PROTO_WARN := -Wconversion -Wsign-conversion
 
-PKG_CFLAGS := $(shell pkg-config --cflags libcjson hiredis openssl liburing 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libcjson hiredis openssl liburing 2>/dev/null)
+PKG_CFLAGS := $(shell pkg-config --cflags libcjson hiredis openssl liburing zlib 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs libcjson hiredis openssl liburing zlib 2>/dev/null)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
 
 # CFLAGS and LDFLAGS are the caller's (the sanitizer targets set them);
@@ -31,11 +31,11 @@ LDLIBS  += $(PKG_LIBS) -pthread
 
 # Pure protocol modules: bytes in, results out. Unit-tested and fuzzed alone.
 PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
-             src/ws/auth.c src/ws/b64url.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c \
+             src/ws/auth.c src/ws/b64url.c src/ws/pmd.c src/json.c src/room/envelope.c src/redis/url.c src/redis/message.c \
              src/redis/seq.c src/redis/cluster.c
 CORE_SRC  := $(PROTO_SRC) src/hmap.c src/config.c src/fbuf.c src/room/room.c src/room/registry.c \
              src/redis/outbox.c src/redis/pub_queue.c src/redis/sub_fifo.c src/inbox.c src/fanout.c src/ipaddr.c src/ws/keys.c src/stats.c \
-             src/send_ring.c src/wheel.c src/send_batch.c src/conn.c src/loop.c src/ring.c src/dest.c src/log.c
+             src/send_ring.c src/wheel.c src/send_batch.c src/conn.c src/loop.c src/ring.c src/dest.c src/log.c src/compressor.c
 # The threaded server: main, acceptor, workers, logging, the Redis broker.
 MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c \
              src/redis/broker.c src/redis/publisher.c src/redis/subscriber.c \

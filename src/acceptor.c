@@ -90,6 +90,8 @@
 #define ROOMS_SNAPSHOT_MS 1000
 /* Out of descriptors with nobody to evict: how long accepting stops. */
 #define NO_FD_PAUSE_MS 100
+/* The 101 answer: its head, the accept key and permessage-deflate's line. */
+#define UPGRADE_ANSWER_MAX 384
 
 /* The demo page, linked in from web/index.html (src/web_assets.S). */
 extern const char web_index_html[];
@@ -352,7 +354,7 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct http_req
     }
     size_t extra = p->len - head_len;
     struct conn_handoff *h = calloc(1, sizeof(*h) + extra);
-    p->out = malloc(256);
+    p->out = malloc(UPGRADE_ANSWER_MAX);
     if (!h || !p->out) {
         if (counted)
             ip_counts_release(a->env.ip_counts, &client);
@@ -376,7 +378,12 @@ static void upgrade(struct acceptor *a, struct pending *p, const struct http_req
     h->fd = p->fd;
     p->handoff = h;
     p->worker = least_loaded(a);
-    p->out_len = ws_hs_write_101(p->out, 256, res);
+    h->pmd = res->pmd;
+    if (res->pmd.on)
+        bump(&ac->deflate_agreed);
+    if (res->pmd_declined)
+        atomic_fetch_add_explicit(&ac->deflate_declined, res->pmd_declined, memory_order_relaxed);
+    p->out_len = ws_hs_write_101(p->out, UPGRADE_ANSWER_MAX, res);
     p->out_off = 0;
     p->phase = PHASE_UPGRADE;
     write_out(a, p);
@@ -409,6 +416,7 @@ static void route(struct acceptor *a, struct pending *p, const struct http_req *
         .origins = cfg->allowed_origins,
         .n_origins = cfg->n_allowed_origins,
         .now_s = clock_wall_ms() / 1000,
+        .compression = cfg->compression,
     };
     struct ws_hs_result res;
     /* The key set may be swapped by a SIGHUP: held while tokens are checked. */

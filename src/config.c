@@ -289,14 +289,27 @@ static int log_level(struct config *c, const char *v, const struct config_defaul
     return say(why, n, "must be debug, info, warn or error");
 }
 
+/* A setting that is `auto` (true) or `off`. */
+static int auto_or_off(bool *field, const char *v, char *why, size_t n)
+{
+    if (strcasecmp(v, "auto") && strcasecmp(v, "off"))
+        return say(why, n, "must be auto or off");
+    *field = !strcasecmp(v, "auto");
+    return 0;
+}
+
 static int io_uring(struct config *c, const char *v, const struct config_defaults *d, char *why,
                     size_t n)
 {
     (void)d;
-    if (strcasecmp(v, "auto") && strcasecmp(v, "off"))
-        return say(why, n, "must be auto or off");
-    c->io_uring = !strcasecmp(v, "auto");
-    return 0;
+    return auto_or_off(&c->io_uring, v, why, n);
+}
+
+static int compression(struct config *c, const char *v, const struct config_defaults *d,
+                       char *why, size_t n)
+{
+    (void)d;
+    return auto_or_off(&c->compression, v, why, n);
 }
 
 static int redis_sentinel(struct config *c, const char *v, const struct config_defaults *d,
@@ -442,6 +455,12 @@ static const struct setting settings[] = {
          "pass's sends in one system call, and falls back to `writev` where the kernel or a "
          "container's seccomp profile refuses io_uring (the log says which path runs); `off`: "
          "always `writev`"),
+    TEXT("COMPRESSION", compression, "auto", NULL, "`auto`, `off`",
+         "`auto`: accept a client's `permessage-deflate` offer (RFC 7692) when its parameters "
+         "can be honoured, asking for `client_no_context_takeover`; `off`: never negotiate"),
+    NUMBER("COMPRESSION_STREAMS", compression_streams, 1024, 0, 1000000, NULL,
+           "room streams (a deflate context each, about 60 KB) one worker may keep; past it a "
+           "room's messages go out compressed alone, or plain (see docs/operations.md)"),
 };
 
 static void store(struct config *c, const struct setting *s, uint64_t v)

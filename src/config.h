@@ -67,6 +67,8 @@ struct config {
     char redis_tls_key[512];  /* REDIS_TLS_KEY_FILE */
     bool redis_tls_verify;    /* REDIS_TLS_VERIFY (default true) */
     bool io_uring;            /* IO_URING: try io_uring for the workers' sends (auto) or not (off) */
+    bool compression;         /* COMPRESSION: negotiate permessage-deflate (auto) or not (off) */
+    uint32_t compression_streams; /* COMPRESSION_STREAMS: deflate contexts per worker, at most */
 };
 
 /* What the machine says, for the defaults that depend on it. */

@@ -16,6 +16,7 @@
 #include "send_batch.h"
 #include "stats.h"
 #include "ws/auth.h"
+#include "ws/utf8.h"
 
 /* What a connection holds while it is not read: the bytes that came after
  * the point where reading stopped and, held for credit, the message no lane
@@ -465,9 +466,27 @@ void conn_retry_held(struct conn_set *s)
 
 static const char *error_reason(enum ws_err err)
 {
-    return err == WS_ERR_TOO_BIG ? "message too big"
-           : err == WS_ERR_UTF8  ? "invalid UTF-8"
-                                 : "protocol error";
+    return err == WS_ERR_TOO_BIG   ? "message too big"
+           : err == WS_ERR_UTF8    ? "invalid UTF-8"
+           : err == WS_ERR_DEFLATE ? "invalid compressed data"
+                                   : "protocol error";
+}
+
+/* Inflates a compressed message into *ev (RFC 7692 7.2.2). Returns 0 or
+ * the ws_err it closes with: 1009 as soon as it passes MAX_MESSAGE_SIZE,
+ * 1007 for data that does not inflate or text that is not UTF-8. */
+static int inflate_message(struct conn_set *s, struct ws_event *ev)
+{
+    int rc = compressor_inflate(&s->z, ev->data, ev->len, s->cfg->max_message, &ev->data,
+                                &ev->len);
+    if (rc == 0 && ev->opcode == WS_OP_TEXT && ws_utf8_check(ev->data, ev->len) < 0)
+        rc = WS_ERR_UTF8;
+    ev->deflated = false;
+    if (rc == WS_ERR_TOO_BIG)
+        bump(&s->counters->inflate_too_big, 1);
+    else if (rc == WS_ERR_UTF8 || rc == WS_ERR_DEFLATE)
+        bump(&s->counters->inflate_bad, 1);
+    return rc;
 }
 
 static void on_data(struct conn_set *s, struct conn *c, const struct ws_event *ev)
@@ -476,8 +495,15 @@ static void on_data(struct conn_set *s, struct conn *c, const struct ws_event *e
      * before the heartbeat's next look. */
     if (c->state != CONN_OPEN || conn_token_expired(s, c))
         return;
+    struct ws_event plain = *ev;
+    int rc = ev->deflated ? inflate_message(s, &plain) : 0;
+    if (rc < 0) {
+        bump(&s->counters->protocol_errors, 1);
+        conn_close(s, c, ws_close_code_for(rc), error_reason(rc));
+        return;
+    }
     bump(&s->counters->received, 1);
-    s->calls->message(s->owner, c, ev);
+    s->calls->message(s->owner, c, &plain);
 }
 
 void conn_feed(struct conn_set *s, struct conn *c, uint8_t *buf, size_t n)
@@ -693,6 +719,12 @@ struct conn *conn_new(struct conn_set *s, const struct conn_handoff *h)
     c->read_only = h->read_only;
     c->last_rx_ms = s->loop.now;
     ws_frame_parser_init(&c->parser, WS_ROLE_SERVER, s->cfg->max_message);
+    if (h->pmd.on) {
+        c->parser.deflate = 1;
+        c->pmd = (uint8_t)(CONN_PMD_ON | (ws_pmd_takes_stream(&h->pmd) ? CONN_PMD_STREAM : 0) |
+                           (ws_pmd_takes_alone(&h->pmd) ? CONN_PMD_ALONE : 0));
+        bump(&s->counters->deflate_connections, 1);
+    }
     if (h->token_exp)
         conn_token_deadline(s, c, h->token_exp);
     schedule_check(s, c, s->loop.now);
@@ -719,6 +751,8 @@ static void free_conn(struct conn_set *s, struct conn *c)
     room_remove(&s->all, &c->any_m);
     send_ring_free(&c->ring);
     ws_frame_parser_free(&c->parser);
+    if (c->pmd)
+        bump(&s->counters->deflate_connections, -1);
     free(c);
     bump(&s->counters->connections, -1);
     bump(&s->counters->closed, 1);
@@ -758,6 +792,7 @@ int conn_set_init(struct conn_set *s, unsigned id, const struct config *cfg,
     s->counters = counters;
     s->calls = calls;
     s->owner = owner;
+    compressor_init(&s->z, cfg->compression_streams, counters);
     int rc = loop_init(&s->loop);
     wheel_init(&s->wheel, tick_for(cfg), s->loop.now);
     s->ping = fbuf_new_frame(WS_OP_PING, NULL, 0);
@@ -774,7 +809,8 @@ int conn_set_init(struct conn_set *s, unsigned id, const struct config *cfg,
 void conn_set_free(struct conn_set *s)
 {
     conn_kill_all(s);
-    conn_reap(s);
+    conn_reap(s); /* their rooms forget their streams first (calls->gone) */
+    compressor_free(&s->z);
     free(s->all.members);
     s->all.members = NULL;
     send_batch_destroy(s->batch);

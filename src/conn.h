@@ -41,6 +41,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "compressor.h"
 #include "fanout.h"
 #include "ipaddr.h"
 #include "list.h"
@@ -72,6 +73,13 @@ enum conn_state {
     CONN_DEAD,           /* freed at the end of this loop pass */
 };
 
+/* What permessage-deflate lets the server send a connection (bits). */
+enum conn_pmd {
+    CONN_PMD_ON = 1,     /* agreed: its RSV1 messages are inflated */
+    CONN_PMD_STREAM = 2, /* its room stream's frames (ws_pmd_takes_stream) */
+    CONN_PMD_ALONE = 4,  /* frames compressed alone (ws_pmd_takes_alone) */
+};
+
 enum conn_hold {
     CONN_HOLD_NONE,
     CONN_HOLD_ROOM,   /* waits for its room's subscription */
@@ -93,6 +101,9 @@ struct conn {
     uint8_t in_chat;     /* chat_m is in the worker's chat list (worker) */
     uint8_t counted;     /* in the server's per-address counts (worker) */
     uint8_t pongs_queued; /* pongs in the ring, not yet fully written (<= PONG_MAX) */
+    uint8_t pmd;          /* enum conn_pmd bits, from the upgrade */
+    uint8_t in_step;      /* a stream member whose inflater has read every frame of its
+                           * room's stream since the stream last started afresh (worker) */
     struct loop_handler io;    /* its socket's handler in the set's loop */
     struct ws_frame_parser parser;
     struct room *room;         /* NULL on a global connection (worker) */
@@ -148,6 +159,7 @@ struct conn_set {
     struct conn *dead;        /* to free at the end of this pass */
     struct list credit_wait;  /* of held_input: held for credit, oldest first */
     struct fbuf *ping;        /* the shared empty ping frame */
+    struct compressor z;      /* permessage-deflate: room streams (the owner's) and inflating */
     struct send_batch *batch; /* the io_uring for writes; NULL: writev (IO_URING) */
     bool draining;
     uint64_t drain_deadline_ms;

@@ -56,6 +56,7 @@ struct conn_handoff {
     bool ip_counted;   /* counted in the per-address limit: the worker counts it out */
     struct ipaddr client_addr; /* what it is counted under (ipaddr_quota_key) */
     int64_t token_exp; /* the token's exp (Unix seconds): closed with 1008 then; 0: never */
+    struct ws_pmd pmd; /* permessage-deflate as agreed in the upgrade */
     size_t extra_len;  /* bytes the client sent after its request head */
     uint8_t extra[];
 };

@@ -32,6 +32,14 @@ struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len)
     return frame(opcode, payload, len, 0);
 }
 
+struct fbuf *fbuf_new_deflated(uint8_t opcode, const void *payload, size_t len)
+{
+    struct fbuf *b = frame(opcode, payload, len, 0);
+    if (b)
+        b->data[0] |= 0x40;
+    return b;
+}
+
 struct fbuf *fbuf_new_broadcast(const void *payload, size_t len, const void *route, size_t size)
 {
     const size_t align = _Alignof(max_align_t);

@@ -23,6 +23,10 @@ struct fbuf {
  * holding one reference (the caller's), or NULL when out of memory. */
 struct fbuf *fbuf_new_frame(uint8_t opcode, const void *payload, size_t len);
 
+/* Frames payload, compressed by permessage-deflate, as one unmasked frame
+ * with RSV1 set (RFC 7692 6). Returns one reference, or NULL. */
+struct fbuf *fbuf_new_deflated(uint8_t opcode, const void *payload, size_t len);
+
 /* Frames payload as a text frame that carries a copy of its routing record
  * (route, size bytes: dest.h says what it holds; fbuf only keeps it) in the
  * same allocation. */

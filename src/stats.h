@@ -51,7 +51,34 @@
     X(paused_now, "backpressure.paused_now", "reads_paused", GAUGE,                               \
       "Client connections not being read right now.")                                             \
     X(closed, NULL, NULL, COUNTER,                                                                \
-      "Handed-over connections that ended: the acceptor's count of open connections.")
+      "Handed-over connections that ended: the acceptor's count of open connections.")            \
+    X(deflate_connections, "compression.connections", "compression_connections", GAUGE,          \
+      "Open connections that agreed permessage-deflate.")                                         \
+    X(deflate_messages, "compression.messages", "compression_messages_total", COUNTER,            \
+      "Messages compressed (once per room stream, or alone), each counted once.")                 \
+    X(deflate_bytes_in, "compression.bytes_in", "compression_bytes_in_total", COUNTER,            \
+      "Payload bytes given to the compressor.")                                                   \
+    X(deflate_bytes_out, "compression.bytes_out", "compression_bytes_out_total", COUNTER,         \
+      "Compressed payload bytes it made of them.")                                                \
+    X(deflate_saved, "compression.wire_bytes_saved", "compression_wire_bytes_saved_total",        \
+      COUNTER, "Bytes not sent because recipients got compressed frames: plain minus "            \
+      "compressed frame, summed over deliveries.")                                                \
+    X(deflate_streams, "compression.streams", "compression_streams", GAUGE,                       \
+      "Room streams alive (a deflate context each).")                                             \
+    X(deflate_stream_refused, "compression.streams_refused",                                      \
+      "compression_streams_refused_total", COUNTER,                                               \
+      "Room messages that found no stream (COMPRESSION_STREAMS reached, or no memory) and went "  \
+      "out compressed alone.")                                                                    \
+    X(deflate_resets, "compression.resets_for_joiners", "compression_resets_for_joiners_total",  \
+      COUNTER, "Room streams restarted so that members who joined mid-stream get its frames.")    \
+    X(deflate_synced, "compression.members_synced", "compression_members_synced_total", COUNTER, \
+      "Members brought into step with their room's stream at a restart.")                         \
+    X(inflate_too_big, "compression.inflate_refused.too_big",                                     \
+      "compression_inflate_refused_total{reason=\"too_big\"}", COUNTER,                         \
+      "Compressed client messages closed with 1009: inflated past MAX_MESSAGE_SIZE.")             \
+    X(inflate_bad, "compression.inflate_refused.bad_data",                                        \
+      "compression_inflate_refused_total{reason=\"bad_data\"}", COUNTER,                        \
+      "Compressed client messages closed with 1007: not valid DEFLATE data, or not UTF-8 text.")
 
 /* The acceptor's. */
 #define ACCEPTOR_COUNTERS(X)                                                                       \
@@ -68,6 +95,10 @@
     X(rejected_per_ip, "connections.rejected_by_reason.per_ip",                                   \
       "connections_rejected_by_reason_total{reason=\"per_ip\"}", COUNTER,                          \
       "Upgrades refused with 503, by reason.")                                                    \
+    X(deflate_agreed, "compression.negotiated", "compression_negotiated_total", COUNTER,         \
+      "Upgrades that agreed permessage-deflate.")                                                 \
+    X(deflate_declined, "compression.offers_declined", "compression_offers_declined_total",      \
+      COUNTER, "permessage-deflate offers declined: malformed, or parameters we cannot honour.")  \
     X(http_requests, "http.requests", "http_requests_total", COUNTER,                             \
       "Complete HTTP request heads.")                                                             \
     X(bad_requests, "http.bad_requests", "http_bad_requests_total", COUNTER,                      \

@@ -22,6 +22,10 @@ struct room {
     uint32_t n, cap;
     struct room_member **members;
     struct room *waiting; /* members not yet admitted (a plain list), or NULL */
+    /* permessage-deflate (the worker's, compressor.h): the room's stream, its
+     * members that take stream frames, and how many of them are not in step. */
+    struct room_stream *stream;
+    uint32_t stream_members, stream_waiting;
 };
 
 /* Zeroed to start with (the map is made at the first join). */

@@ -54,7 +54,8 @@ void ws_frame_parser_shrink(struct ws_frame_parser *p)
 uint16_t ws_close_code_for(int err)
 {
     switch (err) {
-    case WS_ERR_UTF8: return WS_CLOSE_BAD_DATA;
+    case WS_ERR_UTF8:
+    case WS_ERR_DEFLATE: return WS_CLOSE_BAD_DATA;
     case WS_ERR_TOO_BIG: return WS_CLOSE_TOO_BIG;
     case WS_ERR_NOMEM: return WS_CLOSE_INTERNAL;
     default: return WS_CLOSE_PROTOCOL;
@@ -139,8 +140,10 @@ static int begin_frame(struct ws_frame_parser *p)
     uint64_t len = len7;
     size_t at = HDR_MIN;
 
-    /* RFC 6455 5.2: no extension is negotiated, so every RSV bit must be 0. */
-    if (b0 & 0x70)
+    /* RFC 6455 5.2: RSV bits belong to extensions; RFC 7692 6: permessage-deflate
+     * owns RSV1, set on the first frame of a compressed data message only. */
+    bool rsv1 = (b0 & 0x40) != 0;
+    if ((b0 & 0x30) || (rsv1 && (!p->deflate || is_control(op) || op == WS_OP_CONT)))
         return WS_ERR_PROTOCOL;
     if (!known_opcode(op))
         return WS_ERR_PROTOCOL;
@@ -189,11 +192,15 @@ static int begin_frame(struct ws_frame_parser *p)
         if (p->msg && p->msg_cap > MSG_KEEP_MAX)
             ws_frame_parser_shrink(p);
         p->msg_opcode = op;
+        p->msg_deflated = rsv1;
         p->msg_len = 0;
         p->utf8_state = WS_UTF8_ACCEPT;
     }
-    /* The limit is checked from the header, before any byte is buffered. */
-    if (len > p->max_message || p->msg_len + len > p->max_message)
+    /* The limit is checked from the header, before any byte is buffered. A
+     * compressed message is checked again as it is inflated; its own bytes
+     * may pass the limit by what DEFLATE adds to data it cannot shrink. */
+    size_t limit = p->max_message + (p->msg_deflated ? p->max_message / 256 + 64 : 0);
+    if (len > limit || p->msg_len + len > limit)
         return WS_ERR_TOO_BIG;
     return 0;
 }
@@ -250,12 +257,20 @@ static int control_event(struct ws_frame_parser *p, const uint8_t *pl, size_t n,
     return 0;
 }
 
+/* Whether the message's bytes are text to check as they come: a compressed
+ * one is checked once inflated (by the connection). */
+static bool checks_text(const struct ws_frame_parser *p)
+{
+    return p->msg_opcode == WS_OP_TEXT && !p->msg_deflated;
+}
+
 static void message_event(const struct ws_frame_parser *p, const uint8_t *data, size_t n,
                           struct ws_event *ev)
 {
     memset(ev, 0, sizeof(*ev));
     ev->type = WS_EV_MESSAGE;
     ev->opcode = p->msg_opcode;
+    ev->deflated = p->msg_deflated;
     ev->data = data;
     ev->len = n;
 }
@@ -305,7 +320,7 @@ size_t ws_frame_parse(struct ws_frame_parser *p, uint8_t *data, size_t len, stru
                     return fail(p, rc, off, ev);
                 return off;
             }
-            if (p->msg_opcode == WS_OP_TEXT && ws_utf8_check(pl, n) < 0)
+            if (checks_text(p) && ws_utf8_check(pl, n) < 0)
                 return fail(p, WS_ERR_UTF8, off, ev);
             message_event(p, pl, n, ev);
             p->msg_opcode = 0;
@@ -333,7 +348,7 @@ size_t ws_frame_parse(struct ws_frame_parser *p, uint8_t *data, size_t len, stru
             else
                 memcpy(dst, data + off, take);
             /* Reject invalid text at the first bad byte, not at the end. */
-            if (p->msg_opcode == WS_OP_TEXT && ws_utf8_feed(&p->utf8_state, dst, take) < 0)
+            if (checks_text(p) && ws_utf8_feed(&p->utf8_state, dst, take) < 0)
                 return fail(p, WS_ERR_UTF8, off + take, ev);
             p->msg_len += take;
         }
@@ -354,7 +369,7 @@ size_t ws_frame_parse(struct ws_frame_parser *p, uint8_t *data, size_t len, stru
             return off;
         }
         if (p->fin) {
-            if (p->msg_opcode == WS_OP_TEXT && p->utf8_state != WS_UTF8_ACCEPT)
+            if (checks_text(p) && p->utf8_state != WS_UTF8_ACCEPT)
                 return fail(p, WS_ERR_UTF8, off, ev);
             message_event(p, p->msg, p->msg_len, ev);
             p->msg_opcode = 0;

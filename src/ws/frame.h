@@ -27,6 +27,7 @@ enum ws_err {
     WS_ERR_UTF8 = -2,     /* 1007 */
     WS_ERR_TOO_BIG = -3,  /* 1009 */
     WS_ERR_NOMEM = -4,    /* 1011 */
+    WS_ERR_DEFLATE = -5,  /* 1007: a compressed message that does not inflate */
 };
 
 enum ws_close_code {
@@ -55,6 +56,8 @@ enum ws_event_type {
 struct ws_event {
     enum ws_event_type type;
     uint8_t opcode;      /* WS_EV_MESSAGE: WS_OP_TEXT or WS_OP_BINARY */
+    bool deflated;       /* WS_EV_MESSAGE: RSV1 was set (permessage-deflate): data is
+                          * compressed, its text not yet checked */
     const uint8_t *data; /* message or control payload; close: the reason */
     size_t len;
     uint16_t close_code; /* WS_EV_CLOSE: the code, or 0 when none was sent */
@@ -71,6 +74,7 @@ enum ws_role {
 struct ws_frame_parser {
     size_t max_message; /* limit on a reassembled message, in bytes */
     uint8_t role;       /* enum ws_role */
+    uint8_t deflate;    /* permessage-deflate is agreed: RSV1 may mark a message */
     int err;            /* sticky ws_err, 0 while healthy */
 
     /* The frame being read. */
@@ -85,6 +89,7 @@ struct ws_frame_parser {
 
     /* The message being reassembled (msg_opcode 0: none in progress). */
     uint8_t msg_opcode;
+    uint8_t msg_deflated; /* its first frame had RSV1 */
     uint32_t utf8_state;
     uint8_t *msg; /* heap, only while a message spans frames or reads */
     size_t msg_len;

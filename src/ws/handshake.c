@@ -361,6 +361,8 @@ void ws_hs_check(const struct http_req *req, const struct ws_hs_policy *pol,
         return;
 
     ws_hs_accept_key(key->p, key->len, res->accept);
+    if (pol->compression)
+        res->pmd_declined = ws_pmd_negotiate(req, &res->pmd);
     res->route = route;
     res->status = 0;
 }
@@ -372,10 +374,20 @@ size_t ws_hs_write_101(char *out, size_t cap, const struct ws_hs_result *res)
                                "Connection: Upgrade\r\n"
                                "Sec-WebSocket-Accept: ";
     size_t n = sizeof(head) - 1, a = strlen(res->accept);
-    if (cap < n + a + 4)
+    if (cap < n + a + 2)
         return 0;
     memcpy(out, head, n);
     memcpy(out + n, res->accept, a);
-    memcpy(out + n + a, "\r\n\r\n", 4);
-    return n + a + 4;
+    memcpy(out + n + a, "\r\n", 2);
+    n += a + 2;
+    if (res->pmd.on) {
+        size_t e = ws_pmd_write(out + n, cap - n, &res->pmd);
+        if (e == 0)
+            return 0;
+        n += e;
+    }
+    if (cap - n < 2)
+        return 0;
+    memcpy(out + n, "\r\n", 2);
+    return n + 2;
 }

@@ -13,6 +13,7 @@
 
 #include "http.h"
 #include "ws/auth.h"
+#include "ws/pmd.h"
 
 #define WS_HS_ROOM_MAX 128
 #define WS_HS_PREFIX "/api/chat-api"
@@ -37,6 +38,7 @@ struct ws_hs_policy {
     char *const *origins; /* allowed Origin values; n_origins 0: any */
     size_t n_origins;
     int64_t now_s; /* Unix time, for token expiry */
+    bool compression; /* COMPRESSION=auto: permessage-deflate offers are looked at */
 };
 
 struct ws_hs_result {
@@ -52,6 +54,8 @@ struct ws_hs_result {
     bool read_only;                      /* the token says "read_only": true */
     int64_t token_exp;                   /* the token's exp (Unix s); 0: none */
     char accept[29];                     /* Sec-WebSocket-Accept, NUL-terminated */
+    struct ws_pmd pmd;                   /* permessage-deflate as agreed (pmd.on: in use) */
+    unsigned pmd_declined;               /* permessage-deflate offers declined */
 };
 
 /* Whether origin matches an ALLOWED_ORIGINS entry: an exact value

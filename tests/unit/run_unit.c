@@ -19,6 +19,8 @@ int main(void)
     srunner_add_suite(sr, frame_suite());
     srunner_add_suite(sr, http_suite());
     srunner_add_suite(sr, handshake_suite());
+    srunner_add_suite(sr, pmd_suite());
+    srunner_add_suite(sr, compressor_suite());
     srunner_add_suite(sr, auth_suite());
     srunner_add_suite(sr, json_suite());
     srunner_add_suite(sr, envelope_suite());

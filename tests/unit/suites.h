@@ -21,6 +21,8 @@ Suite *utf8_suite(void);
 Suite *frame_suite(void);
 Suite *http_suite(void);
 Suite *handshake_suite(void);
+Suite *pmd_suite(void);
+Suite *compressor_suite(void);
 Suite *auth_suite(void);
 Suite *json_suite(void);
 Suite *envelope_suite(void);

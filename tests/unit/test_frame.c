@@ -504,7 +504,64 @@ START_TEST(shrink_releases_idle_buffer)
 }
 END_TEST
 
+/* One whole client input through a parser that agreed permessage-deflate
+ * (deflate on) or not; returns the first event and its deflated flag. */
+static struct ws_event pmd_event(bool deflate, uint8_t *in, size_t len)
+{
+    static struct ws_frame_parser p;
+    ws_frame_parser_free(&p);
+    ws_frame_parser_init(&p, WS_ROLE_SERVER, 1000);
+    p.deflate = deflate;
+    struct ws_event ev;
+    size_t off = 0;
+    do
+        off += ws_frame_parse(&p, in + off, len - off, &ev);
+    while (ev.type == WS_EV_NONE && off < len);
+    return ev;
+}
+
+START_TEST(rsv1_only_where_permessage_deflate_allows_it)
+{
+    uint8_t buf[256];
+    /* Not UTF-8 once compressed: the text is checked after inflating. */
+    static const uint8_t packed[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+    size_t n = put(buf, WS_OP_TEXT, 1, packed, sizeof(packed));
+    buf[0] |= 0x40;
+    struct ws_event ev = pmd_event(true, buf, n);
+    ck_assert(ev.type == WS_EV_MESSAGE && ev.deflated && ev.len == sizeof(packed));
+    /* The same frame without the agreement: 1002. */
+    n = put(buf, WS_OP_TEXT, 1, packed, sizeof(packed));
+    buf[0] |= 0x40;
+    ev = pmd_event(false, buf, n);
+    ck_assert(ev.type == WS_EV_ERROR && ev.err == WS_ERR_PROTOCOL);
+    /* A fragmented compressed message: RSV1 on the first frame only. */
+    n = put(buf, WS_OP_TEXT, 0, packed, 3);
+    buf[0] |= 0x40;
+    size_t m = put(buf + n, WS_OP_CONT, 1, packed + 3, sizeof(packed) - 3);
+    ev = pmd_event(true, buf, n + m);
+    ck_assert(ev.type == WS_EV_MESSAGE && ev.deflated && ev.len == sizeof(packed));
+    buf[n] |= 0x40; /* and on the continuation too: 1002 */
+    ev = pmd_event(true, buf, n + m);
+    ck_assert(ev.type == WS_EV_ERROR && ev.err == WS_ERR_PROTOCOL);
+    /* On a control frame, or RSV2/RSV3 at all: 1002. */
+    static const uint8_t bits[] = {0x40, 0x20, 0x10};
+    for (size_t i = 0; i < 3; i++) {
+        n = put(buf, i == 0 ? WS_OP_PING : WS_OP_TEXT, 1, "a", 1);
+        buf[0] |= bits[i];
+        ev = pmd_event(true, buf, n);
+        ck_assert(ev.type == WS_EV_ERROR && ev.err == WS_ERR_PROTOCOL);
+    }
+    /* A plain message on a connection that agreed: not deflated. */
+    n = put(buf, WS_OP_TEXT, 1, "plain", 5);
+    ev = pmd_event(true, buf, n);
+    ck_assert(ev.type == WS_EV_MESSAGE && !ev.deflated);
+    ck_assert_uint_eq(ws_close_code_for(WS_ERR_DEFLATE), 1007);
+    pmd_event(false, buf, 0);
+}
+END_TEST
+
 SUITE(frame,
+      rsv1_only_where_permessage_deflate_allows_it,
       rfc_examples_parse,
       rfc_examples_encode,
       shortest_length_form,
