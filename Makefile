@@ -104,6 +104,7 @@ E2E_ENV = CHAT_API_BIN=$(abspath $(BUILD)/chat-api) CHAT_BENCH_BIN=$(abspath $(B
           CHAT_NO_URING_BIN=$(abspath $(BUILD)/no-uring) CHAT_API_SANITIZER=$(SANITIZER) \
           CHAT_SLOW_RESOLVER=$(abspath $(BUILD)/slow-resolver.so)
 SEND_PATH_SUITES := tests/e2e/test_chat.py tests/e2e/test_protocol.py tests/e2e/test_overload.py \
+                    tests/e2e/test_compression.py \
                     tests/e2e/test_send_path.py
 e2e: $(BUILD)/chat-api $(BUILD)/chat-bench $(BUILD)/no-uring $(BUILD)/slow-resolver.so
 	$(E2E_ENV) /usr/bin/python3 -m pytest -q tests/e2e

@@ -3,7 +3,7 @@ playwright-core (tests/browser/chat.mjs, installed by make browser-deps).
 Two pages on two pods through Redis, another room, markup shown as text,
 forged system messages (refused, or shown but never obeyed), two senders of
 one name told apart, a 375 px phone, and pod 1 stopped and started again
-while a page is open.
+while a page is open; the sockets speak permessage-deflate.
 Screenshots go to build/browser/ for a person to look at."""
 import json
 import os
@@ -61,6 +61,10 @@ def test_demo_page_in_chromium(start_server, two_pods):
             drv.kill()
     assert code == 0, drv.stderr.read()
     assert result is not None
+    # Chromium offers permessage-deflate on every socket: the pages' sockets
+    # agreed it, and the chat above worked through compressed frames.
+    z = p2.stats()["compression"]
+    assert z["negotiated"] >= 2 and z["messages"] > 0 and z["wire_bytes_saved"] > 0, z
     print(f"browser: reconnected {result['reconnect_ms']} ms after pod 1 was back")
     for shot in ("alice.png", "bob.png", "phone-375.png", "alice-after-restart.png"):
         assert os.path.getsize(os.path.join(SHOTS, shot)) > 1000
