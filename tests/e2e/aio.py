@@ -21,10 +21,11 @@ async def silent(ws, seconds=0.3):
 OPEN = []  # every client a test opened with connect(), closed by run()
 
 
-async def connect(pod, path):
-    """Opens a client on pod at path and reads its welcome."""
+async def connect(pod, path, **kw):
+    """Opens a client on pod at path and reads its welcome. The websockets
+    library offers permessage-deflate unless told compression=None."""
     import websockets
-    ws = await websockets.connect(pod.url(path), max_queue=None)
+    ws = await websockets.connect(pod.url(path), max_queue=None, **kw)
     OPEN.append(ws)
     m = await recv_json(ws)
     assert m["data"]["event"] == "welcome"
