@@ -35,7 +35,7 @@ PROTO_SRC := src/http.c src/ws/handshake.c src/ws/frame.c src/ws/utf8.c \
              src/redis/seq.c src/redis/cluster.c
 CORE_SRC  := $(PROTO_SRC) src/hmap.c src/config.c src/fbuf.c src/room/room.c src/room/registry.c \
              src/redis/outbox.c src/redis/pub_queue.c src/redis/sub_fifo.c src/inbox.c src/fanout.c src/ipaddr.c src/ws/keys.c src/stats.c \
-             src/send_ring.c src/wheel.c src/send_batch.c src/conn.c src/loop.c src/ring.c src/dest.c src/log.c src/compressor.c
+             src/send_ring.c src/wheel.c src/send_batch.c src/conn.c src/loop.c src/ring.c src/dest.c src/log.c src/compressor.c src/deliver.c
 # The threaded server: main, acceptor, workers, logging, the Redis broker.
 MAIN_SRC  := src/main.c src/server.c src/acceptor.c src/worker.c \
              src/redis/broker.c src/redis/publisher.c src/redis/subscriber.c \

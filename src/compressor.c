@@ -66,6 +66,17 @@ void compressor_free(struct compressor *z)
     memset(z, 0, sizeof(*z));
 }
 
+/* Resizes a buffer of the compressor's to cap bytes. */
+static bool resize(uint8_t **buf, size_t *buf_cap, size_t cap)
+{
+    uint8_t *p = realloc(*buf, cap);
+    if (!p)
+        return false;
+    *buf = p;
+    *buf_cap = cap;
+    return true;
+}
+
 /* Grows the scratch buffer to at least want bytes. */
 static bool out_reserve(struct compressor *z, size_t want)
 {
@@ -74,12 +85,7 @@ static bool out_reserve(struct compressor *z, size_t want)
     size_t cap = z->out_cap ? z->out_cap : 4096;
     while (cap < want)
         cap *= 2;
-    uint8_t *p = realloc(z->out, cap);
-    if (!p)
-        return false;
-    z->out = p;
-    z->out_cap = cap;
-    return true;
+    return resize(&z->out, &z->out_cap, cap);
 }
 
 /* Compresses payload with s, ending on a sync flush whose 00 00 ff ff is
@@ -218,14 +224,7 @@ static bool in_reserve(struct compressor *z, size_t max)
     size_t cap = z->in_cap ? z->in_cap * 2 : 4096;
     if (cap > max + 1)
         cap = max + 1;
-    if (cap <= z->in_cap)
-        return false;
-    uint8_t *p = realloc(z->in, cap);
-    if (!p)
-        return false;
-    z->in = p;
-    z->in_cap = cap;
-    return true;
+    return cap > z->in_cap && resize(&z->in, &z->in_cap, cap);
 }
 
 int compressor_inflate(struct compressor *z, const uint8_t *in, size_t len, size_t max,

@@ -36,6 +36,7 @@
 #include "compressor.h"
 #include "config.h"
 #include "conn.h"
+#include "deliver.h"
 #include "dest.h"
 #include "fanout.h"
 #include "fbuf.h"
@@ -222,11 +223,8 @@ static void admit(struct worker *w, struct conn *c)
 {
     if (c->room)
         fanout_member(w->fan, w->id, fanout_room_bucket(room_hash_of(c->room)), 1);
-    if (c->room && (c->pmd & CONN_PMD_STREAM)) {
-        /* Not in step until its room's stream next starts afresh. */
-        c->room->stream_members++;
-        c->room->stream_waiting++;
-    }
+    if (c->room)
+        deliver_join(c->room, c);
     if (room_add(&w->chat, &c->chat_m) < 0) {
         conn_kill(&w->conns, c);
         return;
@@ -342,18 +340,6 @@ static void adopt(struct worker *w, struct conn_handoff *h)
     free(h);
 }
 
-/* An admitted member leaves r: a room without stream members has no stream. */
-static void leave_stream(struct worker *w, struct room *r, struct conn *c)
-{
-    if (!(c->pmd & CONN_PMD_STREAM))
-        return;
-    r->stream_members--;
-    if (!c->in_step)
-        r->stream_waiting--;
-    if (r->stream_members == 0)
-        compressor_forget(&w->conns.z, &r->stream);
-}
-
 /* c is about to be freed: out of its room, the global list and its address's
  * count (conn_calls.gone). */
 static void on_gone(void *owner, struct conn *c)
@@ -365,7 +351,7 @@ static void on_gone(void *owner, struct conn *c)
             room_leave_waiting(&w->rooms, c->room, &c->room_m);
         } else {
             fanout_member(w->fan, w->id, fanout_room_bucket(room_hash_of(c->room)), -1);
-            leave_stream(w, c->room, c);
+            deliver_leave(&w->conns, c->room, c);
             room_leave(&w->rooms, c->room, &c->room_m);
         }
     }
@@ -384,126 +370,12 @@ static const struct conn_calls CALLS = {
 
 /* ---- inbox, drain, loop ---- */
 
-/* One message's frames for one delivery: the plain one and, made when a
- * member first needs them, the room stream's and the one compressed alone.
- * Each holds prepaid references for every member from the one that made it
- * on; those not used are given back at the end. */
-struct frames {
-    struct fbuf *f[3];
-    uint32_t paid[3], used[3];
-    bool tried_stream, tried_alone;
-    bool restarted; /* the stream's frame starts it afresh: every stream member is in step */
-};
-
-enum { PLAIN, STREAM, ALONE };
-
-static void make_frame(struct frames *v, int k, struct fbuf *b, uint32_t members_left)
-{
-    v->f[k] = b;
-    if (b) {
-        fbuf_ref_n(b, members_left);
-        v->paid[k] = members_left;
-    }
-}
-
-/* The stream's frame for r, compressed once per delivery; NULL when r gets no
- * stream frame (none could be kept: it then goes as for no-context members). */
-static struct fbuf *stream_frame(struct worker *w, struct room *r, struct frames *v,
-                                 uint32_t left)
-{
-    if (!v->tried_stream) {
-        v->tried_stream = true;
-        bool restart = compressor_restart_due(r->stream, r->stream_waiting, r->stream_members);
-        const struct fbuf *b = v->f[PLAIN];
-        struct fbuf *z = compressor_stream(&w->conns.z, &r->stream, b->data[0] & 0x0f,
-                                           fbuf_payload(b), b->len - b->hdr_len, restart,
-                                           w->conns.loop.now, &v->restarted);
-        make_frame(v, STREAM, z, left);
-        if (z)
-            fbuf_unref(z); /* the prepaid ones are all it needs */
-        if (v->restarted) {
-            bump(&w->counters->deflate_resets, restart);
-            bump(&w->counters->deflate_synced, r->stream_waiting);
-            r->stream_waiting = 0;
-        }
-    }
-    return v->f[STREAM];
-}
-
-/* The frame compressed alone, made once per delivery; NULL: send plain (no
- * memory, or compressing did not make it smaller). */
-static struct fbuf *alone_frame(struct worker *w, struct frames *v, uint32_t left)
-{
-    if (!v->tried_alone) {
-        v->tried_alone = true;
-        const struct fbuf *b = v->f[PLAIN];
-        struct fbuf *z = compressor_alone(&w->conns.z, b->data[0] & 0x0f, fbuf_payload(b),
-                                          b->len - b->hdr_len);
-        if (z && z->len >= b->len) {
-            fbuf_unref(z);
-            z = NULL;
-        }
-        make_frame(v, ALONE, z, left);
-        if (z)
-            fbuf_unref(z);
-    }
-    return v->f[ALONE];
-}
-
-/* Which of the message's frames c gets. A stream member gets the stream's
- * frames only while in step, and nothing else compressed: a frame from
- * elsewhere would enter its inflater's window and the stream's next frame
- * would be read against a history the compressor never had. Global
- * messages are no room's stream: plain for stream members. */
-static int frame_for(struct worker *w, struct room *r, struct conn *c, struct frames *v,
-                     uint32_t left)
-{
-    bool global = r == &w->chat;
-    if ((c->pmd & CONN_PMD_STREAM) && !global) {
-        if (stream_frame(w, r, v, left)) {
-            if (v->restarted)
-                c->in_step = 1;
-            return c->in_step ? STREAM : PLAIN;
-        }
-        /* No stream: its next one starts afresh, so a frame compressed
-         * alone cannot put anyone out of step with it. */
-    } else if (c->pmd & CONN_PMD_STREAM) {
-        return PLAIN;
-    }
-    if ((c->pmd & CONN_PMD_ALONE) && alone_frame(w, v, left))
-        return ALONE;
-    return PLAIN;
-}
-
 /* Appends b to the ring of every member of r (a room, or the list of every
- * chat connection). The references are taken with one atomic add per frame
- * for all of them, and those not used (closed or slow members) are given
- * back. Members are queued in one order for every frame of the room, which
- * is the order its stream compressed them in (compressor.h). */
+ * chat connection), each member getting the frame its compression calls for
+ * (deliver.h). */
 static void deliver_to(struct worker *w, struct room *r, struct fbuf *b)
 {
-    if (r->n == 0)
-        return;
-    bool global = r == &w->chat;
-    uint32_t n = r->n;
-    struct frames v = {0};
-    make_frame(&v, PLAIN, b, n);
-    for (uint32_t i = 0; i < n; i++) {
-        struct conn *c = global ? container_of(r->members[i], struct conn, chat_m)
-                                : container_of(r->members[i], struct conn, room_m);
-        int k = c->pmd ? frame_for(w, r, c, &v, n - i) : PLAIN;
-        v.used[k] += conn_send(&w->conns, c, v.f[k], true);
-    }
-    bump(&w->counters->delivered, v.used[PLAIN] + v.used[STREAM] + v.used[ALONE]);
-    int64_t saved = 0;
-    for (int k = 0; k < 3; k++) {
-        if (v.f[k]) {
-            saved += (int64_t)v.used[k] * ((int64_t)b->len - (int64_t)v.f[k]->len);
-            fbuf_unref_n(v.f[k], v.paid[k] - v.used[k]);
-        }
-    }
-    if (saved > 0)
-        bump(&w->counters->deflate_saved, saved);
+    bump(&w->counters->delivered, deliver_frames(&w->conns, r, r == &w->chat, b));
 }
 
 /* b from the inbox: to the members of the room its record names. */

@@ -21,6 +21,7 @@ int main(void)
     srunner_add_suite(sr, handshake_suite());
     srunner_add_suite(sr, pmd_suite());
     srunner_add_suite(sr, compressor_suite());
+    srunner_add_suite(sr, deliver_suite());
     srunner_add_suite(sr, auth_suite());
     srunner_add_suite(sr, json_suite());
     srunner_add_suite(sr, envelope_suite());

@@ -23,6 +23,7 @@ Suite *http_suite(void);
 Suite *handshake_suite(void);
 Suite *pmd_suite(void);
 Suite *compressor_suite(void);
+Suite *deliver_suite(void);
 Suite *auth_suite(void);
 Suite *json_suite(void);
 Suite *envelope_suite(void);
