@@ -68,7 +68,7 @@ $(BUILD)/chat-api: $(CORE_OBJ) $(MAIN_OBJ)
 $(BUILD)/chat-bench: bench/chat-bench.c src/ws/frame.c src/ws/utf8.c src/ws/frame.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=c17 -D_GNU_SOURCE -O2 -g $(WARN) -Isrc bench/chat-bench.c src/ws/frame.c \
-	  src/ws/utf8.c -o $@
+	  src/ws/utf8.c -o $@ -lz
 
 $(BUILD)/unit-tests: $(CORE_OBJ) $(TEST_OBJ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LDLIBS) $(CHECK_LIBS)

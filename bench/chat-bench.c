@@ -31,6 +31,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "ws/frame.h"
 
@@ -68,6 +69,7 @@ struct gconn {
     char hbuf[1024];
     size_t hlen;
     struct ws_frame_parser parser;
+    z_stream *zin; /* --deflate, when the server agreed: this client's inflater */
     uint32_t *expect; /* next sequence expected from each publisher of the room */
     uint64_t received;
     /* publisher side */
@@ -95,6 +97,8 @@ struct opts {
     int concurrency;  /* connect mode: handshakes in flight */
     int spread;       /* >0: a room's members sit on this many of the ports (fleet) */
     int storm;        /* connections opened at once, each sending its head at connect */
+    int deflate;      /* offer permessage-deflate; inflate what comes compressed */
+    int text;         /* chat-like payloads: varied words, 150-900 characters */
 };
 
 static struct opts O = {
@@ -119,6 +123,10 @@ static uint64_t hist_n, hist_max;
 static bool measuring;
 static bool sending = true; /* false once the measured window ends: drain only */
 static uint64_t deliveries, m_deliveries, sent_total, m_sent;
+static uint64_t m_wire;             /* bytes read from the servers while measuring */
+static uint64_t m_compressed;       /* deliveries that came compressed while measuring */
+static uint8_t *zbuf;               /* one inflated message */
+#define ZBUF (1 << 20)
 static uint64_t dup_or_reorder, gaps, gap_msgs;
 static uint64_t opened, failed;
 static uint64_t outcomes[GO_COUNT];
@@ -350,6 +358,32 @@ static void send_bytes(struct gconn *c, const uint8_t *b, size_t n)
     c->wlen += n;
 }
 
+/* Words a chat message is made of (--text). */
+static const char *const WORDS[] = {
+    "the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "servers",
+    "fan", "out", "messages", "to", "every", "member", "of", "room", "in", "order", "and",
+    "nobody", "loses", "byte", "hello", "again", "release", "deploy", "tomorrow", "lunch",
+    "coffee", "review", "merge", "ticket", "meeting", "at", "noon", "thanks", "see", "you",
+    "later", "build", "is", "green", "red", "who", "broke", "it", "ok", "sure", "why", "not"};
+
+/* Writes 150-900 characters of words, varied by seed, at out. Returns the length. */
+static int chat_text(char *out, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    int len = 0, target = 150 + (int)(x % 751);
+    while (len < target) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        const char *w = WORDS[x % (sizeof(WORDS) / sizeof(WORDS[0]))];
+        size_t n = strlen(w);
+        memcpy(out + len, w, n);
+        out[len + (int)n] = ' ';
+        len += (int)n + 1;
+    }
+    return len;
+}
+
 static void send_message(struct gconn *c, uint64_t scheduled_ns)
 {
     char json[70000];
@@ -358,7 +392,10 @@ static void send_message(struct gconn *c, uint64_t scheduled_ns)
     int want = O.payload - head - 3;
     if (want < 0)
         want = 0;
-    memcpy(json + head, pad, (size_t)want);
+    if (O.text)
+        want = chat_text(json + head, c->sent * 2654435761u + (uint64_t)c->pub);
+    else
+        memcpy(json + head, pad, (size_t)want);
     int n = head + want;
     memcpy(json + n, "\"}}", 3);
     n += 3;
@@ -441,6 +478,35 @@ static void on_message(struct gconn *c, const uint8_t *data, size_t len)
     }
 }
 
+/* A message event: inflated first when it came compressed (RFC 7692 7.2.2:
+ * the tail 00 00 ff ff appended; the server may keep context). */
+static void on_data(struct gconn *c, const struct ws_event *ev)
+{
+    if (!ev->deflated) {
+        on_message(c, ev->data, ev->len);
+        return;
+    }
+    static const uint8_t tail[4] = {0, 0, 0xff, 0xff};
+    z_stream *z = c->zin;
+    z->next_out = zbuf;
+    z->avail_out = ZBUF;
+    const uint8_t *part[2] = {ev->data, tail};
+    size_t len[2] = {ev->len, 4};
+    for (int k = 0; k < 2; k++) {
+        z->next_in = (Bytef *)(uintptr_t)part[k];
+        z->avail_in = (uInt)len[k];
+        int rc = inflate(z, Z_SYNC_FLUSH);
+        if (rc != Z_OK && rc != Z_BUF_ERROR) {
+            fprintf(stderr, "chat-bench: a compressed message does not inflate\n");
+            gclose(c);
+            return;
+        }
+    }
+    if (measuring)
+        m_compressed++;
+    on_message(c, zbuf, ZBUF - z->avail_out);
+}
+
 static void on_handshake_bytes(struct gconn *c)
 {
     ssize_t n = read(c->fd, c->hbuf + c->hlen, sizeof(c->hbuf) - c->hlen - 1);
@@ -462,6 +528,16 @@ static void on_handshake_bytes(struct gconn *c)
     c->state = G_OPEN;
     opened++;
     ws_frame_parser_init(&c->parser, WS_ROLE_CLIENT, 1 << 20);
+    if (O.deflate && strcasestr(c->hbuf, "permessage-deflate")) {
+        c->parser.deflate = 1;
+        if (!c->zin) {
+            c->zin = calloc(1, sizeof(*c->zin));
+            if (!c->zin || inflateInit2(c->zin, -15) != Z_OK)
+                die("inflateInit2");
+        } else {
+            inflateReset(c->zin);
+        }
+    }
     if (!c->reads) {
         arm(c, 0); /* the slow member: never reads again */
         return;
@@ -477,7 +553,7 @@ static void on_handshake_bytes(struct gconn *c)
             if (ev.type == WS_EV_NONE)
                 break;
             if (ev.type == WS_EV_MESSAGE)
-                on_message(c, ev.data, ev.len);
+                on_data(c, &ev);
         }
     }
 }
@@ -494,6 +570,8 @@ static void on_readable(struct gconn *c)
             gclose(c);
         return;
     }
+    if (measuring)
+        m_wire += (uint64_t)n;
     size_t off = 0;
     while (off < (size_t)n && c->state == G_OPEN) {
         struct ws_event ev;
@@ -501,7 +579,7 @@ static void on_readable(struct gconn *c)
         if (ev.type == WS_EV_NONE)
             break;
         if (ev.type == WS_EV_MESSAGE)
-            on_message(c, ev.data, ev.len);
+            on_data(c, &ev);
         else if (ev.type == WS_EV_PING) {
             uint8_t f[200];
             uint8_t mask[4] = {1, 2, 3, 4};
@@ -530,8 +608,11 @@ static void on_event(struct gconn *c, uint32_t events)
                          "GET /api/chat-api/ws/bench-%d HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Upgrade: websocket\r\nConnection: Upgrade\r\n"
                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         "Sec-WebSocket-Version: 13\r\n\r\n",
-                         c->room);
+                         "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                         c->room,
+                         O.deflate ? "Sec-WebSocket-Extensions: permessage-deflate; "
+                                     "client_max_window_bits\r\n"
+                                   : "");
         c->state = G_HANDSHAKE;
         arm(c, EPOLLIN);
         if (write(c->fd, req, (size_t)n) != n)
@@ -686,12 +767,15 @@ static void run_messages(void)
     printf(",\"messages_sent\":%llu,\"deliveries\":%llu,\"deliveries_per_s\":%.0f,"
            "\"deliveries_per_server_cpu_s\":%.0f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,"
            "\"max_us\":%.1f,\"loss\":%llu,\"gaps\":%llu,\"gap_messages\":%llu,"
-           "\"dup_or_reorder\":%llu,\"readers_closed\":%llu",
+           "\"dup_or_reorder\":%llu,\"readers_closed\":%llu,\"wire_bytes_per_delivery\":%.1f,"
+           "\"compressed_share\":%.3f",
            (unsigned long long)m_sent, (unsigned long long)m_deliveries,
            (double)m_deliveries / wall, srv_cpu > 0 ? (double)m_deliveries / srv_cpu : 0,
            hist_pct(0.50), hist_pct(0.99), hist_pct(0.999), (double)hist_max / 1000.0,
            (unsigned long long)loss, (unsigned long long)gaps, (unsigned long long)gap_msgs,
-           (unsigned long long)dup_or_reorder, (unsigned long long)closed);
+           (unsigned long long)dup_or_reorder, (unsigned long long)closed,
+           m_deliveries ? (double)m_wire / (double)m_deliveries : 0,
+           m_deliveries ? (double)m_compressed / (double)m_deliveries : 0);
     if (O.spread > 0) {
         /* Every message each room's publishers sent, warm-up included, and
          * which ports host the room: for per-pod accounting. */
@@ -879,7 +963,10 @@ static void usage(void)
             "                      report welcomes, 503s, resets and the time to the last\n"
             "                      welcome (--duration: how long to wait for them all)\n"
             "  --spread K          a room's members on K of the ports, rooms spread evenly\n"
-            "                      (also reports each room's messages sent)\n");
+            "                      (also reports each room's messages sent)\n"
+            "  --deflate           offer permessage-deflate, inflate what comes compressed\n"
+            "                      (reports wire bytes per delivery and the compressed share)\n"
+            "  --text              chat-like payloads: varied words, 150-900 characters\n");
     exit(2);
 }
 
@@ -904,6 +991,8 @@ int main(int argc, char **argv)
         {"concurrency", 1, 0, 'c'},
         {"spread", 1, 0, 'x'},
         {"storm", 1, 0, 'T'},
+        {"deflate", 0, 0, 'D'},
+        {"text", 0, 0, 'X'},
         {0, 0, 0, 0},
     };
     int opt;
@@ -927,6 +1016,8 @@ int main(int argc, char **argv)
         case 'c': O.concurrency = atoi(optarg); break;
         case 'x': O.spread = atoi(optarg); break;
         case 'T': O.storm = atoi(optarg); break;
+        case 'D': O.deflate = 1; break;
+        case 'X': O.text = 1; break;
         default: usage();
         }
     }
@@ -942,7 +1033,8 @@ int main(int argc, char **argv)
     }
     epfd = epoll_create1(EPOLL_CLOEXEC);
     rbuf = malloc(READ_BUF);
-    if (epfd < 0 || !rbuf)
+    zbuf = malloc(ZBUF);
+    if (epfd < 0 || !rbuf || !zbuf)
         die("setup");
     if (O.storm > 0)
         run_storm();

@@ -1,7 +1,9 @@
 // uws.js: a chat server on uWebSockets (the C++ core, through uWebSockets.js)
 // speaking chat-api's contract subset, with uWebSockets' own pub/sub doing
 // the fan-out: a room's members subscribe to its topic and to 'global'.
-// PORT (default 8080). For make compare only.
+// PORT (default 8080); DEFLATE=1 answers permessage-deflate offers with
+// uWebSockets' shared compressor (each message compressed alone). For make
+// compare only.
 'use strict';
 const uWS = require('@trufflesuite/uws-js-unofficial');
 const { roomOf, clientId, welcome, fromClient } = require('./envelope');
@@ -12,6 +14,7 @@ const decoder = new TextDecoder();
 function ws(pattern) {
   return {
     maxPayloadLength: 64 * 1024,
+    compression: process.env.DEFLATE ? uWS.SHARED_COMPRESSOR : uWS.DISABLED,
     // Its default of 64 KiB skips (drops for) a reader that falls behind;
     // chat-api closes such a reader instead. Both: close, never drop.
     maxBackpressure: 1024 * 1024,

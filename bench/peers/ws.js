@@ -1,6 +1,8 @@
 // ws.js: the chat server users would otherwise write in Node, on the ws
 // package: rooms as sets of sockets, one send per recipient. Same contract
-// subset as uws.js. PORT (default 8080). For make compare only.
+// subset as uws.js. PORT (default 8080); DEFLATE=1 turns on ws'
+// perMessageDeflate with its defaults (a context per connection, messages
+// of 1 KiB or more compressed). For make compare only.
 'use strict';
 const http = require('http');
 const { WebSocketServer } = require('ws');
@@ -13,7 +15,8 @@ const everyone = new Set();
 const server = http.createServer((req, res) => {
   res.writeHead(req.url === '/healthz' ? 200 : 404).end(req.url === '/healthz' ? 'ok' : '');
 });
-const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 });
+const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024,
+  perMessageDeflate: !!process.env.DEFLATE });
 
 server.on('upgrade', (req, socket, head) => {
   const room = roomOf(req.url);
