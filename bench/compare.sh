@@ -66,8 +66,10 @@ for run in $(seq "$RUNS"); do
     # Compression (issue 27): chat-like text, every member compressing; the
     # same traffic plain beside it for chat-api's CPU ratio.
     scenario deflate25  --rooms 8 --members 25 --publishers 1 --window 16 --text --deflate
+    scenario plain25    --rooms 8 --members 25 --publishers 1 --window 16 --text
     scenario deflate300 --rooms 1 --members 300 --publishers 1 --window 32 --text --deflate
     scenario plain300   --rooms 1 --members 300 --publishers 1 --window 32 --text
+    scenario idledeflate --idle --rooms 150 --members 100 --sources 16 --deflate
 done
 echo "compare: load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 /usr/bin/python3 bench/compare.py "$OUT" ours $PEERS
