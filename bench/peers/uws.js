@@ -41,7 +41,8 @@ function ws(pattern) {
       if (isBinary) return s.end(1003, 'binary');
       const u = s.getUserData();
       const out = fromClient(decoder.decode(message), u.room, u.id);
-      if (out !== null) app.publish(u.room === null ? 'global' : 'room:' + u.room, out);
+      // compress: the shared compressor's frame (publish sends plain without it).
+      if (out !== null) app.publish(u.room === null ? 'global' : 'room:' + u.room, out, false, true);
     },
   };
 }
