@@ -458,9 +458,10 @@ static const struct setting settings[] = {
     TEXT("COMPRESSION", compression, "auto", NULL, "`auto`, `off`",
          "`auto`: accept a client's `permessage-deflate` offer (RFC 7692) when its parameters "
          "can be honoured, asking for `client_no_context_takeover`; `off`: never negotiate"),
-    NUMBER("COMPRESSION_STREAMS", compression_streams, 1024, 0, 1000000, NULL,
-           "room streams (a deflate context each, about 60 KB) one worker may keep; past it a "
-           "room's messages go out compressed alone, or plain (see docs/operations.md)"),
+    NUMBER("COMPRESSION_STREAMS", compression_streams, 512, 0, 1000000, NULL,
+           "room streams (a deflate context each, up to about 146 KB while its room is busy) one "
+           "worker may keep; past it a room's messages go out compressed alone, or plain (see "
+           "docs/operations.md)"),
 };
 
 static void store(struct config *c, const struct setting *s, uint64_t v)

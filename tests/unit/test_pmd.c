@@ -125,9 +125,9 @@ START_TEST(what_each_agreement_lets_the_server_send)
     ck_assert(ws_pmd_takes_stream(&p) && ws_pmd_takes_alone(&p));
     p = offer("permessage-deflate; server_no_context_takeover", NULL);
     ck_assert(!ws_pmd_takes_stream(&p) && ws_pmd_takes_alone(&p));
-    p = offer("permessage-deflate; server_max_window_bits=13", NULL);
-    ck_assert(ws_pmd_takes_stream(&p) && !ws_pmd_takes_alone(&p));
-    p = offer("permessage-deflate; server_max_window_bits=12", NULL);
+    p = offer("permessage-deflate; server_max_window_bits=15", NULL);
+    ck_assert(ws_pmd_takes_stream(&p) && ws_pmd_takes_alone(&p));
+    p = offer("permessage-deflate; server_max_window_bits=14", NULL);
     ck_assert(!ws_pmd_takes_stream(&p) && !ws_pmd_takes_alone(&p));
 }
 END_TEST
