@@ -165,7 +165,7 @@ bench: deps
 	@$(MAKE) --no-print-directory $(BUILD)/chat-api $(BUILD)/chat-bench
 	bench/run.sh
 
-# chat-api against uWebSockets and Node's ws, side by side (bench/compare.sh;
+# chat-api against uWebSockets, Bun and Node's ws, side by side (bench/compare.sh;
 # the peers in bench/peers/, their versions locked). Not part of make test.
 compare: deps
 	@./scripts/deps.sh $(BENCH_PKGS)
