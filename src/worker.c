@@ -221,10 +221,10 @@ static void release_addr(struct worker *w, const struct ipaddr *addr, bool count
  * sends its welcome. */
 static void admit(struct worker *w, struct conn *c)
 {
-    if (c->room)
+    if (c->room) {
         fanout_member(w->fan, w->id, fanout_room_bucket(room_hash_of(c->room)), 1);
-    if (c->room)
         deliver_join(c->room, c);
+    }
     if (room_add(&w->chat, &c->chat_m) < 0) {
         conn_kill(&w->conns, c);
         return;
