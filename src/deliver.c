@@ -23,11 +23,14 @@ struct frames {
 
 enum { PLAIN, STREAM, ALONE };
 
-static void make_frame(struct frames *v, int k, struct fbuf *b, uint32_t members_left)
+/* Files frame k, prepaid for the members_left still to be served: b's
+ * references are the caller's plus these (adopt: the caller's own reference,
+ * to a frame just made, is one of them). */
+static void make_frame(struct frames *v, int k, struct fbuf *b, uint32_t members_left, bool adopt)
 {
     v->f[k] = b;
     if (b) {
-        fbuf_ref_n(b, members_left);
+        fbuf_ref_n(b, members_left - adopt);
         v->paid[k] = members_left;
     }
 }
@@ -44,9 +47,7 @@ static struct fbuf *stream_frame(struct conn_set *s, struct room *r, struct fram
         struct fbuf *z = compressor_stream(&s->z, &r->stream, b->data[0] & 0x0f,
                                            fbuf_payload(b), b->len - b->hdr_len, restart,
                                            s->loop.now, &v->restarted);
-        make_frame(v, STREAM, z, left);
-        if (z)
-            fbuf_unref(z); /* the prepaid ones are all it needs */
+        make_frame(v, STREAM, z, left, true);
         if (v->restarted) {
             bump(&s->counters->deflate_resets, restart);
             bump(&s->counters->deflate_synced, r->stream_waiting);
@@ -69,9 +70,7 @@ static struct fbuf *alone_frame(struct conn_set *s, struct frames *v, uint32_t l
             fbuf_unref(z);
             z = NULL;
         }
-        make_frame(v, ALONE, z, left);
-        if (z)
-            fbuf_unref(z);
+        make_frame(v, ALONE, z, left, true);
     }
     return v->f[ALONE];
 }
@@ -106,7 +105,7 @@ uint32_t deliver_frames(struct conn_set *s, struct room *r, bool global, struct 
         return 0;
     uint32_t n = r->n;
     struct frames v = {0};
-    make_frame(&v, PLAIN, b, n);
+    make_frame(&v, PLAIN, b, n, false);
     for (uint32_t i = 0; i < n; i++) {
         struct conn *c = global ? container_of(r->members[i], struct conn, chat_m)
                                 : container_of(r->members[i], struct conn, room_m);
